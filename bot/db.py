@@ -1,0 +1,67 @@
+"""Database lifecycle: Tortoise config from a URL, migrations, open/close.
+
+The same code serves SQLite (embedded default) and PostgreSQL; the URL decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.context import TortoiseContext
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from models import MODEL_MODULES
+
+
+def normalise_url(url: str) -> str:
+    """Tortoise spells PostgreSQL as ``postgres://``; accept the common ``postgresql://`` too."""
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
+def tortoise_config(url: str) -> dict[str, Any]:
+    url = normalise_url(url)
+    if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
+        Path(url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "models.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+#: For ``tortoise makemigrations`` during development (see pyproject ``[tool.tortoise]``).
+TORTOISE_ORM = tortoise_config("sqlite://./invoicebot-data/invoicebot.db")
+
+
+async def migrate(url: str) -> None:
+    """Apply every pending migration to the database at ``url`` (idempotent)."""
+    async with TortoiseContext():
+        await tortoise_migrate(config=tortoise_config(url))
+        await Tortoise.close_connections()
+
+
+@contextlib.asynccontextmanager
+async def database(url: str, *, apply_migrations: bool = True, global_fallback: bool = True) -> AsyncIterator[TortoiseContext]:
+    """Open the database for the duration of the block (migrating it first by default).
+
+    ``global_fallback`` makes the connection visible to tasks started outside this
+    context (aiohttp request handlers, background tasks); only one may be open so.
+    """
+    if apply_migrations:
+        await migrate(url)
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(url), _enable_global_fallback=global_fallback)
+        yield ctx

@@ -1,0 +1,1 @@
+"""What ops say: the ``/invoicing`` grammar, handlers and plain reply objects (no Slack SDK here)."""

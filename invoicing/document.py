@@ -1,0 +1,127 @@
+"""The invoice as a document: a plain, picklable value built from the stored snapshot.
+
+The PDF renderer and the e-mail composer take an ``InvoiceDocument`` and never touch
+the database, so they are pure (same document → same bytes) and can run in a
+process pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from models import Invoice, InvoiceLine
+
+
+@dataclass(frozen=True)
+class Party:
+    """Seller or buyer as printed: the accounting keys at issue time."""
+
+    legal_name: str
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    region: str = ""
+    postcode: str = ""
+    country: str = ""
+    vat_number: str = ""
+    company_number: str = ""
+    email: str = ""
+    phone: str = ""
+    iban: str = ""
+    bic: str = ""
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Party:
+        known = cls.__dataclass_fields__
+        return cls(**{k: str(v or "") for k, v in snapshot.items() if k in known})
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    order_ref: str
+    dispatched_at: datetime
+    sku: str
+    description: str
+    quantity: int
+    unit_cost: Decimal
+    unit_shipping: Decimal
+    tax_rate: Decimal
+    net: Decimal
+
+
+@dataclass(frozen=True)
+class DocumentTaxBand:
+    rate: Decimal
+    net: Decimal
+    tax: Decimal
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    """Everything printed on one invoice. Datetimes are aware UTC; ``timezone`` is the
+    buyer's IANA zone in which dates are printed."""
+
+    tenant_name: str
+    number: str
+    issued_at: datetime
+    period_start: datetime | None
+    period_end: datetime
+    timezone: str
+    currency: str
+    seller: Party
+    buyer: Party
+    lines: tuple[DocumentLine, ...]
+    tax_bands: tuple[DocumentTaxBand, ...]
+    net_total: Decimal
+    tax_total: Decimal
+    gross_total: Decimal
+    payment_terms_days: int
+    order_count: int
+
+    @classmethod
+    def from_models(cls, invoice: Invoice, lines: Iterable[InvoiceLine], *, tenant_name: str) -> InvoiceDocument:
+        return cls(
+            tenant_name=tenant_name,
+            number=invoice.display_number,
+            issued_at=invoice.issued_at,
+            period_start=invoice.period_start,
+            period_end=invoice.period_end,
+            timezone=invoice.timezone,
+            currency=invoice.currency,
+            seller=Party.from_snapshot(invoice.seller),
+            buyer=Party.from_snapshot(invoice.buyer),
+            lines=tuple(
+                DocumentLine(
+                    order_ref=line.order_ref,
+                    dispatched_at=line.dispatched_at,
+                    sku=line.sku,
+                    description=line.description,
+                    quantity=line.quantity,
+                    unit_cost=Decimal(line.unit_cost),
+                    unit_shipping=Decimal(line.unit_shipping),
+                    tax_rate=Decimal(line.tax_rate),
+                    net=Decimal(line.net),
+                )
+                for line in sorted(lines, key=lambda l: l.position)
+            ),
+            tax_bands=tuple(
+                DocumentTaxBand(rate=Decimal(b["rate"]), net=Decimal(b["net"]), tax=Decimal(b["tax"]))
+                for b in invoice.tax_breakdown
+            ),
+            net_total=Decimal(invoice.net_total),
+            tax_total=Decimal(invoice.tax_total),
+            gross_total=Decimal(invoice.gross_total),
+            payment_terms_days=invoice.payment_terms_days,
+            order_count=invoice.order_count,
+        )
+
+    @classmethod
+    async def load(cls, invoice: Invoice) -> InvoiceDocument:
+        """Fetch lines and tenant name for a stored invoice."""
+        await invoice.fetch_related("tenant")
+        lines = await InvoiceLine.filter(invoice_id=invoice.id).order_by("position")
+        return cls.from_models(invoice, lines, tenant_name=invoice.tenant.name)

@@ -1,0 +1,53 @@
+"""What is stored: Tortoise ORM models, one module per aggregate.
+
+This package imports nothing else of InvoiceBot's; every other layer imports it.
+The Tortoise app label is ``models`` and its migrations live in
+``models/migrations`` (generated with ``tortoise makemigrations``).
+"""
+
+from models.accounting import ACCOUNTING_KEYS, AccountingFields
+from models.audit import AuditEntry
+from models.catalog import Price, Product
+from models.company import Company
+from models.delivery import Delivery, DeliveryKind, DeliveryStatus
+from models.emailer import EmailerIntegration
+from models.invoice import Invoice, InvoiceLine
+from models.order import Order, OrderItem, OrderStatus
+from models.run import InvoiceRun, RunOutcome, RunTrigger
+from models.tenant import Plan, Tenant
+
+MODEL_MODULES = [
+    "models.tenant",
+    "models.company",
+    "models.catalog",
+    "models.order",
+    "models.emailer",
+    "models.invoice",
+    "models.run",
+    "models.delivery",
+    "models.audit",
+]
+
+__all__ = [
+    "ACCOUNTING_KEYS",
+    "AccountingFields",
+    "AuditEntry",
+    "Company",
+    "Delivery",
+    "DeliveryKind",
+    "DeliveryStatus",
+    "EmailerIntegration",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceRun",
+    "MODEL_MODULES",
+    "Order",
+    "OrderItem",
+    "OrderStatus",
+    "Plan",
+    "Price",
+    "Product",
+    "RunOutcome",
+    "RunTrigger",
+    "Tenant",
+]

@@ -1,0 +1,40 @@
+"""Products and their prices: one default price plus optional per-retailer overrides."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Product(Model):
+    id = fields.IntField(primary_key=True)
+    tenant = fields.ForeignKeyField("models.Tenant", related_name="products", on_delete=fields.RESTRICT)
+    sku = fields.CharField(max_length=64)
+    name = fields.CharField(max_length=200)
+
+    class Meta:
+        table = "product"
+        unique_together = (("tenant", "sku"),)
+
+
+class Price(Model):
+    """What the fulfiller charges a retailer per unit of a product.
+
+    ``retailer`` null is the default price, in the currency of the tenant; a retailer
+    price is in the currency of that retailer. Cost and shipping are per unit, tax rate
+    in percent. Amounts keep 4 decimals; rounding to the minor unit of the currency
+    happens once per invoice line (``invoicing.money``).
+    """
+
+    id = fields.IntField(primary_key=True)
+    product = fields.ForeignKeyField("models.Product", related_name="prices", on_delete=fields.CASCADE)
+    retailer = fields.ForeignKeyField(
+        "models.Company", related_name="prices", null=True, on_delete=fields.CASCADE
+    )
+    currency = fields.CharField(max_length=3)
+    cost_price = fields.DecimalField(max_digits=14, decimal_places=4)
+    shipping = fields.DecimalField(max_digits=14, decimal_places=4, default=0)
+    tax_rate = fields.DecimalField(max_digits=7, decimal_places=3, default=0)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "price"
+        unique_together = (("product", "retailer"),)

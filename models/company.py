@@ -1,0 +1,25 @@
+"""A dropship company (retailer): the buyer of the invoices issued under a tenant."""
+
+from tortoise import fields
+
+from models.accounting import AccountingFields
+
+
+class Company(AccountingFields):
+    id = fields.IntField(primary_key=True)
+    tenant = fields.ForeignKeyField("models.Tenant", related_name="companies", on_delete=fields.RESTRICT)
+    # The handle ops type in Slack (``acme``); unique within a tenant.
+    short_name = fields.CharField(max_length=40)
+    name = fields.CharField(max_length=200)
+    currency = fields.CharField(max_length=3)
+    # IANA zone used for schedules, ``starting_from`` and printed dates.
+    timezone = fields.CharField(max_length=64, default="UTC")
+    slack_channel = fields.CharField(max_length=80, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "company"
+        unique_together = (("tenant", "short_name"),)
+
+    def __str__(self) -> str:
+        return self.short_name

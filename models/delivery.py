@@ -1,0 +1,43 @@
+"""The outbox: one row per e-mail that must leave for an invoice."""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class DeliveryKind(StrEnum):
+    INITIAL = "initial"
+    RESEND = "resend"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    # Handed to the SMTP server; outcome not yet recorded (crash window).
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Delivery(Model):
+    """Written in the transaction of the run and sent only after it commits.
+
+    ``message_id`` is stable per invoice (and per resend) so a retry after an
+    unknown outcome can be recognised by the receiving side.
+    """
+
+    id = fields.IntField(primary_key=True)
+    invoice = fields.ForeignKeyField("models.Invoice", related_name="deliveries", on_delete=fields.RESTRICT)
+    kind = fields.CharEnumField(DeliveryKind, default=DeliveryKind.INITIAL, max_length=10)
+    status = fields.CharEnumField(DeliveryStatus, default=DeliveryStatus.PENDING, max_length=10)
+    message_id = fields.CharField(max_length=200)
+    to_addr = fields.CharField(max_length=254)
+    bcc = fields.JSONField(default=list)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True, db_index=True)
+    last_error = fields.TextField(default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "delivery"

@@ -1,0 +1,84 @@
+"""Issued invoices: immutable snapshots of who sold what to whom, for how much."""
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class ImmutableInvoiceError(RuntimeError):
+    """Raised on any attempt to change an issued invoice or its lines."""
+
+
+class _Immutable(Model):
+    """Rows that may be inserted once and never updated or deleted."""
+
+    class Meta:
+        abstract = True
+
+    async def save(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if self._saved_in_db:
+            raise ImmutableInvoiceError(
+                f"{type(self).__name__} {self.pk} is issued and cannot be changed; issue a credit note"
+            )
+        await super().save(*args, **kwargs)
+
+    async def delete(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        raise ImmutableInvoiceError(f"{type(self).__name__} {self.pk} is issued and cannot be deleted")
+
+
+class Invoice(_Immutable):
+    """``number`` is the value of the tenant sequence, ``display_number`` adds prefix and padding.
+
+    Seller and buyer are JSON snapshots of the accounting details at issue time;
+    amounts are in ``currency`` and already rounded (see ``invoicing.money``).
+    ``tax_breakdown`` is a list of ``{"rate", "net", "tax"}`` with decimal strings.
+    """
+
+    id = fields.IntField(primary_key=True)
+    tenant = fields.ForeignKeyField("models.Tenant", related_name="invoices", on_delete=fields.RESTRICT)
+    company = fields.ForeignKeyField("models.Company", related_name="invoices", on_delete=fields.RESTRICT)
+    number = fields.IntField()
+    display_number = fields.CharField(max_length=40)
+    issued_at = fields.DatetimeField()
+    period_start = fields.DatetimeField(null=True)
+    period_end = fields.DatetimeField()
+    currency = fields.CharField(max_length=3)
+    timezone = fields.CharField(max_length=64)
+    seller = fields.JSONField()
+    buyer = fields.JSONField()
+    net_total = fields.DecimalField(max_digits=16, decimal_places=4)
+    tax_total = fields.DecimalField(max_digits=16, decimal_places=4)
+    gross_total = fields.DecimalField(max_digits=16, decimal_places=4)
+    tax_breakdown = fields.JSONField()
+    order_count = fields.IntField()
+    payment_terms_days = fields.IntField()
+
+    lines: fields.ReverseRelation["InvoiceLine"]
+
+    class Meta:
+        table = "invoice"
+        unique_together = (("tenant", "number"),)
+        ordering = ["number"]
+
+
+class InvoiceLine(_Immutable):
+    """One order item as billed: quantity × (unit cost + unit shipping) = net."""
+
+    id = fields.IntField(primary_key=True)
+    invoice = fields.ForeignKeyField("models.Invoice", related_name="lines", on_delete=fields.RESTRICT)
+    position = fields.IntField()
+    order_id_ref = fields.IntField()
+    order_ref = fields.CharField(max_length=64)
+    dispatched_at = fields.DatetimeField()
+    sku = fields.CharField(max_length=64)
+    description = fields.CharField(max_length=300)
+    quantity = fields.IntField()
+    unit_cost = fields.DecimalField(max_digits=14, decimal_places=4)
+    unit_shipping = fields.DecimalField(max_digits=14, decimal_places=4)
+    tax_rate = fields.DecimalField(max_digits=7, decimal_places=3)
+    net = fields.DecimalField(max_digits=16, decimal_places=4)
+
+    class Meta:
+        table = "invoice_line"
+        ordering = ["position"]

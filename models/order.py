@@ -1,0 +1,51 @@
+"""Orders fed from the OMS, with their items and ship-to address."""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class OrderStatus(StrEnum):
+    RECEIVED = "received"
+    IN_PRODUCTION = "in_production"
+    DISPATCHED = "dispatched"
+    CANCELLED = "cancelled"
+
+
+class Order(Model):
+    """One retailer order. ``invoice`` is set exactly once, by the run that bills it."""
+
+    id = fields.IntField(primary_key=True)
+    company = fields.ForeignKeyField("models.Company", related_name="orders", on_delete=fields.RESTRICT)
+    external_ref = fields.CharField(max_length=64)
+    status = fields.CharEnumField(OrderStatus, default=OrderStatus.RECEIVED, max_length=16)
+    on_hold = fields.BooleanField(default=False)
+    error = fields.TextField(null=True)
+    dispatched_at = fields.DatetimeField(null=True)
+    # {"name", "line1", "line2", "city", "region", "postcode", "country"}
+    ship_to = fields.JSONField(default=dict)
+    invoice = fields.ForeignKeyField(
+        "models.Invoice", related_name="orders", null=True, on_delete=fields.RESTRICT
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    items: fields.ReverseRelation["OrderItem"]
+
+    class Meta:
+        table = "order"
+        unique_together = (("company", "external_ref"),)
+        indexes = (("company_id", "invoice_id", "status", "dispatched_at"),)
+
+
+class OrderItem(Model):
+    id = fields.IntField(primary_key=True)
+    order = fields.ForeignKeyField("models.Order", related_name="items", on_delete=fields.CASCADE)
+    position = fields.IntField(default=0)
+    sku = fields.CharField(max_length=64)
+    quantity = fields.IntField()
+    description = fields.CharField(max_length=300, default="")
+
+    class Meta:
+        table = "order_item"

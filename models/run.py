@@ -1,0 +1,43 @@
+"""A record of every invoice run (manual or scheduled), including refused and empty ones."""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class RunTrigger(StrEnum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    CATCH_UP = "catch_up"
+
+
+class RunOutcome(StrEnum):
+    INVOICED = "invoiced"
+    NO_ORDERS = "no_orders"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class InvoiceRun(Model):
+    id = fields.IntField(primary_key=True)
+    tenant = fields.ForeignKeyField("models.Tenant", related_name="runs", on_delete=fields.RESTRICT)
+    company = fields.ForeignKeyField("models.Company", related_name="runs", on_delete=fields.RESTRICT)
+    trigger = fields.CharEnumField(RunTrigger, max_length=10)
+    actor = fields.CharField(max_length=100, default="")
+    started_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    # Orders dispatched before this instant are in scope (UTC).
+    cutoff = fields.DatetimeField()
+    outcome = fields.CharEnumField(RunOutcome, max_length=10)
+    orders_invoiced = fields.IntField(default=0)
+    orders_skipped = fields.IntField(default=0)
+    # ``[{"ref": "...", "reason": "..."}]`` (capped; see ``skipped_by_reason`` for totals).
+    skipped = fields.JSONField(default=list)
+    skipped_by_reason = fields.JSONField(default=dict)
+    message = fields.TextField(default="")
+    invoice = fields.OneToOneField("models.Invoice", related_name="run", null=True, on_delete=fields.RESTRICT)
+
+    class Meta:
+        table = "invoice_run"
+        ordering = ["-id"]

@@ -1,0 +1,44 @@
+"""The admin company: the tenant, the seller on every invoice, owner of the number sequence."""
+
+from enum import StrEnum
+
+from tortoise import fields
+
+from models.accounting import AccountingFields
+
+
+class Plan(StrEnum):
+    OMS = "oms"
+    OMS_LITE = "oms_lite"
+
+
+class Tenant(AccountingFields):
+    """The OMS account of one fulfiller. One Slack workspace maps to one tenant.
+
+    ``last_invoice_number`` *is* the invoice number sequence: a run locks this row,
+    increments it and writes the invoice in the same transaction, so a number is
+    either used by a committed invoice or was never taken (gapless).
+    """
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100, unique=True)
+    slack_team_id = fields.CharField(max_length=32, null=True, unique=True)
+    plan = fields.CharEnumField(Plan, default=Plan.OMS, max_length=10)
+    # ISO 4217 currency of default (non-retailer) prices.
+    currency = fields.CharField(max_length=3, default="GBP")
+    timezone = fields.CharField(max_length=64, default="UTC")
+    invoice_prefix = fields.CharField(max_length=20, default="")
+    # Minimum number of digits of the printed number (zero padded).
+    number_padding = fields.IntField(default=6)
+    last_invoice_number = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "tenant"
+
+    def format_number(self, number: int) -> str:
+        """The printed invoice number, e.g. ``INV-000042``."""
+        return f"{self.invoice_prefix}{number:0{self.number_padding}d}"
+
+    def __str__(self) -> str:
+        return self.name
