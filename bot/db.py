@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -62,6 +63,10 @@ async def database(url: str, *, apply_migrations: bool = True, global_fallback: 
     """
     if apply_migrations:
         await migrate(url)
+    # Tortoise caches prepared INSERT/UPDATE SQL per connection *name*, not per
+    # dialect; a process that opens SQLite and then PostgreSQL (tests, benchmarks)
+    # would otherwise reuse SQLite's "?" placeholders on asyncpg.
+    EXECUTOR_CACHE.clear()
     async with TortoiseContext() as ctx:
         await ctx.init(config=tortoise_config(url), _enable_global_fallback=global_fallback)
         yield ctx

@@ -1,0 +1,179 @@
+"""Accounting details: which are required where, and how each value is validated.
+
+Required fields depend on the party's role and country (the product article: "some
+fields may not be required depending on your country"). The rules, in one table:
+
+* everyone: ``legal_name``, ``address_line1``, ``city``, ``country``;
+* ``postcode``: everywhere except countries without postal codes (``NO_POSTCODE``);
+* ``region`` (state/province): US, CA, AU;
+* the buyer: ``email`` — invoices are sent there;
+* the seller in a VAT area (EU-27, GB, XI, NO, CH): ``vat_number``;
+* the seller in GB: ``company_number`` (UK trading-disclosure rules).
+
+Values are validated and normalised here (python-stdnum for VAT, IBAN and BIC;
+email-validator for addresses) so stored details are always well-formed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from babel import Locale
+from email_validator import EmailNotValidError, validate_email
+from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
+from stdnum.exceptions import ValidationError
+from stdnum.util import get_cc_module
+
+from invoicing.errors import InvalidInput
+from models import ACCOUNTING_KEYS
+
+Role = Literal["seller", "buyer"]
+
+EU_VAT_AREA = frozenset(
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+)
+VAT_REGISTERED_SELLER = EU_VAT_AREA | {"GB", "XI", "NO", "CH"}
+NO_POSTCODE = frozenset("AE AG AO AW BS BZ BO CW FJ GD GH HK JM KI QA SB SR SY TV UG VU YE ZW".split())
+REGION_REQUIRED = frozenset({"US", "CA", "AU"})
+
+_COUNTRIES = frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+_MAX_LEN = {
+    "legal_name": 200, "address_line1": 200, "address_line2": 200, "city": 100,
+    "region": 100, "postcode": 20, "company_number": 40, "phone": 40,
+}
+
+
+def required_fields(role: Role, country: str) -> list[str]:
+    """The keys that must be non-empty for a party of ``role`` in ``country``."""
+    country = (country or "").upper()
+    required = ["legal_name", "address_line1", "city", "country"]
+    if country not in NO_POSTCODE:
+        required.append("postcode")
+    if country in REGION_REQUIRED:
+        required.append("region")
+    if role == "buyer":
+        required.append("email")
+    if role == "seller" and country in VAT_REGISTERED_SELLER:
+        required.append("vat_number")
+    if role == "seller" and country == "GB":
+        required.append("company_number")
+    return required
+
+
+def missing_fields(details: Mapping[str, Any], role: Role) -> list[str]:
+    """Required keys that are empty, in a stable order (for "missing …" messages)."""
+    return [key for key in required_fields(role, str(details.get("country") or "")) if not str(details.get(key) or "").strip()]
+
+
+def normalise_country(value: str, field: str = "country") -> str:
+    code = value.strip().upper()
+    if code not in _COUNTRIES:
+        raise InvalidInput(field, f"{value!r} is not an ISO 3166 country code; use two letters such as GB, DE or US")
+    return code
+
+
+def normalise_vat_number(value: str, country: str) -> str:
+    """Validate with python-stdnum for ``country`` and store compact with its prefix (``DE136695976``)."""
+    raw = value.strip()
+    if not raw:
+        return ""
+    country = country.upper()
+    module = get_cc_module(country.lower(), "vat") if country else None
+    if module is None:
+        if not re.fullmatch(r"[A-Za-z0-9 .-]{2,20}", raw):
+            raise InvalidInput("vat_number", f"{raw!r} does not look like a tax number")
+        return re.sub(r"[ .-]", "", raw).upper()
+    try:
+        number = module.validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "vat_number", f"{raw!r} is not a valid {country} VAT number ({exc.message.rstrip('.').lower()})"
+        ) from None
+    prefix = "EL" if country == "GR" else country
+    if country in EU_VAT_AREA | {"GB", "XI"} and not number.upper().startswith(prefix):
+        number = prefix + number
+    return number.upper()
+
+
+def normalise_email(value: str, field: str = "email") -> str:
+    raw = value.strip()
+    if _CONTROL.search(value):
+        raise InvalidInput(field, "must not contain line breaks or control characters")
+    try:
+        return validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(field, f"{raw!r} is not a valid e-mail address ({exc})") from None
+
+
+def normalise_accounting(updates: Mapping[str, Any], *, country: str) -> dict[str, Any]:
+    """Validate a set of ``key=value`` updates; return normalised values or raise ``InvalidInput``.
+
+    ``country`` is the party's country after the update (VAT numbers are checked
+    against it). Empty strings clear optional values.
+    """
+    clean: dict[str, Any] = {}
+    for key, value in updates.items():
+        if key not in ACCOUNTING_KEYS:
+            raise InvalidInput(key, f"unknown accounting key; use one of {', '.join(ACCOUNTING_KEYS)}")
+        text = "" if value is None else str(value)
+        if key == "payment_terms_days":
+            if not text.strip().isdigit() or not 0 <= int(text) <= 365:
+                raise InvalidInput(key, "must be a whole number of days between 0 and 365")
+            clean[key] = int(text)
+            continue
+        if _CONTROL.search(text):
+            raise InvalidInput(key, "must not contain line breaks or control characters")
+        text = text.strip()
+        if not text:
+            clean[key] = ""
+        elif key == "country":
+            clean[key] = normalise_country(text)
+        elif key == "vat_number":
+            clean[key] = normalise_vat_number(text, country)
+        elif key == "email":
+            clean[key] = normalise_email(text)
+        elif key == "iban":
+            try:
+                clean[key] = stdnum_iban.validate(text)
+            except ValidationError:
+                raise InvalidInput(key, f"{text!r} is not a valid IBAN") from None
+        elif key == "bic":
+            try:
+                clean[key] = stdnum_bic.validate(text)
+            except ValidationError:
+                raise InvalidInput(key, f"{text!r} is not a valid BIC/SWIFT code") from None
+        elif key == "phone":
+            if not _PHONE.match(text):
+                raise InvalidInput(key, f"{text!r} is not a phone number; digits, spaces and + ( ) - only")
+            clean[key] = text
+        else:
+            limit = _MAX_LEN.get(key, 200)
+            if len(text) > limit:
+                raise InvalidInput(key, f"is {len(text)} characters long; at most {limit}")
+            clean[key] = text
+    return clean
+
+
+async def update_accounting(party: Any, updates: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Validate and apply updates to a tenant or company row; return ``{key: (old, new)}``.
+
+    All-or-nothing: nothing is written unless every value is valid. A country
+    change re-validates the stored VAT number against the new country.
+    """
+    country = str(updates.get("country") or party.country or "")
+    if "country" in updates and str(updates["country"]).strip():
+        country = normalise_country(str(updates["country"]))
+    clean = normalise_accounting(updates, country=country)
+    if "country" in clean and "vat_number" not in clean and party.vat_number:
+        clean["vat_number"] = normalise_vat_number(party.vat_number, country)
+    changes = {k: (getattr(party, k), v) for k, v in clean.items() if getattr(party, k) != v}
+    for key, (_, new) in changes.items():
+        setattr(party, key, new)
+    if changes:
+        await party.save(update_fields=list(changes))
+    return changes
