@@ -39,6 +39,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite://, postgres:// or postgresql://")
         return value
 
+    @field_validator("outbox_dir", "slack_bot_token", "slack_signing_secret", "slack_app_token", "smtp_password",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``KEY=`` in .env means "not set", as in .env.example."""
+        return None if value == "" else value
+
     @property
     def data_dir(self) -> Path:
         return self.invoicebot_data_dir
