@@ -15,6 +15,7 @@ from models.invoice import Invoice, InvoiceLine
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
 from models.tenant import Plan, Tenant
+from models.token import ApiToken
 
 MODEL_MODULES = [
     "models.tenant",
@@ -26,9 +27,11 @@ MODEL_MODULES = [
     "models.run",
     "models.delivery",
     "models.audit",
+    "models.token",
 ]
 
 __all__ = [
+    "ApiToken",
     "ACCOUNTING_KEYS",
     "AccountingFields",
     "AuditEntry",
