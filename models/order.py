@@ -28,6 +28,9 @@ class Order(Model):
     invoice = fields.ForeignKeyField(
         "models.Invoice", related_name="orders", null=True, on_delete=fields.RESTRICT
     )
+    # When the source system last changed the order (feed ``updated_at``); an update
+    # carrying an older value is out of order and is not applied.
+    source_updated_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
