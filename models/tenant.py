@@ -31,6 +31,8 @@ class Tenant(AccountingFields):
     # Minimum number of digits of the printed number (zero padded).
     number_padding = fields.IntField(default=6)
     last_invoice_number = fields.IntField(default=0)
+    # Slack user ids allowed to change configuration besides workspace admins/owners.
+    admin_user_ids = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
