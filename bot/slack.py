@@ -1,0 +1,187 @@
+"""The Slack adapter: bolt ``AsyncApp`` ↔ the transport-free ``commands`` layer.
+
+* Every ``/invoicing`` request is acknowledged at once (bolt runs listeners after
+  the ack when ``process_before_response`` is off), so Slack's 3-second limit holds
+  however long a run takes; the answer follows through ``response_url``
+  (ephemeral) or ``chat.postMessage`` (in channel).
+* ``response_url`` accepts at most 5 replies in 30 minutes, so run results and
+  notifications always go through ``chat.postMessage``.
+* ``chat.postMessage`` allows about one message per second per channel: posts go
+  through ``ChannelPoster``, which paces each channel and honours 429 Retry-After
+  (slack_sdk's rate-limit retry handler) instead of dropping messages.
+* The workspace (``team_id``, covered by the request signature) selects the tenant;
+  nobody sees another tenant's companies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from commands.companies import MODAL_CALLBACK, submit_accounting_modal
+from commands.context import CommandContext, Services
+from commands.dispatch import dispatch
+from commands.replies import Reply
+from invoicing.clock import Clock, utc_now
+from invoicing.errors import InvalidInput, InvoiceBotError
+from models import Tenant
+
+log = logging.getLogger(__name__)
+
+SETUP_HINT = (
+    "This Slack workspace is not linked to an InvoiceBot tenant yet. An operator can link it with "
+    "`invoicebot tenant create NAME --slack-team {team}`."
+)
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    """A Web API client that retries 429 (after Retry-After), 5xx and dropped connections."""
+    client = AsyncWebClient(token=token, base_url=base_url)
+    client.retry_handlers.extend([
+        AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+    ])
+    return client
+
+
+class ChannelPoster:
+    """Posts messages and files, at most one per second per channel, never dropping one."""
+
+    def __init__(self, client: AsyncWebClient, *, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.client = client
+        self.min_interval = min_interval
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, float] = {}
+
+    async def _paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            wait = self._last.get(channel, -1e9) + self.min_interval - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                return await call()
+            finally:
+                self._last[channel] = self._clock()
+
+    async def post(self, channel: str, reply: Reply, *, user: str | None = None) -> None:
+        """Post ``reply`` in ``channel`` (ephemeral to ``user`` when the reply is ephemeral)."""
+        if reply.ephemeral and user:
+            await self._paced(channel, lambda: self.client.chat_postEphemeral(
+                channel=channel, user=user, text=reply.text, blocks=list(reply.blocks) or None))
+        else:
+            await self._paced(channel, lambda: self.client.chat_postMessage(
+                channel=channel, text=reply.text, blocks=list(reply.blocks) or None))
+        if reply.file is not None:
+            file = reply.file
+            await self._paced(channel, lambda: self.client.files_upload_v2(
+                channel=channel, content=file.content, filename=file.filename, title=file.title))
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """The ``error`` code of a failed call (``not_in_channel``…), or its HTTP status."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown_error")
+    return f"http_{getattr(exc.response, 'status_code', '?')}"
+
+
+async def _is_workspace_admin(client: AsyncWebClient, user_id: str) -> bool:
+    try:
+        info = await client.users_info(user=user_id)
+    except SlackApiError as exc:
+        log.warning("users.info failed user=%s error=%s", user_id, slack_error(exc))
+        return False
+    user = info.get("user") or {}
+    return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+
+
+def admin_check(client: AsyncWebClient, tenant: Tenant, user_id: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return user_id in (tenant.admin_user_ids or []) or await _is_workspace_admin(client, user_id)
+
+    return check
+
+
+def create_slack_app(
+    *,
+    signing_secret: str,
+    client: AsyncWebClient,
+    services: Services | None = None,
+    clock: Clock = utc_now,
+) -> tuple[AsyncApp, ChannelPoster]:
+    """Build the bolt app. ``client`` carries the bot token and the Web API base URL."""
+    app = AsyncApp(signing_secret=signing_secret, client=client, process_before_response=False)
+    poster = ChannelPoster(client)
+    services = services or Services()
+
+    async def context_for(body: dict[str, Any], user_id: str, channel_id: str) -> CommandContext | None:
+        team = body.get("team_id") or (body.get("team") or {}).get("id") or ""
+        tenant = await Tenant.get_or_none(slack_team_id=team) if team else None
+        if tenant is None:
+            return None
+        return CommandContext(tenant=tenant, user_id=user_id, channel_id=channel_id,
+                              is_admin=admin_check(client, tenant, user_id), clock=clock, services=services)
+
+    @app.command("/invoicing")
+    async def on_invoicing(ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        user, channel = body.get("user_id", ""), body.get("channel_id", "")
+        ctx = await context_for(body, user, channel)
+        if ctx is None:
+            await respond(text=SETUP_HINT.format(team=body.get("team_id", "T…")), response_type="ephemeral")
+            return
+        log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
+        reply = await dispatch(body.get("text") or "", ctx)
+        await deliver(reply, respond=respond, channel=channel, user=user, trigger_id=body.get("trigger_id"))
+
+    async def deliver(reply: Reply, *, respond: Any, channel: str, user: str, trigger_id: str | None) -> None:
+        if reply.modal is not None and trigger_id:
+            await client.views_open(trigger_id=trigger_id, view=reply.modal)
+            return
+        if reply.ephemeral and reply.file is None:
+            await respond(text=reply.text, blocks=list(reply.blocks) or None, response_type="ephemeral")
+            return
+        try:
+            await poster.post(channel, reply, user=user if reply.ephemeral else None)
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            log.warning("post failed channel=%s error=%s", channel, error)
+            hint = " Invite the bot to this channel (`/invite @InvoiceBot`)." if error in {
+                "not_in_channel", "channel_not_found"} else ""
+            await respond(text=f"{reply.text}\n(Could not post in this channel: {error}.{hint})",
+                          blocks=list(reply.blocks) or None, response_type="ephemeral")
+
+    @app.view(MODAL_CALLBACK)
+    async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = (body.get("user") or {}).get("id", "")
+        ctx = await context_for(body, user, "")
+        if ctx is None:
+            await ack(response_action="errors", errors={"legal_name": "This workspace is not linked to InvoiceBot."})
+            return
+        try:
+            reply = await submit_accounting_modal(view.get("private_metadata", ""), view["state"]["values"], ctx)
+        except InvalidInput as exc:
+            await ack(response_action="errors", errors={exc.field: exc.reason})
+            return
+        except InvoiceBotError as exc:
+            await ack(response_action="errors", errors={"legal_name": exc.message})
+            return
+        await ack()
+        await poster.post(user, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False))
+
+    return app, poster

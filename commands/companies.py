@@ -1,0 +1,156 @@
+"""``companies``, ``company add`` and ``accounting``: the dropship companies and their details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from commands.context import Args, CommandContext
+from commands.formatting import local
+from commands.replies import Block, Reply, context, fields_section, header, message, section
+from commands.seller import missing_line, party_fields
+from invoicing.accounting import missing_fields, update_accounting
+from invoicing.errors import InvalidInput
+from invoicing.runs import find_company
+from invoicing.setup import create_company
+from models import ACCOUNTING_KEYS, AuditEntry, Company, EmailerIntegration
+
+COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel")
+MODAL_CALLBACK = "accounting_edit"
+
+
+async def companies(args: Args, ctx: CommandContext) -> Reply:
+    args.no_extra_words(0)
+    args.only_options(())
+    rows = await Company.filter(tenant_id=ctx.tenant.id).order_by("short_name")
+    if not rows:
+        return message("No companies yet.", section(
+            "No companies yet. Add one with `/invoicing company add <co> name=\"…\" country=GB currency=GBP "
+            "timezone=Europe/London`."))
+    emailers = {e.company_id: e for e in await EmailerIntegration.filter(company_id__in=[c.id for c in rows])}
+    lines = []
+    for c in rows:
+        e = emailers.get(c.id)
+        state = f"emailer on, next {local(e.next_run_at, c.timezone)}" if e and e.enabled else "emailer off"
+        missing = missing_fields(c.accounting_dict(), "buyer")
+        warn = f" · :warning: missing {', '.join(missing)}" if missing else ""
+        lines.append(f"*{c.short_name}* — {c.name} · {c.country} · {c.currency} · {state}{warn}")
+    pages = [lines[i:i + 30] for i in range(0, len(lines), 30)]
+    return message(f"{len(rows)} companies", header(f"Companies of {ctx.tenant.name}"),
+                   *(section("\n".join(page)) for page in pages))
+
+
+async def company(args: Args, ctx: CommandContext) -> Reply:
+    action = args.word(0, "action").lower()
+    if action != "add":
+        raise InvalidInput("company", f"unknown action {action!r}; use `company add <co> name=… country=… …`")
+    short = args.word(1, "company short name")
+    args.no_extra_words(2)
+    args.only_options(COMPANY_ADD_OPTIONS)
+    for required in ("name", "country", "currency"):
+        if required not in args.options:
+            raise InvalidInput(required, f"is required, e.g. company add {short} name=\"Acme Gifts Ltd\" country=GB "
+                                         "currency=GBP timezone=Europe/London")
+    await ctx.require_admin("add companies")
+    created = await create_company(
+        ctx.tenant, short, name=args.options["name"], country=args.options["country"],
+        currency=args.options["currency"], timezone=args.options.get("timezone", "UTC"),
+        channel=args.options.get("channel", ""), actor=ctx.actor,
+    )
+    return message(
+        f"Company {created.short_name} added.",
+        section(f":white_check_mark: Added *{created.short_name}* — {created.name} ({created.country}, "
+                f"{created.currency}, {created.timezone})."),
+        context(f"Next: `/invoicing accounting {created.short_name} edit` to enter its accounting details, then "
+                f"`/invoicing emailer {created.short_name} enable`."),
+    )
+
+
+def show_accounting(c: Company) -> Reply:
+    details = c.accounting_dict()
+    return message(
+        f"Accounting details of {c.short_name}",
+        header(f"Accounting: {c.short_name}"),
+        fields_section(party_fields(details) + [("Currency", c.currency), ("Time zone", c.timezone)]),
+        context(missing_line(missing_fields(details, "buyer"), f"/invoicing accounting {c.short_name} set key=value")),
+    )
+
+
+async def apply_accounting(c: Company, updates: dict[str, Any], ctx: CommandContext) -> Reply:
+    """Validate and apply updates with an audit entry; all-or-nothing."""
+    async with in_transaction():
+        changes = await update_accounting(c, updates)
+        if changes:
+            await AuditEntry.create(
+                tenant_id=ctx.tenant.id, actor=ctx.actor, action="accounting.set", target=f"company:{c.short_name}",
+                old={k: str(old) for k, (old, _) in changes.items()},
+                new={k: str(new) for k, (_, new) in changes.items()},
+            )
+    summary = ", ".join(f"{k}: {old or '∅'} → {new or '∅'}" for k, (old, new) in changes.items()) or "nothing changed"
+    return message(f"Accounting details of {c.short_name} updated: {summary}", *show_accounting(c).blocks[1:],
+                   context(f"Updated by <@{ctx.user_id}>: {summary}"))
+
+
+async def accounting(args: Args, ctx: CommandContext) -> Reply:
+    c = await find_company(ctx.tenant, args.word(0, "company"))
+    action = args.words[1].lower() if len(args.words) > 1 else ""
+    args.no_extra_words(2)
+    if action == "":
+        args.only_options(())
+        return show_accounting(c)
+    if action == "edit":
+        args.only_options(())
+        await ctx.require_admin("change accounting details")
+        return Reply(text=f"Opening the accounting form for {c.short_name}…", modal=accounting_modal(c))
+    if action != "set":
+        raise InvalidInput("accounting", f"unknown action {action!r}; use show (no action), edit or set key=value …")
+    if not args.options:
+        raise InvalidInput("accounting set", f"give at least one key=value; keys: {', '.join(ACCOUNTING_KEYS)}")
+    args.only_options(ACCOUNTING_KEYS)
+    await ctx.require_admin("change accounting details")
+    return await apply_accounting(c, dict(args.options), ctx)
+
+
+def _input(key: str, label: str, value: object, *, optional: bool = True) -> Block:
+    element: Block = {"type": "plain_text_input", "action_id": key}
+    if value not in (None, ""):
+        element["initial_value"] = str(value)
+    return {"type": "input", "block_id": key, "optional": optional, "label": {"type": "plain_text", "text": label},
+            "element": element}
+
+
+def accounting_modal(c: Company) -> Block:
+    """A ``views.open`` payload prefilled with the company's details (submitted back to us)."""
+    details = c.accounting_dict()
+    required = set(missing_fields({k: "" for k in details} | {"country": c.country}, "buyer"))
+    blocks = [_input(key, key.replace("_", " ").capitalize(), details[key], optional=key not in required)
+              for key in ACCOUNTING_KEYS]
+    return {
+        "type": "modal",
+        "callback_id": MODAL_CALLBACK,
+        "private_metadata": c.short_name,
+        "title": {"type": "plain_text", "text": "Accounting details"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def modal_values(state_values: dict[str, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    """Flatten ``view.state.values`` into ``{key: value}`` (empty inputs → "")."""
+    values: dict[str, str] = {}
+    for block_id, actions in state_values.items():
+        for action in actions.values():
+            values[block_id] = action.get("value") or ""
+    return values
+
+
+async def submit_accounting_modal(short_name: str, state_values: dict[str, Any], ctx: CommandContext) -> Reply:
+    """Apply a submitted accounting form; ``InvalidInput`` names the field to flag in the modal."""
+    await ctx.require_admin("change accounting details")
+    c = await find_company(ctx.tenant, short_name)
+    values = modal_values(state_values)
+    current = c.accounting_dict()
+    updates = {k: v for k, v in values.items() if k in ACCOUNTING_KEYS and str(current.get(k) or "") != v}
+    return await apply_accounting(c, updates, ctx)

@@ -1,0 +1,79 @@
+"""Who is asking, for which tenant, and the few services a command may call back into."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from invoicing.clock import Clock, utc_now
+from invoicing.errors import Forbidden, InvalidInput
+from invoicing.runs import RunReport
+from models import Tenant
+
+
+async def _no_admin() -> bool:
+    return False
+
+
+async def _no_after_run(_: RunReport) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Services:
+    """Hooks ``bot/`` provides; defaults make every command usable in a plain test."""
+
+    #: Re-check due integrations now (a schedule or enablement changed).
+    wake_scheduler: Callable[[], None] = lambda: None
+    #: Called after a run committed: deliver its e-mail, post the run notification.
+    after_run: Callable[[RunReport], Awaitable[None]] = _no_after_run
+    #: Render an invoice PDF; None when rendering is not available.
+    mail_domain: str = "invoicebot.local"
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    tenant: Tenant
+    user_id: str
+    channel_id: str = ""
+    #: Resolves whether the user may change configuration (workspace admin/owner or
+    #: on the tenant's admin list); only awaited by commands that change something.
+    is_admin: Callable[[], Awaitable[bool]] = _no_admin
+    clock: Clock = utc_now
+    services: Services = field(default_factory=Services)
+
+    @property
+    def actor(self) -> str:
+        return f"slack:{self.user_id}"
+
+    async def require_admin(self, action: str) -> None:
+        if not await self.is_admin():
+            raise Forbidden(
+                f"Only workspace admins or InvoiceBot admins of {self.tenant.name} can {action}. "
+                "Ask an admin, or ask them to add you with `/invoicing admins add @you`."
+            )
+
+
+@dataclass(frozen=True)
+class Args:
+    """The words after the sub-command, and the ``key=value`` options."""
+
+    words: tuple[str, ...]
+    options: dict[str, str]
+
+    def word(self, index: int, name: str) -> str:
+        if len(self.words) <= index:
+            raise InvalidInput(name, f"is missing; give the {name}")
+        return self.words[index]
+
+    def no_extra_words(self, count: int) -> None:
+        if len(self.words) > count:
+            extra = " ".join(self.words[count:])
+            raise InvalidInput(
+                "text", f"did not expect {extra!r}; put values with spaces in quotes, e.g. name=\"Acme Gifts Ltd\""
+            )
+
+    def only_options(self, allowed: set[str] | frozenset[str] | tuple[str, ...]) -> None:
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise InvalidInput(unknown[0], f"is not an option here; use {', '.join(sorted(allowed)) or 'none'}")

@@ -1,0 +1,115 @@
+"""The ``/invoicing`` grammar: sub-command → handler, with help and precise errors.
+
+``dispatch`` never raises: domain errors become an ephemeral reply that says what
+was wrong and shows the usage; unexpected errors are logged with a reference the
+ops person can quote, and the reply carries no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from commands import admins, audit, companies, emailer, invoices, orders, prices, runs, seller
+from commands.context import Args, CommandContext
+from commands.replies import Reply, context, header, message, section
+from commands.tokenizer import tokenize
+from invoicing.errors import InvoiceBotError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Args, CommandContext], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    summary: str
+    handler: Handler
+    details: str = ""
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("help", "help [command]", "this list, or the details of one command", lambda a, c: _help(a)),
+        Command("seller", "seller [set key=value …]", "the seller details printed on every invoice", seller.seller,
+                "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
+                "company_number email phone payment_terms_days iban bic currency invoice_prefix. "
+                "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`."),
+        Command("companies", "companies", "list the dropship companies", companies.companies),
+        Command("company", "company add <co> name=\"…\" country=GB currency=GBP timezone=Europe/London [channel=#billing]",
+                "add a dropship company", companies.company),
+        Command("accounting", "accounting <co> [edit | set key=value …]",
+                "show or change a company's accounting details (edit opens a form)", companies.accounting,
+                "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
+                "company_number email phone payment_terms_days iban bic. `email` is where invoices are sent."),
+        Command("emailer", "emailer <co> [enable | disable | set include_errors= starting_from= bcc= schedule= "
+                "next= channel=]", "the company's PDF Emailer integration", emailer.emailer,
+                "`schedule=` hourly|daily|weekly|monthly or a 5-field cron (company time zone). "
+                "`next=\"YYYY-MM-DD HH:MM\"` (company time zone) or none. `bcc=a@x.com,b@y.com`. "
+                "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`."),
+        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [page=N]",
+                "look up orders and which invoice they are on", orders.orders),
+        Command("run", "run <co> [dry-run]", "invoice a company now (dry-run previews)", runs.run),
+        Command("invoices", "invoices <co> [from=YYYY-MM-DD] [to=YYYY-MM-DD]", "list a company's invoices",
+                invoices.invoices),
+        Command("invoice", "invoice <number> [resend]", "show an invoice and its PDF, or e-mail it again",
+                invoices.invoice),
+        Command("price", "price <co|default> <sku> cost= shipping= tax= [name=\"…\"]",
+                "set a product's price (default or for one company)", prices.price,
+                "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %."),
+        Command("schedule", "schedule", "upcoming invoice runs across companies", runs.schedule),
+        Command("audit", "audit [<co>]", "recent configuration changes", audit.audit),
+        Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins),
+    )
+}
+
+
+def usage(name: str) -> str:
+    return f"`/invoicing {COMMANDS[name].usage}`"
+
+
+def help_reply() -> Reply:
+    lines = [f"`{c.usage}` — {c.summary}" for c in COMMANDS.values()]
+    return message("InvoiceBot commands", header("/invoicing commands"), section("\n".join(lines)),
+                   context("`<co>` is a company's short name. `/invoicing help <command>` for details."))
+
+
+async def _help(args: Args) -> Reply:
+    if not args.words:
+        return help_reply()
+    name = args.words[0].lower()
+    if name not in COMMANDS:
+        return error_reply(f"There is no command {name!r}.", None)
+    c = COMMANDS[name]
+    return message(f"/invoicing {c.usage}", section(f"{usage(name)}\n{c.summary}." + (f"\n{c.details}" if c.details else "")))
+
+
+def error_reply(text: str, command: str | None) -> Reply:
+    hint = f"Usage: {usage(command)}" if command else "`/invoicing help` lists the commands."
+    return message(text, section(f":warning: {text}"), context(hint), error=True)
+
+
+async def dispatch(text: str, ctx: CommandContext) -> Reply:
+    """Answer one ``/invoicing`` text for ``ctx``. Never raises."""
+    name: str | None = None
+    try:
+        tokens = tokenize(text)
+        if not tokens.words:
+            return help_reply()
+        name = tokens.words[0].lower()
+        if name not in COMMANDS:
+            name = None
+            return error_reply(f"Unknown command {tokens.words[0]!r}.", None)
+        return await COMMANDS[name].handler(Args(tokens.words[1:], tokens.options), ctx)
+    except InvoiceBotError as exc:
+        return error_reply(exc.message, name)
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("command failed ref=%s tenant=%s user=%s command=%s", ref, ctx.tenant.name, ctx.user_id, name)
+        return error_reply(f"Something went wrong on our side (ref {ref}). Please try again; if it keeps "
+                           "happening, quote the ref to the InvoiceBot team.", None)

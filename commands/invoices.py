@@ -1,0 +1,12 @@
+"""Placeholder until the service layer lands (replaced in this session)."""
+from commands.context import Args, CommandContext
+from commands.replies import Reply
+from invoicing.errors import InvoiceBotError
+
+
+async def invoices(args: Args, ctx: CommandContext) -> Reply:
+    raise InvoiceBotError("not yet")
+
+
+async def invoice(args: Args, ctx: CommandContext) -> Reply:
+    raise InvoiceBotError("not yet")

@@ -1,0 +1,81 @@
+"""A running InvoiceBot Slack endpoint plus a fake Slack Web API, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from bot.http import add_slack_routes
+from bot.slack import ChannelPoster, create_slack_app, web_client
+from commands.context import Services
+from tests.fakes.slack_api import FakeSlack
+
+SIGNING_SECRET = "test-signing-secret"
+TEAM = "T1"
+
+
+def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class SlackHarness:
+    fake: FakeSlack
+    url: str
+    runner: web.AppRunner
+    session: aiohttp.ClientSession
+    poster: ChannelPoster
+
+    async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
+                      timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+        body = urlencode({
+            "token": "legacy", "team_id": team, "team_domain": "inkwell", "channel_id": channel,
+            "channel_name": "billing", "user_id": user, "user_name": user.lower(), "command": "/invoicing",
+            "text": text, "response_url": self.fake.response_url(), "trigger_id": "1337.42.abcd",
+        })
+        return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
+
+    async def post(self, body: str, content_type: str, *, timestamp: int | None = None,
+                   secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+        ts = int(time.time()) if timestamp is None else timestamp
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts),
+                   "X-Slack-Signature": sign(body, ts, secret)}
+        async with self.session.post(self.url, data=body.encode(), headers=headers) as response:
+            await response.read()
+            return response
+
+    async def reply(self, text: str, **kwargs) -> dict:
+        """Send a command and return the ephemeral answer posted to response_url."""
+        before = len(self.fake.received("response_url"))
+        response = await self.command(text, **kwargs)
+        assert response.status == 200
+        calls = await self.fake.wait_for("response_url", before + 1)
+        return calls[before].params
+
+
+async def start_harness(services: Services | None = None, admins: set[str] | None = None) -> SlackHarness:
+    fake = await FakeSlack(admins=admins if admins is not None else {"UADMIN"}).start()
+    client = web_client("xoxb-test-token", fake.api_url)
+    bolt, poster = create_slack_app(signing_secret=SIGNING_SECRET, client=client, services=services)
+    poster.min_interval = 0.0
+    app = web.Application()
+    add_slack_routes(app, bolt)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster)
+
+
+async def stop_harness(h: SlackHarness) -> None:
+    await h.session.close()
+    await h.runner.cleanup()
+    await h.fake.stop()

@@ -1,0 +1,218 @@
+"""The real bolt app over HTTP, with signed requests and a fake Slack Web API."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from models import AuditEntry, Company, Invoice, Tenant
+from tests import factories as f
+from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
+
+
+@pytest.fixture
+async def slack(db):
+    harness = await start_harness()
+    yield harness
+    await stop_harness(harness)
+
+
+@pytest.fixture
+async def tenant(db):
+    return await f.tenant(team="T1")
+
+
+def text_of(params: dict) -> str:
+    """All the text a person sees in a reply (fallback text and block texts)."""
+    parts = [params.get("text") or ""]
+    for block in params.get("blocks") or []:
+        if "text" in block:
+            parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])
+        for fld in block.get("fields", []):
+            parts.append(fld["text"])
+        for el in block.get("elements", []):
+            parts.append(el.get("text", ""))
+    return "\n".join(parts)
+
+
+async def test_a_signed_request_is_handled(slack: SlackHarness, tenant):
+    reply = await slack.reply("help")
+    assert "/invoicing commands" in text_of(reply)
+    assert reply["response_type"] == "ephemeral"
+
+
+async def test_a_wrong_signature_is_rejected_with_401_and_changes_nothing(slack: SlackHarness, tenant):
+    response = await slack.command("company add evil name=Evil country=GB currency=GBP", secret="wrong")
+    assert response.status == 401
+    assert await Company.all().count() == 0
+    assert slack.fake.calls == []
+
+
+async def test_a_timestamp_older_than_five_minutes_is_rejected(slack: SlackHarness, tenant):
+    response = await slack.command("company add evil name=Evil country=GB currency=GBP",
+                                   timestamp=int(time.time()) - 6 * 60)
+    assert response.status == 401
+    assert await Company.all().count() == 0
+
+
+async def test_an_unknown_workspace_gets_a_setup_hint(slack: SlackHarness, tenant):
+    reply = await slack.reply("companies", team="T999")
+    assert "invoicebot tenant create NAME --slack-team T999" in reply["text"]
+
+
+async def test_unknown_command_answers_with_help(slack: SlackHarness, tenant):
+    reply = await slack.reply("frobnicate")
+    assert "Unknown command 'frobnicate'." in text_of(reply)
+    assert "/invoicing help" in text_of(reply)
+
+
+async def test_company_add_by_an_admin_creates_it_and_audits(slack: SlackHarness, tenant):
+    reply = await slack.reply('company add acme name=“Acme Gifts Ltd” country=GB currency=GBP '
+                              'timezone=Europe/London channel=<#C0BILL|billing>')
+    assert "Added *acme* — Acme Gifts Ltd (GB, GBP, Europe/London)" in text_of(reply)
+    company = await Company.get(short_name="acme")
+    assert company.slack_channel == "C0BILL"
+    entry = await AuditEntry.get(action="company.add")
+    assert entry.actor == "slack:UADMIN" and entry.new["name"] == "Acme Gifts Ltd"
+
+
+async def test_a_non_admin_cannot_change_configuration(slack: SlackHarness, tenant):
+    reply = await slack.reply("company add acme name=Acme country=GB currency=GBP", user="UMEMBER")
+    assert ("Only workspace admins or InvoiceBot admins of inkwell can add companies."
+            in text_of(reply))
+    assert await Company.all().count() == 0
+    assert [c.params["user"] for c in slack.fake.received("users.info")] == ["UMEMBER"]
+
+
+async def test_a_tenant_admin_list_member_may_change_configuration(slack: SlackHarness, tenant):
+    await slack.reply("admins add <@UDANA>")
+    reply = await slack.reply("company add acme name=Acme country=GB currency=GBP", user="UDANA")
+    assert "Added *acme*" in text_of(reply)
+
+
+async def test_company_add_with_bad_input_says_what_is_wrong_and_changes_nothing(slack: SlackHarness, tenant):
+    reply = await slack.reply("company add acme name=Acme country=GB currency=GBX")
+    assert "currency: 'GBX' is not an ISO 4217 currency code; use e.g. GBP, EUR or USD" in text_of(reply)
+    assert "Usage: `/invoicing company add <co>" in text_of(reply)
+    reply = await slack.reply("company add acme name=Acme country=GB currency=GBP timezone=Mars/Base")
+    assert "'Mars/Base' is not an IANA time zone" in text_of(reply)
+    assert await Company.all().count() == 0
+
+
+async def test_another_workspace_never_sees_our_companies(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme")
+    await f.tenant("other", team="T2")
+    reply = await slack.reply("accounting acme", team="T2")
+    assert "No company 'acme' in other." in text_of(reply)
+    reply = await slack.reply("companies", team="T2")
+    assert "acme" not in text_of(reply)
+
+
+async def test_seller_set_validates_everything_before_writing(slack: SlackHarness, tenant):
+    reply = await slack.reply('seller set legal_name="New Name Ltd" vat_number=GB123')
+    assert "vat_number: 'GB123' is not a valid GB VAT number" in text_of(reply)
+    assert (await Tenant.get(id=tenant.id)).legal_name == "Inkwell Print & Ship Ltd"
+    reply = await slack.reply('seller set legal_name="New Name Ltd" invoice_prefix=INK-')
+    assert "legal_name: Inkwell Print & Ship Ltd → New Name Ltd" in text_of(reply)
+    t = await Tenant.get(id=tenant.id)
+    assert (t.legal_name, t.invoice_prefix) == ("New Name Ltd", "INK-")
+
+
+async def test_seller_set_with_unquoted_spaces_explains_quoting(slack: SlackHarness, tenant):
+    reply = await slack.reply("seller set legal_name=New Name Ltd")
+    assert "put values with spaces in quotes" in text_of(reply)
+
+
+async def test_accounting_show_and_set(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme", complete=False)
+    reply = await slack.reply("accounting acme")
+    assert "Missing for invoicing: *legal_name, address_line1, city, postcode, email*" in text_of(reply)
+    reply = await slack.reply("accounting acme set email=<mailto:ap@acme.example|ap@acme.example> "
+                              "legal_name=\"Acme Gifts Ltd\"")
+    assert "email: ∅ → ap@acme.example" in text_of(reply)
+    assert (await Company.get(short_name="acme")).email == "ap@acme.example"
+
+
+async def test_accounting_edit_opens_a_prefilled_modal_and_submission_saves(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme")
+    response = await slack.command("accounting acme edit")
+    assert response.status == 200
+    [call] = await slack.fake.wait_for("views.open")
+    view = call.params["view"]
+    assert view["callback_id"] == "accounting_edit" and view["private_metadata"] == "acme"
+    by_id = {b["block_id"]: b for b in view["blocks"]}
+    assert by_id["legal_name"]["element"]["initial_value"] == "Acme Ltd"
+
+    values = {b["block_id"]: {b["block_id"]: {"type": "plain_text_input", "value": b["element"].get("initial_value")}}
+              for b in view["blocks"]}
+    values["vat_number"]["vat_number"]["value"] = "GB123"
+    payload = {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "UADMIN"},
+               "view": {**view, "id": "V1", "state": {"values": values}}}
+    import json
+
+    response = await slack.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+    assert response.status == 200
+    values["vat_number"]["vat_number"]["value"] = "GB980780684"
+    values["city"]["city"]["value"] = "Bath"
+    payload["view"]["state"]["values"] = values
+    response = await slack.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+    assert response.status == 200
+    company = await Company.get(short_name="acme")
+    assert (company.city, company.vat_number) == ("Bath", "GB980780684")
+
+
+async def test_price_sets_a_retailer_price(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme")
+    reply = await slack.reply('price acme MUG cost=4.20 shipping=1.10 tax=20 name="Ceramic mug"')
+    assert "MUG (Ceramic mug) — price for *acme*: cost £4.20 + shipping £1.10 per unit, VAT 20 %" in text_of(reply)
+    reply = await slack.reply("price acme MUG cost=-1")
+    assert "cost: must not be negative" in text_of(reply)
+
+
+async def test_run_posts_the_result_in_the_channel(slack: SlackHarness, tenant):
+    c = await f.company(tenant, "acme")
+    await f.price(tenant, "MUG", "5.00", shipping="1.50")
+    await f.order(c, quantity=2)
+    await f.order(c, on_hold=True)
+    response = await slack.command("run acme")
+    assert response.status == 200
+    [post] = await slack.fake.wait_for("chat.postMessage")
+    assert post.params["channel"] == "CBILLING"
+    shown = text_of(post.params)
+    assert "acme — invoice 000001 issued" in shown
+    assert "£13.00" in shown and "£2.60" in shown and "£15.60" in shown
+    assert "1 × on hold" in shown
+    assert await Invoice.all().count() == 1
+
+
+async def test_run_dry_run_previews_without_issuing(slack: SlackHarness, tenant):
+    c = await f.company(tenant, "acme")
+    await f.price(tenant, "MUG", "5.00")
+    await f.order(c)
+    reply = await slack.reply("run acme dry-run")
+    assert "Dry run: acme — invoice 000001 would issue" in text_of(reply)
+    assert await Invoice.all().count() == 0
+
+
+async def test_run_refused_names_the_missing_details(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme", complete=False)
+    reply = await slack.reply("run acme")
+    assert "company 'acme' is missing legal_name, address_line1, city, postcode, email" in text_of(reply)
+
+
+async def test_audit_lists_changes_with_old_and_new_values(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme")
+    await slack.reply("accounting acme set city=Bath")
+    reply = await slack.reply("audit acme")
+    assert "accounting.set" in text_of(reply) and "city: Bristol → Bath" in text_of(reply)
+
+
+async def test_long_lists_stay_within_slack_block_limits(slack: SlackHarness, tenant):
+    for i in range(120):
+        await f.company(tenant, f"shop{i:03d}")
+    reply = await slack.reply("companies")
+    assert len(reply["blocks"]) <= 50
+    assert sum(len(str(b)) for b in reply["blocks"]) < 13000
+    assert "shop119" in text_of(reply)
