@@ -1,8 +1,87 @@
-"""Placeholder until the service layer lands (replaced in this session)."""
+"""``emailer <co> [enable | disable | set …]``: the company's PDF Emailer integration."""
+
+from __future__ import annotations
+
+from tortoise.transactions import in_transaction
+
 from commands.context import Args, CommandContext
-from commands.replies import Reply
-from invoicing.errors import InvoiceBotError
+from commands.formatting import local
+from commands.replies import Reply, context, fields_section, header, message
+from invoicing import emailer_config, validation
+from invoicing.emailer_config import EmailerSettings
+from invoicing.errors import InvalidInput
+from invoicing.runs import find_company
+from models import AuditEntry, Company
+
+SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel")
+
+
+def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
+    tz = settings.timezone
+    state = ":large_green_circle: enabled" if settings.enabled else ":white_circle: disabled"
+    blocks = [
+        header(f"PDF Emailer: {settings.company}"),
+        fields_section([
+            ("State", state), ("Next invoice", local(settings.next_run_at, tz)),
+            ("Schedule", f"{settings.schedule} ({tz})"), ("Starting from", local(settings.starting_from, tz)),
+            ("Include orders with errors", "yes" if settings.include_errors else "no"),
+            ("E-mail BCC", ", ".join(settings.bcc) or "none"),
+            ("Invoices go to", company.email or ":warning: no accounting e-mail"),
+            ("Channel", f"<#{company.slack_channel}>" if company.slack_channel.startswith("C") else
+             company.slack_channel or "none"),
+        ]),
+        context("Orders on hold are never invoiced. Change with "
+                f"`/invoicing emailer {settings.company} set schedule=… next=\"YYYY-MM-DD HH:MM\" bcc=…`."),
+    ]
+    if note:
+        blocks.insert(0, context(note))
+    return message(f"PDF Emailer of {settings.company}: {'enabled' if settings.enabled else 'disabled'}", *blocks)
+
+
+async def _set_channel(company: Company, channel: str, ctx: CommandContext) -> None:
+    value = validation.text(channel, "channel", max_len=80, required=False)
+    if value.lower() == "none":
+        value = ""
+    if value and not (value.startswith("#") or value[:1] in {"C", "G"}):
+        raise InvalidInput("channel", f"{channel!r} is not a channel; pick one with #, e.g. channel=#billing")
+    if company.slack_channel == value:
+        return
+    await AuditEntry.create(tenant_id=ctx.tenant.id, actor=ctx.actor, action="company.channel",
+                            target=f"company:{company.short_name}", old={"channel": company.slack_channel},
+                            new={"channel": value})
+    company.slack_channel = value
+    await company.save(update_fields=["slack_channel"])
 
 
 async def emailer(args: Args, ctx: CommandContext) -> Reply:
-    raise InvoiceBotError("not yet")
+    company = await find_company(ctx.tenant, args.word(0, "company"))
+    action = args.words[1].lower() if len(args.words) > 1 else ""
+    args.no_extra_words(2)
+    now = ctx.clock()
+    if action == "":
+        args.only_options(())
+        return show(await emailer_config.settings(company), company)
+    if action not in {"enable", "disable", "set"}:
+        raise InvalidInput("emailer", f"unknown action {action!r}; use enable, disable or set key=value …")
+    if action == "set":
+        if not args.options:
+            raise InvalidInput("emailer set", f"give at least one of {', '.join(SET_OPTIONS)}")
+        args.only_options(SET_OPTIONS)
+    else:
+        args.only_options(())
+    await ctx.require_admin("change the PDF Emailer")
+    if action == "enable":
+        result = await emailer_config.enable(company, now=now, actor=ctx.actor)
+        note = f"Enabled by <@{ctx.user_id}>. First invoice run: {local(result.next_run_at, company.timezone)}."
+    elif action == "disable":
+        result = await emailer_config.disable(company, now=now, actor=ctx.actor)
+        note = f"Disabled by <@{ctx.user_id}>. No invoice runs until it is enabled again."
+    else:
+        options = dict(args.options)
+        async with in_transaction():
+            if "channel" in options:
+                await _set_channel(company, options.pop("channel"), ctx)
+            result = await emailer_config.configure(company, now=now, actor=ctx.actor, **options)
+        note = f"Updated by <@{ctx.user_id}>."
+    ctx.services.wake_scheduler()
+    return show(result, company, note)

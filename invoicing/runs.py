@@ -120,13 +120,18 @@ async def find_company(tenant: Tenant, short_name: str) -> Company:
     return company
 
 
-def check_can_invoice(tenant: Tenant, company: Company) -> None:
-    """Raise ``NotEligible`` when the plan or accounting details rule invoicing out."""
+def check_plan(tenant: Tenant) -> None:
+    """Raise ``NotEligible`` for a tenant on the free OMS Lite plan (no invoicing there)."""
     if tenant.plan == Plan.OMS_LITE:
         raise NotEligible(
             f"{tenant.name} is on OMS Lite: invoicing needs an active OMS licence. "
             "Upgrade the plan, then try again."
         )
+
+
+def check_can_invoice(tenant: Tenant, company: Company) -> None:
+    """Raise ``NotEligible`` when the plan or accounting details rule invoicing out."""
+    check_plan(tenant)
     missing = {
         f"the seller ({tenant.name})": missing_fields(tenant.accounting_dict(), "seller"),
         f"company '{company.short_name}'": missing_fields(company.accounting_dict(), "buyer"),

@@ -60,10 +60,11 @@ class SlackHarness:
         return calls[before].params
 
 
-async def start_harness(services: Services | None = None, admins: set[str] | None = None) -> SlackHarness:
+async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None) -> SlackHarness:
     fake = await FakeSlack(admins=admins if admins is not None else {"UADMIN"}).start()
     client = web_client("xoxb-test-token", fake.api_url)
-    bolt, poster = create_slack_app(signing_secret=SIGNING_SECRET, client=client, services=services)
+    extra = {"clock": clock} if clock else {}
+    bolt, poster = create_slack_app(signing_secret=SIGNING_SECRET, client=client, services=services, **extra)
     poster.min_interval = 0.0
     app = web.Application()
     add_slack_routes(app, bolt)

@@ -1,0 +1,380 @@
+"""The scheduler loop: runs every due PDF Emailer exactly once, across replicas and restarts.
+
+One tick claims the due integrations and runs them with bounded concurrency:
+
+1. **Claim** — one statement selects the enabled integrations whose
+   ``next_run_at`` ≤ now (the ``next_run_at`` index) whose lease is free or
+   expired, and sets ``lease_owner = <this replica>, lease_until = now + lease``
+   on them, returning the ``next_run_at`` it claimed (the *slot*). Selection and
+   conditional update are one ``UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP
+   LOCKED]) AND <due and lease free> RETURNING``, so two replicas on one database
+   never claim one row twice: PostgreSQL re-checks the outer condition on the
+   newest row version, SQLite runs the statement under its write lock.
+2. **Run** — ``run_company`` with the slot as cutoff (see
+   ``invoicing.schedule.due_run`` for the catch-up rule). A company that fails
+   (refused, failed, any exception) is logged, reported through ``on_result`` and
+   never stops the others; the run itself records the refusal or failure.
+3. **Advance** — ``next_run_at`` moves to the following slot and the lease is
+   released, but only ``WHERE lease_owner = me AND next_run_at = slot``: a
+   settings change made meanwhile (``invoicing.emailer_config``) wins.
+
+A replica that dies mid-run leaves its lease; the run's transaction rolls back
+with its connection, and another replica claims the row once ``lease_until``
+has passed (default lease 15 minutes, far longer than a run). Even a replica
+that outlived its lease cannot double-invoice: runs of one company serialise on
+the integration row and an order is invoiced at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise import connections
+from tortoise.expressions import Q
+
+from invoicing.clock import Clock, utc_now
+from invoicing.errors import InvoiceBotError
+from invoicing.runs import RunReport, run_company
+from invoicing.schedule import DueRun, due_run, parse_schedule
+from models import EmailerIntegration, RunOutcome, RunTrigger, Tenant
+
+log = logging.getLogger(__name__)
+
+ACTOR = "scheduler"
+
+
+@dataclass(frozen=True)
+class ScheduledOutcome:
+    """What one scheduled run did, for notifications (Slack) — ``report`` or ``error``."""
+
+    tenant: str
+    company: str
+    trigger: RunTrigger
+    slot: datetime
+    cutoff: datetime
+    report: RunReport | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+OnResult = Callable[[ScheduledOutcome], Awaitable[None]]
+AfterCommit = Callable[[], Awaitable[None]]
+#: ``run_company``'s signature; tests and the composition root may wrap it.
+Runner = Callable[..., Awaitable[RunReport]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An integration leased to this replica for its due ``slot`` until ``lease_until``."""
+
+    integration_id: int
+    slot: datetime
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class _Target:
+    tenant: Tenant
+    company: str
+    timezone: str
+    schedule: str
+
+
+async def _ignore_result(_: ScheduledOutcome) -> None:
+    return None
+
+
+def replica_id() -> str:
+    """``host-pid-random``: unique per process, readable in ``lease_owner`` when debugging."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Scheduler:
+    """Dispatches due invoice runs; drive it with ``run_forever()`` or, in tests, ``tick()``."""
+
+    def __init__(
+        self,
+        *,
+        on_result: OnResult = _ignore_result,
+        after_commit: AfterCommit | None = None,
+        clock: Clock = utc_now,
+        runner: Runner = run_company,
+        concurrency: int = 8,
+        batch_size: int = 50,
+        lease: timedelta = timedelta(minutes=15),
+        catch_up_grace: timedelta = timedelta(minutes=10),
+        max_sleep: float = 60.0,
+        shutdown_grace: float = 30.0,
+        error_backoff: float = 5.0,
+        replica: str | None = None,
+    ) -> None:
+        if concurrency < 1 or batch_size < 1:
+            raise ValueError("concurrency and batch_size must be at least 1")
+        self.replica = (replica or replica_id())[:64]
+        self._on_result = on_result
+        self._after_commit = after_commit
+        self._clock = clock
+        self._runner = runner
+        self._slots = asyncio.Semaphore(concurrency)
+        self._batch_size = batch_size
+        self._lease = lease
+        self._grace = catch_up_grace
+        self._max_sleep = max_sleep
+        self._shutdown_grace = shutdown_grace
+        self._error_backoff = error_backoff
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._claimed_last = 0
+
+    # --- control -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Re-check at once (call after a settings change); harmless when already awake."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; ``run_forever`` lets in-flight runs finish (bounded) and returns."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def until_idle(self) -> None:
+        """Wait until the loop has finished a tick and is sleeping (tests, health checks)."""
+        await self._idle.wait()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run_forever(self, *, handle_signals: bool = False) -> None:
+        """Tick, sleep until the earliest ``next_run_at`` (at most ``max_sleep``), repeat.
+
+        Returns after ``stop()`` (or SIGTERM/SIGINT with ``handle_signals``) once the
+        in-flight runs finished or ``shutdown_grace`` seconds passed; runs still going
+        then are cancelled: their transactions roll back and their leases are released.
+        """
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+        for sig in signals:
+            loop.add_signal_handler(sig, self.stop)
+        log.info("scheduler started replica=%s", self.replica)
+        try:
+            while not self._stopping.is_set():
+                self._idle.clear()
+                self._wake.clear()
+                delay = await self._tick_within_grace()
+                if self._stopping.is_set():
+                    break
+                if delay is None:
+                    delay = await self._delay_until_due()
+                if delay > 0:
+                    self._idle.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self._idle.set()
+            log.info("scheduler stopped replica=%s", self.replica)
+
+    async def _tick_within_grace(self) -> float | None:
+        """One tick; returns a delay to sleep when the next tick should not come at once."""
+        task = asyncio.create_task(self.tick())
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                done, _ = await asyncio.wait({task}, timeout=self._shutdown_grace)
+                if not done:
+                    log.warning("shutdown grace over, cancelling runs replica=%s grace_s=%s",
+                                self.replica, self._shutdown_grace)
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    return None
+        except asyncio.CancelledError:  # the loop itself is cancelled: take the runs down with it
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        finally:
+            stopping.cancel()
+        if task.exception() is not None:  # a tick-wide failure (database down): log, back off, retry
+            log.error("tick failed replica=%s", self.replica, exc_info=task.exception())
+            return self._error_backoff
+        # A full batch means more may be due right now.
+        return 0.0 if self._claimed_last >= self._batch_size else None
+
+    async def _delay_until_due(self) -> float:
+        now = self._clock()
+        try:
+            earliest = await (
+                EmailerIntegration.filter(enabled=True, next_run_at__not_isnull=True)
+                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+                .order_by("next_run_at").limit(1).values_list("next_run_at", flat=True)
+            )
+        except Exception:  # noqa: BLE001 - database trouble: poll again later
+            log.exception("could not read the next due time replica=%s", self.replica)
+            return self._error_backoff
+        if not earliest:
+            return self._max_sleep
+        due_at: datetime = earliest[0]  # type: ignore[assignment]  # values_list(flat=True)
+        return min(self._max_sleep, max(0.0, (due_at - now).total_seconds()))
+
+    # --- one tick ----------------------------------------------------------------------------
+
+    async def tick(self) -> list[ScheduledOutcome]:
+        """Claim what is due now (one batch) and run it; returns when those runs are done."""
+        if self._stopping.is_set():
+            return []
+        claims = await self.claim_due()
+        self._claimed_last = len(claims)
+        if claims:
+            log.info("claimed replica=%s count=%d", self.replica, len(claims))
+        results = await asyncio.gather(*(self._run_claimed(claim) for claim in claims), return_exceptions=True)
+        outcomes: list[ScheduledOutcome] = []
+        for claim, result in zip(claims, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):  # that run only; its lease was released
+                log.warning("run cancelled integration=%d replica=%s", claim.integration_id, self.replica)
+            elif isinstance(result, BaseException):
+                # Outside the run itself (loading the company, the database): the lease
+                # expires and a later tick retries the slot; the others went on.
+                log.error("scheduling failed integration=%d replica=%s", claim.integration_id, self.replica,
+                          exc_info=result)
+            elif result is not None:
+                outcomes.append(result)
+        return outcomes
+
+    async def claim_due(self) -> list[Claim]:
+        """Lease up to ``batch_size`` due integrations to this replica (one statement)."""
+        now = self._clock().astimezone(UTC)  # SQLite compares the stored UTC ISO text
+        until = now + self._lease
+        conn = connections.get("default")
+        sql = _CLAIM_SQL[conn.capabilities.dialect]
+        rows = await conn.execute_query_dict(sql, [self.replica, until, True, now, self._batch_size])
+        claims = [Claim(row["id"], _as_utc(row["next_run_at"]), until) for row in rows]
+        return sorted(claims, key=lambda c: (c.slot, c.integration_id))
+
+    async def _run_claimed(self, claim: Claim) -> ScheduledOutcome | None:
+        async with self._slots:
+            try:
+                if self._stopping.is_set() or not await self._lease_still_ours(claim):
+                    await self._release(claim)  # not started: free it for another replica now
+                    return None
+                target = await self._target(claim)
+                if target is None:
+                    return None
+                outcome, due = await self._run(claim, target)
+            except asyncio.CancelledError:  # shutdown past its grace: the run rolled back
+                await asyncio.shield(self._release(claim))
+                raise
+            await self._advance(claim, due)
+        await self._announce(outcome)
+        return outcome
+
+    async def _run(self, claim: Claim, target: _Target) -> tuple[ScheduledOutcome, DueRun | None]:
+        """Run one company; every failure becomes an outcome (logged), never an exception."""
+        base: dict[str, Any] = dict(tenant=target.tenant.name, company=target.company, slot=claim.slot)
+        try:
+            due = due_run(parse_schedule(target.schedule), target.timezone, slot=claim.slot, now=self._clock(),
+                          grace=self._grace)
+        except (InvoiceBotError, ValueError, KeyError) as bad:  # a stored schedule or zone no longer valid
+            log.error("cannot schedule tenant=%s company=%s schedule=%r error=%s", target.tenant.name,
+                      target.company, target.schedule, bad)
+            message = f"Schedule '{target.schedule}' cannot be computed ({bad}); runs paused until it is fixed."
+            return ScheduledOutcome(**base, trigger=RunTrigger.SCHEDULE, cutoff=claim.slot, error=message), None
+        trigger = RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE
+        base.update(trigger=trigger, cutoff=due.cutoff)
+        try:
+            report = await self._runner(target.tenant, target.company, trigger=trigger, cutoff=due.cutoff,
+                                        clock=self._clock, actor=ACTOR)
+        except InvoiceBotError as refusal:
+            log.warning("run refused tenant=%s company=%s trigger=%s cutoff=%s reason=%s", target.tenant.name,
+                        target.company, trigger.value, due.cutoff.isoformat(), refusal.message)
+            return ScheduledOutcome(**base, error=refusal.message), due
+        except Exception as exc:  # noqa: BLE001 - one company's bug must not stop the others
+            log.exception("run failed tenant=%s company=%s trigger=%s cutoff=%s", target.tenant.name,
+                          target.company, trigger.value, due.cutoff.isoformat())
+            return ScheduledOutcome(**base, error=f"Run failed ({type(exc).__name__}); nothing was issued."), due
+        log.info("run done tenant=%s company=%s trigger=%s cutoff=%s outcome=%s invoice=%s next=%s",
+                 target.tenant.name, target.company, trigger.value, due.cutoff.isoformat(), report.outcome.value,
+                 report.invoice_number, due.next_run_at.isoformat())
+        return ScheduledOutcome(**base, report=report), due
+
+    async def _target(self, claim: Claim) -> _Target | None:
+        rows = await EmailerIntegration.filter(id=claim.integration_id).values(
+            "schedule", "company__short_name", "company__timezone", "company__tenant_id")
+        if not rows:  # the company was deleted after the claim
+            return None
+        row = rows[0]
+        tenant = await Tenant.get(id=row["company__tenant_id"])
+        return _Target(tenant, row["company__short_name"], row["company__timezone"], row["schedule"])
+
+    async def _lease_still_ours(self, claim: Claim) -> bool:
+        """Renew a lease that is half spent before a run starts (a long queue behind the semaphore)."""
+        now = self._clock()
+        if now < claim.lease_until - self._lease / 2:
+            return True
+        renewed = await EmailerIntegration.filter(
+            id=claim.integration_id, lease_owner=self.replica, next_run_at=claim.slot
+        ).update(lease_until=now + self._lease)
+        if not renewed:
+            log.warning("lease lost before the run replica=%s integration=%d", self.replica, claim.integration_id)
+        return bool(renewed)
+
+    async def _advance(self, claim: Claim, due: DueRun | None) -> None:
+        """Set the next slot and release the lease — unless settings changed meanwhile (they win)."""
+        try:
+            advanced = await EmailerIntegration.filter(
+                id=claim.integration_id, lease_owner=self.replica, next_run_at=claim.slot
+            ).update(next_run_at=due.next_run_at if due else None, lease_owner=None, lease_until=None)
+            if not advanced:
+                await self._release(claim)
+                log.info("next run left as changed meanwhile integration=%d", claim.integration_id)
+        except Exception:  # noqa: BLE001 - the lease then expires and another tick retries the slot
+            log.exception("could not advance integration=%d replica=%s", claim.integration_id, self.replica)
+
+    async def _release(self, claim: Claim) -> None:
+        await EmailerIntegration.filter(id=claim.integration_id, lease_owner=self.replica).update(
+            lease_owner=None, lease_until=None)
+
+    async def _announce(self, outcome: ScheduledOutcome) -> None:
+        """Notify; a failing hook is logged and never affects the run or the other companies."""
+        try:
+            await self._on_result(outcome)
+        except Exception:  # noqa: BLE001 - notifications are best effort; the run is recorded
+            log.exception("on_result failed tenant=%s company=%s", outcome.tenant, outcome.company)
+        if self._after_commit is not None and outcome.report is not None and \
+                outcome.report.outcome == RunOutcome.INVOICED:
+            try:
+                await self._after_commit()
+            except Exception:  # noqa: BLE001 - the outbox retries deliveries on its own schedule
+                log.exception("after_commit failed tenant=%s company=%s", outcome.tenant, outcome.company)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """RETURNING gives datetimes on asyncpg and ISO text on SQLite."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC)
+
+
+_DUE = "enabled = {p3} AND next_run_at <= {p4} AND (lease_until IS NULL OR lease_until < {p4})"
+_CLAIM_TEMPLATE = (
+    "UPDATE emailer_integration SET lease_owner = {p1}, lease_until = {p2} "
+    "WHERE id IN (SELECT id FROM emailer_integration WHERE " + _DUE + " ORDER BY next_run_at LIMIT {p5}{lock}) "
+    "AND " + _DUE + " RETURNING id, next_run_at"
+)
+_CLAIM_SQL = {
+    "postgres": _CLAIM_TEMPLATE.format(p1="$1", p2="$2", p3="$3", p4="$4", p5="$5", lock=" FOR UPDATE SKIP LOCKED"),
+    # SQLite takes numbered parameters too (?NNN), so one template serves both.
+    "sqlite": _CLAIM_TEMPLATE.format(p1="?1", p2="?2", p3="?3", p4="?4", p5="?5", lock=""),
+}
