@@ -20,7 +20,6 @@ Callers that host a scheduler wake it after a change (``Scheduler.wake``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -90,9 +89,8 @@ async def enable(company: Company, *, now: datetime, actor: str) -> EmailerSetti
     Only the plan is required: incomplete accounting details do not stop enabling
     (each run is refused and names them until they are complete).
     """
-    tenant = await Tenant.get(id=company.tenant_id)
-    with contextlib.suppress(IncompleteDetails):  # checked per run, naming the missing fields
-        check_can_invoice(tenant, company)
+    # Only the plan: incomplete details are checked per run, naming the missing fields.
+    check_plan(await Tenant.get(id=company.tenant_id))
     async with in_transaction():
         row = await _locked(company)
         if row.enabled and row.next_run_at is not None:
