@@ -57,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("company", help="the company's short name")
     run.add_argument("--tenant", help="tenant name (needed when there is more than one)")
     run.add_argument("--dry-run", action="store_true", help="preview: write nothing, take no number")
+
+    token = sub.add_parser("token", help="order-feed API tokens of a tenant")
+    token_sub = token.add_subparsers(dest="token_command", required=True, parser_class=_Parser)
+    token_create = token_sub.add_parser("create", help="create a token; it is printed once (stdout)")
+    token_create.add_argument("tenant")
+    token_create.add_argument("--label", default="", help="what the token is for, e.g. the OMS instance")
+    token_sub.add_parser("list", help="list a tenant's tokens (prefixes only)").add_argument("tenant")
+    token_revoke = token_sub.add_parser("revoke", help="revoke a token by its prefix")
+    token_revoke.add_argument("tenant")
+    token_revoke.add_argument("prefix", help="as shown by `token list`, e.g. ibt_AbCd1234")
+
+    importer = sub.add_parser("import", help="import orders or prices from CSV (all-or-nothing; see docs/feed.md)")
+    importer.add_argument("kind", choices=["orders", "prices"])
+    importer.add_argument("file", type=Path, metavar="FILE.csv")
+    importer.add_argument("--tenant", required=True, help="tenant name")
+
+    serve = sub.add_parser("serve", help="HTTP (Slack /slack/events, feed /api/v1, /healthz) + scheduler + outbox")
+    serve.add_argument("--no-scheduler", action="store_true", help="serve HTTP only (another replica schedules)")
     return parser
 
 
@@ -71,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"invoicebot: error: setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
     handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
-        "demo": _demo, "migrate": _migrate, "tenant": _tenant, "run": _run,
+        "token": _token, "import": _import,
+        "demo": _demo, "migrate": _migrate, "tenant": _tenant, "run": _run, "serve": _serve,
     }
     try:
         return asyncio.run(handlers[args.command](args, settings))
@@ -128,6 +147,25 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from bot.app import Service
+
+    logging.getLogger().setLevel(logging.INFO)
+    service = Service(settings, scheduler_enabled=not args.no_scheduler)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    console.print(f"InvoiceBot serving on {settings.host}:{service.port} "
+                  f"(database {settings.resolved_database_url().split('@')[-1]})")
+    await stop.wait()
+    await service.stop()
+    return 0
+
+
 def _skipped_text(report: RunReport) -> str:
     if not report.skipped_by_reason:
         return "—"
@@ -153,3 +191,89 @@ def summary_table(reports: Sequence[RunReport], *, title: str) -> Table:
             _skipped_text(r),
         )
     return table
+
+
+async def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.tokens import create_token, list_tokens, revoke_token
+
+    async with database(settings.resolved_database_url()):
+        tenant = await get_tenant(args.tenant)
+        if args.token_command == "create":
+            new = await create_token(tenant, label=args.label, actor="cli")
+            # The token alone on stdout (scriptable: TOKEN=$(invoicebot token create acme)); the note on stderr.
+            print(new.token)
+            print(f"Token {new.prefix}… for tenant {tenant.name} created. Store it now: it is not shown again. "
+                  "Send it as `Authorization: Bearer <token>`.", file=sys.stderr)
+            return 0
+        if args.token_command == "revoke":
+            revocation = await revoke_token(tenant, args.prefix, actor="cli")
+            when = f"{revocation.token.revoked_at:%Y-%m-%d %H:%M} UTC"
+            console.print(f"Token {revocation.token.prefix} was already revoked ({when})." if revocation.already_revoked
+                          else f"Token {revocation.token.prefix} revoked; requests with it now get 401.")
+            return 0
+        tokens = await list_tokens(tenant)
+    table = Table(title=f"API tokens of {tenant.name}")
+    for column in ("Prefix", "Label", "Created (UTC)", "Last used (UTC)", "Status"):
+        table.add_column(column, no_wrap=True)
+    for info in tokens:
+        table.add_row(info.prefix, info.label or "—", f"{info.created_at:%Y-%m-%d %H:%M}",
+                      f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never",
+                      "active" if info.active else f"revoked {info.revoked_at:%Y-%m-%d}")
+    console.print(table if tokens else f"No API tokens for {tenant.name}. `invoicebot token create {tenant.name}`.")
+    return 0
+
+
+class _ImportProgress:
+    """A rich progress bar per import phase, only when stdout is a terminal (never in logs or pipes)."""
+
+    _LABELS = {"check": "Checking rows", "write": "Writing"}
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._tasks: dict[str, object] = {}
+
+    def __enter__(self) -> Callable[[str, int, int], None] | None:
+        if not sys.stdout.isatty():
+            return None
+        from rich.progress import Progress
+
+        self._bar = Progress(console=console, transient=True)
+        self._bar.__enter__()
+        return self._update
+
+    def _update(self, phase: str, done: int, total: int) -> None:
+        assert self._bar is not None
+        if phase not in self._tasks:
+            self._tasks[phase] = self._bar.add_task(self._LABELS.get(phase, phase), total=total)
+        self._bar.update(self._tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+async def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.csv_import import import_orders, import_prices
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"invoicebot: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    async with database(settings.resolved_database_url()):
+        tenant = await get_tenant(args.tenant)
+        with _ImportProgress() as progress:
+            if args.kind == "orders":
+                report = await import_orders(tenant, data, progress=progress)
+            else:
+                report = await import_prices(tenant, data, actor="cli", progress=progress)
+    if report.errors:
+        print(f"invoicebot: error: {args.file.name}: {len(report.errors)} bad row(s); nothing was imported",
+              file=sys.stderr)
+        for error in report.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 2
+    stale = f", {report.stale} stale (older than stored, ignored)" if report.stale else ""
+    console.print(f"Imported {report.kind} from {args.file.name} ({report.rows} rows, {report.encoding}): "
+                  f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged{stale}.")
+    return 0

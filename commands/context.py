@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from invoicing.clock import Clock, utc_now
-from invoicing.errors import Forbidden, InvalidInput
+from invoicing.errors import Forbidden, InvalidInput, InvoiceBotError
 from invoicing.runs import RunReport
 from models import Tenant
 
@@ -19,15 +19,21 @@ async def _no_after_run(_: RunReport) -> None:
     return None
 
 
+async def _no_resend(number: str, tenant_id: int) -> object:
+    raise InvoiceBotError("E-mail delivery is not running in this process; try again from the service.")
+
+
 @dataclass(frozen=True)
 class Services:
     """Hooks ``bot/`` provides; defaults make every command usable in a plain test."""
 
-    #: Re-check due integrations now (a schedule or enablement changed).
+    # Re-check due integrations now (a schedule or enablement changed).
     wake_scheduler: Callable[[], None] = lambda: None
-    #: Called after a run committed: deliver its e-mail, post the run notification.
+    # Called after a run committed: deliver its e-mail, post the run notification.
     after_run: Callable[[RunReport], Awaitable[None]] = _no_after_run
-    #: Render an invoice PDF; None when rendering is not available.
+    # Queue a new e-mail of an issued invoice (``Outbox.resend``) and kick delivery.
+    resend_invoice: Callable[[str, int], Awaitable[object]] = _no_resend
+    # Domain of MAIL_FROM, used in Message-IDs of invoices issued by manual runs.
     mail_domain: str = "invoicebot.local"
 
 
@@ -36,8 +42,8 @@ class CommandContext:
     tenant: Tenant
     user_id: str
     channel_id: str = ""
-    #: Resolves whether the user may change configuration (workspace admin/owner or
-    #: on the tenant's admin list); only awaited by commands that change something.
+    # Resolves whether the user may change configuration (workspace admin/owner or
+    # on the tenant's admin list); only awaited by commands that change something.
     is_admin: Callable[[], Awaitable[bool]] = _no_admin
     clock: Clock = utc_now
     services: Services = field(default_factory=Services)

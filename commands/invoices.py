@@ -1,12 +1,74 @@
-"""Placeholder until the service layer lands (replaced in this session)."""
+"""``invoices <co>`` and ``invoice <number> [resend]``: issued invoices, their PDFs, re-sending."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
 from commands.context import Args, CommandContext
-from commands.replies import Reply
-from invoicing.errors import InvoiceBotError
+from commands.formatting import day_start, local, money, parse_day
+from commands.replies import FileUpload, Reply, context, fields_section, header, message, section
+from invoicing.document import InvoiceDocument
+from invoicing.errors import InvalidInput, NotFound
+from invoicing.runs import find_company
+from models import Company, Delivery, Invoice
+
+SHOWN = 40
 
 
 async def invoices(args: Args, ctx: CommandContext) -> Reply:
-    raise InvoiceBotError("not yet")
+    c = await find_company(ctx.tenant, args.word(0, "company"))
+    args.no_extra_words(1)
+    args.only_options(("from", "to"))
+    query = Invoice.filter(tenant_id=ctx.tenant.id, company_id=c.id)
+    if "from" in args.options:
+        query = query.filter(issued_at__gte=day_start(parse_day(args.options["from"], "from"), c.timezone))
+    if "to" in args.options:
+        end = day_start(parse_day(args.options["to"], "to"), c.timezone) + timedelta(days=1)
+        query = query.filter(issued_at__lt=end)
+    rows = await query.order_by("-number").limit(SHOWN).values(
+        "display_number", "issued_at", "order_count", "gross_total", "currency")
+    if not rows:
+        return message(f"No invoices for {c.short_name}.", section(f"No invoices for *{c.short_name}* in that range."))
+    lines = [f"*{r['display_number']}* · {local(r['issued_at'], c.timezone, with_time=False)} · "
+             f"{r['order_count']} orders · {money(r['gross_total'], r['currency'])}" for r in rows]
+    more = [context(f"Showing the latest {SHOWN}; narrow with from= and to=.")] if len(rows) == SHOWN else []
+    return message(f"Invoices of {c.short_name}", header(f"Invoices of {c.short_name}"),
+                   section("\n".join(lines)), *more)
 
 
 async def invoice(args: Args, ctx: CommandContext) -> Reply:
-    raise InvoiceBotError("not yet")
+    number = args.word(0, "invoice number")
+    action = args.words[1].lower() if len(args.words) > 1 else ""
+    args.no_extra_words(2)
+    args.only_options(())
+    found = await Invoice.get_or_none(tenant_id=ctx.tenant.id, display_number=number)
+    if found is None:
+        raise NotFound(f"No invoice {number!r} in {ctx.tenant.name}. `/invoicing invoices <co>` lists them.")
+    company = await Company.get(id=found.company_id)
+    if action == "resend":
+        await ctx.require_admin("re-send invoices")
+        await ctx.services.resend_invoice(found.display_number, ctx.tenant.id)
+        return message(f"Invoice {number} queued for sending again.", section(
+            f":incoming_envelope: Invoice *{number}* will be e-mailed again to {found.buyer.get('email')} "
+            "(a new message with its own Message-ID; same PDF)."), ephemeral=False)
+    if action:
+        raise InvalidInput("invoice", f"unknown action {action!r}; use `invoice {number}` or `invoice {number} resend`")
+    from invoicing.pdf import render_invoice_pdf
+
+    doc = await InvoiceDocument.load(found)
+    pdf = await asyncio.to_thread(render_invoice_pdf, doc)
+    deliveries = await Delivery.filter(invoice_id=found.id).order_by("id")
+    sent = "; ".join(f"{d.kind} {d.status}{' (' + d.last_error + ')' if d.last_error else ''}" for d in deliveries)
+    return message(
+        f"Invoice {number}",
+        header(f"Invoice {number} — {company.short_name}"),
+        fields_section([
+            ("Issued", local(found.issued_at, found.timezone)), ("Orders", str(found.order_count)),
+            ("Net", money(found.net_total, found.currency)), ("VAT", money(found.tax_total, found.currency)),
+            ("Total", money(found.gross_total, found.currency)), ("Buyer", str(found.buyer.get("legal_name"))),
+        ]),
+        context(f"E-mail: {sent or 'none'}"),
+        ephemeral=False,
+        file=FileUpload(filename=f"{number}.pdf", content=pdf, title=f"Invoice {number}"),
+    )

@@ -13,18 +13,16 @@ import io
 import json
 import logging
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from fpdf import FPDF
 from pypdf import PdfReader
@@ -34,70 +32,18 @@ from invoicing.errors import InvalidInput, NotFound
 from invoicing.mail import compose_invoice_email, envelope_recipients
 from invoicing.outbox import UNKNOWN_OUTCOME, Outbox
 from invoicing.runs import run_company
-from invoicing.transport import FileTransport, PermanentDeliveryError, SmtpTransport, Transport
+from invoicing.transport import (
+    FileTransport,
+    PermanentDeliveryError,
+    SmtpTransport,
+    Transport,
+)
 from models import Company, Delivery, DeliveryKind, Invoice
 from tests import factories as f
 from tests.factories import T0
+from tests.fakes.smtp import RecordingHandler, free_port, start_server
 
 MAIL_FROM = "invoices@inkwell.example"
-
-
-# --- a real SMTP server that records what it received -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    content: bytes
-    tls: bool
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.content, policy=email.policy.default)  # type: ignore[return-value]
-
-
-@dataclass
-class RecordingHandler:
-    """Accepts every message, unless scripted: ``script`` replies to the next DATA commands, ``always`` to all."""
-
-    received: list[Received] = field(default_factory=list)
-    script: list[str] = field(default_factory=list)
-    always: str | None = None
-    data_commands: int = 0
-    hang_up_on_next_mail: bool = False
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
-        if self.hang_up_on_next_mail:  # as a server does with a connection it considers idle
-            self.hang_up_on_next_mail = False
-            server.transport.close()
-            return "421 4.4.2 idle too long"
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.data_commands += 1
-        if self.always:
-            return self.always
-        if self.script:
-            return self.script.pop(0)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
-                                      session.ssl is not None))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int, **smtp_kwargs) -> tuple[Controller, RecordingHandler]:
-    handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="localhost", **smtp_kwargs)
-    controller.start()
-    return controller, handler
 
 
 @pytest.fixture

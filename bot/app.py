@@ -1,0 +1,171 @@
+"""The composition root: everything ``invoicebot serve`` runs, built in one place.
+
+Nothing connects at import time. ``Service.start()`` opens (and migrates) the
+database, builds the mail transport (SMTP, or the file outbox when ``SMTP_HOST`` is
+empty), the outbox worker, the Slack app (HTTP at ``/slack/events`` or Socket Mode),
+the order feed under ``/api/v1``, ``/healthz`` and the scheduler loop.
+``Service.stop()`` stops claiming, lets in-flight runs finish (bounded), flushes
+nothing half-done (runs are transactions) and closes connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.db import database
+from bot.http import add_health_route, add_slack_routes
+from bot.notifier import Notifier
+from bot.scheduler import ScheduledOutcome, Scheduler
+from bot.settings import Settings
+from bot.slack import ChannelPoster, create_slack_app, web_client
+from commands.context import Services
+from invoicing.clock import Clock, utc_now
+from invoicing.mail import mail_domain
+from invoicing.fonts import preload as preload_fonts
+from invoicing.outbox import Outbox
+from invoicing.pdf import render_invoice_pdf
+from invoicing.runs import RunReport, run_company
+from invoicing.transport import FileTransport, SmtpTransport, Transport
+
+log = logging.getLogger(__name__)
+
+OUTBOX_POLL_SECONDS = 30.0
+
+
+def build_transport(settings: Settings) -> Transport:
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return SmtpTransport(settings.smtp_host, settings.smtp_port, settings.smtp_username, password,
+                             settings.smtp_security)
+    return FileTransport(settings.resolved_outbox_dir())
+
+
+class Service:
+    """One replica of InvoiceBot. ``await start()``, then ``await wait_stopped()`` or ``stop()``."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, scheduler_enabled: bool = True) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.scheduler_enabled = scheduler_enabled
+        self.domain = mail_domain(settings.mail_from)
+        self.transport = build_transport(settings)
+        self.outbox = Outbox(self.transport, render_invoice_pdf, settings.mail_from, clock)
+        self.scheduler = Scheduler(
+            on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
+            runner=functools.partial(run_company, mail_domain=self.domain),
+        )
+        self.poster: ChannelPoster | None = None
+        self.notifier = Notifier(None)
+        self.web_app = web.Application(client_max_size=1_048_576)
+        self._kick = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._db: contextlib.AbstractAsyncContextManager[Any] | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket_mode: Any = None
+        self.port: int | None = None
+
+    # --- hooks the commands and the scheduler call ------------------------------------------
+
+    def services(self) -> Services:
+        return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
+                        resend_invoice=self._resend, mail_domain=self.domain)
+
+    async def kick_outbox(self) -> None:
+        self._kick.set()
+
+    async def _after_manual_run(self, _: RunReport) -> None:
+        self._kick.set()
+
+    async def _resend(self, number: str, tenant_id: int) -> object:
+        delivery = await self.outbox.resend(number, tenant_id)
+        self._kick.set()
+        return delivery
+
+    async def _on_scheduled(self, outcome: ScheduledOutcome) -> None:
+        if outcome.report is not None:
+            await self.notifier.run_finished(outcome.report)
+        elif outcome.error:
+            refused = "Cannot invoice yet" in outcome.error or "OMS Lite" in outcome.error
+            await self.notifier.run_refused(outcome.tenant, outcome.company, outcome.error, failed=not refused)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, *, serve_http: bool = True) -> None:
+        """Open the database, wire Slack and HTTP, start the scheduler and outbox loops."""
+        self._db = database(self.settings.resolved_database_url())
+        await self._db.__aenter__()
+        # Parse the invoice fonts now, not during the first run (~250 ms once per process).
+        await asyncio.to_thread(preload_fonts)
+        self._build_slack()
+        self._build_http()
+        if serve_http:
+            self._runner = web.AppRunner(self.web_app, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+            await site.start()
+            self.port = self._runner.addresses[0][1]
+            log.info("http listening host=%s port=%s", self.settings.host, self.port)
+        self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
+        if self.scheduler_enabled:
+            self._tasks.append(asyncio.create_task(self.scheduler.run_forever(), name="scheduler"))
+        if self._socket_mode is not None:
+            await self._socket_mode.connect_async()
+
+    def _build_slack(self) -> None:
+        s = self.settings
+        if not (s.slack_bot_token and s.slack_signing_secret):
+            log.warning("Slack is not configured (SLACK_BOT_TOKEN / SLACK_SIGNING_SECRET unset): no /invoicing")
+            return
+        client = web_client(s.slack_bot_token.get_secret_value(), s.slack_api_url)
+        bolt, self.poster = create_slack_app(signing_secret=s.slack_signing_secret.get_secret_value(),
+                                             client=client, services=self.services(), clock=self.clock)
+        self.notifier = Notifier(self.poster)
+        self.bolt = bolt
+        if s.slack_app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket_mode = AsyncSocketModeHandler(bolt, s.slack_app_token.get_secret_value())
+        else:
+            add_slack_routes(self.web_app, bolt)
+
+    def _build_http(self) -> None:
+        from bot.feed import create_feed_app
+
+        add_health_route(self.web_app)
+        self.web_app.add_subapp("/api/v1", create_feed_app())
+
+    async def _outbox_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                outcomes = await self.outbox.deliver_due()
+                await self.notifier.deliveries(outcomes)
+            except Exception:  # noqa: BLE001 - keep delivering; the rows stay pending
+                log.exception("outbox pass failed")
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.scheduler.stop()
+        self._kick.set()
+        if self._socket_mode is not None:
+            await self._socket_mode.close_async()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.transport.close()
+        if self._db is not None:
+            await self._db.__aexit__(None, None, None)
+            self._db = None
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()

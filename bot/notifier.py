@@ -1,0 +1,63 @@
+"""Run and delivery notifications in each company's Slack channel.
+
+Failures to post are logged and never break invoicing: the invoice, its run record
+and its delivery are already committed when a notification is attempted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import ChannelPoster, slack_error
+from commands.notifications import delivery_failed_reply, failed_reply, refused_reply, run_reply
+from commands.replies import Reply
+from invoicing.outbox import DeliveryOutcome
+from invoicing.runs import RunReport
+from models import Company, Delivery, DeliveryStatus, Tenant
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """Posts to ``company.slack_channel``; does nothing for companies without a channel."""
+
+    def __init__(self, poster: ChannelPoster | None) -> None:
+        self.poster = poster
+
+    async def _post(self, company: Company, reply: Reply) -> None:
+        if self.poster is None or not company.slack_channel:
+            return
+        try:
+            await self.poster.post(company.slack_channel, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False))
+        except SlackApiError as exc:
+            log.warning("notification not posted company=%s channel=%s error=%s", company.short_name,
+                        company.slack_channel, slack_error(exc))
+
+    async def _company(self, tenant_name: str, short_name: str) -> Company | None:
+        tenant = await Tenant.get_or_none(name=tenant_name)
+        if tenant is None:
+            return None
+        return await Company.get_or_none(tenant_id=tenant.id, short_name=short_name)
+
+    async def run_finished(self, report: RunReport) -> None:
+        """A run committed (scheduled or manual from outside Slack): announce it."""
+        company = await self._company(report.tenant, report.company)
+        if company is not None and report.invoice_number is not None:
+            await self._post(company, run_reply(report, timezone=company.timezone))
+
+    async def run_refused(self, tenant: str, company_name: str, reason: str, *, failed: bool = False) -> None:
+        company = await self._company(tenant, company_name)
+        if company is not None:
+            await self._post(company, (failed_reply if failed else refused_reply)(company_name, reason))
+
+    async def deliveries(self, outcomes: list[DeliveryOutcome]) -> None:
+        """Follow up on deliveries that failed permanently."""
+        for outcome in outcomes:
+            if outcome.status != DeliveryStatus.FAILED:
+                continue
+            delivery = await Delivery.get(id=outcome.delivery_id).prefetch_related("invoice")
+            company = await Company.get(id=delivery.invoice.company_id)
+            await self._post(company, delivery_failed_reply(outcome.invoice_number, delivery.to_addr, outcome.error,
+                                                            company.short_name))
