@@ -136,14 +136,19 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     url = settings.resolved_database_url()
     async with database(url):
-        seeded, reports = await run_demo(utc_now())
+        result = await run_demo(utc_now(), data_dir=settings.data_dir, outbox_dir=settings.resolved_outbox_dir(),
+                                mail_from=settings.mail_from)
     where = settings.data_dir.resolve()
     console.print(f"[dim]Database: {url}[/]")
-    console.print("Seeded demo tenant [bold]inkwell[/] (3 retailers, 300 orders)." if seeded
+    console.print("Seeded demo tenant [bold]inkwell[/] (3 retailers, 300 orders)." if result.seeded
                   else "Demo tenant already seeded: invoicing again finds only what is new.")
-    console.print(summary_table(reports, title="InvoiceBot demo — invoice run"))
-    issued = [r for r in reports if r.invoice_number]
+    console.print(summary_table(result.reports, title="InvoiceBot demo — invoice run"))
+    issued = [r for r in result.reports if r.invoice_number]
     console.print(f"{len(issued)} invoice(s) issued. Data dir: {where}")
+    for path in result.pdfs:
+        console.print(f"  PDF     {path.resolve()}", soft_wrap=True)
+    for path in result.emails:
+        console.print(f"  e-mail  {path.resolve()}", soft_wrap=True)
     return 0
 
 

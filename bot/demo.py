@@ -10,10 +10,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from invoicing.document import InvoiceDocument
+from invoicing.mail import mail_domain
+from invoicing.outbox import Outbox
+from invoicing.pdf import render_invoice_pdf
 from invoicing.runs import RunReport, run_company
+from invoicing.transport import FileTransport
 from invoicing.setup import ItemInput, PriceInput, create_company, create_tenant, set_product, upsert_order
-from models import AuditEntry, Company, EmailerIntegration, Tenant
+from models import AuditEntry, Company, EmailerIntegration, Invoice, Tenant
 
 TENANT = "inkwell"
 SELLER = {
@@ -125,11 +131,34 @@ async def seed(now: datetime) -> Tenant:
     return tenant
 
 
-async def run_demo(now: datetime) -> tuple[bool, list[RunReport]]:
-    """Seed if needed, then invoice every retailer once. Returns (seeded_now, reports)."""
+@dataclass(frozen=True)
+class DemoResult:
+    seeded: bool
+    reports: list[RunReport]
+    pdfs: list[Path]
+    emails: list[Path]
+
+
+async def run_demo(now: datetime, *, data_dir: Path, outbox_dir: Path, mail_from: str) -> DemoResult:
+    """Seed if needed, invoice every retailer once, write the PDFs and deliver to the file outbox."""
     tenant = await Tenant.get_or_none(name=TENANT)
     seeded = tenant is None
     if tenant is None:
         tenant = await seed(now)
-    reports = [await run_company(tenant, r.short, actor="demo", clock=lambda: now) for r in RETAILERS]
-    return seeded, reports
+    domain = mail_domain(mail_from)
+    reports = [await run_company(tenant, r.short, actor="demo", clock=lambda: now, mail_domain=domain)
+               for r in RETAILERS]
+    pdf_dir = data_dir / "invoices"
+    pdf_dir.mkdir(parents=True, exist_ok=True)
+    pdfs = []
+    for report in reports:
+        if report.invoice_id is None:
+            continue
+        document = await InvoiceDocument.load(await Invoice.get(id=report.invoice_id))
+        path = pdf_dir / f"{report.invoice_number}.pdf"
+        path.write_bytes(render_invoice_pdf(document))
+        pdfs.append(path)
+    sent = [o for o in await Outbox(FileTransport(outbox_dir), render_invoice_pdf, mail_from,
+                                    clock=lambda: now).deliver_due() if o.status == "sent"]
+    emails = sorted(path for o in sent for path in outbox_dir.glob(f"{o.invoice_number}-*.eml"))
+    return DemoResult(seeded, reports, pdfs, emails)

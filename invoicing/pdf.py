@@ -95,6 +95,12 @@ class _Formats:
         """Without the sign, for the table whose header names the currency."""
         return self._number.apply(amount, self.locale, currency=self.currency, currency_digits=True)
 
+    def unit(self, amount: Decimal) -> str:
+        """A unit price: the currency's digits, or more when the price has them ("3.333"),
+        so every line net can be recomputed from the printed figures."""
+        return self._number.apply(amount.normalize(), self.locale, currency=self.currency, currency_digits=True,
+                                  decimal_quantization=False)
+
     def rate(self, rate: Decimal) -> str:
         """A VAT rate in percent without trailing zeros: "20", "5,5"."""
         return _RATE_PATTERN.apply(rate, self.locale)
@@ -328,7 +334,7 @@ class _InvoicePDF(FPDF):
     def table_row(self, fmt: _Formats, line: DocumentLine, description: Sequence[str], top: float) -> None:
         base = top + 3.7
         values = (_clean(line.order_ref), fmt.day(line.dispatched_at, short=True), _clean(line.sku), None,
-                  str(line.quantity), fmt.amount(line.unit_cost), fmt.amount(line.unit_shipping),
+                  str(line.quantity), fmt.unit(line.unit_cost), fmt.unit(line.unit_shipping),
                   fmt.rate(line.tax_rate), fmt.amount(line.net))  # fmt: skip
         x = _LEFT
         for (_, width, right), value in zip(_COLUMNS, values):

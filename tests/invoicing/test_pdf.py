@@ -363,3 +363,10 @@ def test_eu_country_accepts_codes_and_the_greek_vat_prefix() -> None:
     assert eu_country("EL") == "GR"
     assert eu_country("GB") is None
     assert eu_country("") is None
+
+
+def test_unit_prices_keep_their_extra_decimals_so_every_net_can_be_recomputed() -> None:
+    # 5 × (3.333 + 2.25) = 27.915 → 27.92; printing "3.33" would make it look like 27.90
+    doc = make_doc([make_line(1, cost="3.333", shipping="2.25", quantity=5)])
+    text = text_of(doc)
+    assert "3.333" in text and "2.25" in text
