@@ -62,7 +62,7 @@ class Service:
         )
         self.poster: ChannelPoster | None = None
         self.notifier = Notifier(None)
-        self.web_app = web.Application(client_max_size=1_048_576)
+        self.web_app = web.Application(client_max_size=settings.feed_max_body_bytes)
         self._kick = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -139,7 +139,7 @@ class Service:
         from bot.feed import create_feed_app
 
         add_health_route(self.web_app)
-        self.web_app.add_subapp("/api/v1", create_feed_app())
+        self.web_app.add_subapp("/api/v1", create_feed_app(max_body_bytes=self.settings.feed_max_body_bytes))
 
     async def _outbox_loop(self) -> None:
         while not self._stopping.is_set():

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=1, le=65535)
+    feed_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

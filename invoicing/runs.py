@@ -140,12 +140,16 @@ def check_can_invoice(tenant: Tenant, company: Company) -> None:
         raise IncompleteDetails(missing)
 
 
-async def _plan(company: Company, integration: EmailerIntegration, cutoff: datetime) -> _Plan:
+async def _plan(company: Company, integration: EmailerIntegration, cutoff: datetime, *, lock: bool) -> _Plan:
     query = Order.filter(
         company_id=company.id, invoice_id=None, status=OrderStatus.DISPATCHED, dispatched_at__lt=cutoff
     )
     if integration.starting_from is not None:
         query = query.filter(dispatched_at__gte=integration.starting_from)
+    if lock:
+        # PostgreSQL: the feed locks the same rows before changing items, so an order cannot
+        # change between this plan and the marking below.
+        query = query.select_for_update()
     orders = await query.order_by("dispatched_at", "id").prefetch_related("items")
     book = await load_price_book(
         company.tenant_id, company.id, company.currency, (item.sku for o in orders for item in o.items)
@@ -244,7 +248,7 @@ async def run_company(
 
     if dry_run:
         integration = await EmailerIntegration.get(company_id=company.id)
-        plan = await _plan(company, integration, cutoff)
+        plan = await _plan(company, integration, cutoff, lock=False)
         return _report(base, plan, _period_start(integration), dry_run=True,
                        number=await peek_next_number(tenant.id) if plan.lines else None)
 
@@ -255,7 +259,7 @@ async def run_company(
             await EmailerIntegration.filter(company_id=company.id).update(updated_at=now)
             integration = await EmailerIntegration.get(company_id=company.id)
             checkpoint("claimed")
-            plan = await _plan(company, integration, cutoff)
+            plan = await _plan(company, integration, cutoff, lock=True)
             period_start = _period_start(integration)
             if not plan.lines:
                 run = await InvoiceRun.create(

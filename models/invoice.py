@@ -59,6 +59,7 @@ class Invoice(_Immutable):
     class Meta:
         table = "invoice"
         unique_together = (("tenant", "number"),)
+        indexes = (("tenant_id", "display_number"),)
         ordering = ["number"]
 
 
@@ -66,7 +67,7 @@ class InvoiceLine(_Immutable):
     """One order item as billed: quantity × (unit cost + unit shipping) = net."""
 
     id = fields.IntField(primary_key=True)
-    invoice = fields.ForeignKeyField("models.Invoice", related_name="lines", on_delete=fields.RESTRICT)
+    invoice = fields.ForeignKeyField("models.Invoice", related_name="lines", on_delete=fields.RESTRICT, db_index=True)
     position = fields.IntField()
     order_id_ref = fields.IntField()
     order_ref = fields.CharField(max_length=64)

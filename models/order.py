@@ -44,7 +44,7 @@ class Order(Model):
 
 class OrderItem(Model):
     id = fields.IntField(primary_key=True)
-    order = fields.ForeignKeyField("models.Order", related_name="items", on_delete=fields.CASCADE)
+    order = fields.ForeignKeyField("models.Order", related_name="items", on_delete=fields.CASCADE, db_index=True)
     position = fields.IntField(default=0)
     sku = fields.CharField(max_length=64)
     quantity = fields.IntField()

@@ -216,3 +216,91 @@ async def test_long_lists_stay_within_slack_block_limits(slack: SlackHarness, te
     assert len(reply["blocks"]) <= 50
     assert sum(len(str(b)) for b in reply["blocks"]) < 13000
     assert "shop119" in text_of(reply)
+
+
+async def test_orders_lists_which_invoice_each_order_is_on_and_filters(slack: SlackHarness, tenant):
+    from invoicing.runs import run_company
+
+    c = await f.company(tenant, "acme")
+    await f.price(tenant, "MUG", "5.00")
+    billed = await f.order(c, ref="SO-1")
+    await f.order(c, ref="SO-2", on_hold=True)
+    await f.order(c, ref="SO-3", error="artwork missing")
+    await run_company(tenant, "acme", clock=lambda: f.T0)
+    shown = text_of(await slack.reply("orders acme invoiced"))
+    assert "`SO-1`" in shown and "on *000001*" in shown and "SO-2" not in shown
+    assert billed.external_ref == "SO-1"
+    shown = text_of(await slack.reply("orders acme held"))
+    assert "`SO-2`" in shown and "SO-1" not in shown and "on hold" in shown
+    shown = text_of(await slack.reply("orders acme errors"))
+    assert "`SO-3`" in shown and "artwork missing" in shown
+    shown = text_of(await slack.reply("orders acme uninvoiced from=2026-11-01 to=2026-11-30"))
+    assert "`SO-2`" in shown and "`SO-3`" in shown and "SO-1" not in shown
+
+
+async def test_orders_paginates_within_slack_limits(slack: SlackHarness, tenant):
+    c = await f.company(tenant, "acme")
+    for n in range(60):
+        await f.order(c, ref=f"SO-{n:03d}")
+    first = await slack.reply("orders acme")
+    assert "`SO-000`" in text_of(first) and "page=2" in text_of(first)
+    third = await slack.reply("orders acme page=3")
+    assert "`SO-050`" in text_of(third) and "page=4" not in text_of(third)
+    assert len(first["blocks"]) <= 50
+
+
+async def test_orders_with_a_bad_date_or_filter_says_how_to_fix_it(slack: SlackHarness, tenant):
+    await f.company(tenant, "acme")
+    assert "'2026-13-01' is not a date" in text_of(await slack.reply("orders acme from=2026-13-01"))
+    assert "'paid' is not a filter" in text_of(await slack.reply("orders acme paid"))
+    assert "'0' is not a page number" in text_of(await slack.reply("orders acme page=0"))
+
+
+async def test_invoice_shows_the_summary_and_uploads_the_pdf(slack: SlackHarness, tenant):
+    from invoicing.runs import run_company
+
+    c = await f.company(tenant, "acme")
+    await f.price(tenant, "MUG", "5.00")
+    await f.order(c, quantity=2)
+    await run_company(tenant, "acme", clock=lambda: f.T0)
+    response = await slack.command("invoice 000001")
+    assert response.status == 200
+    [upload] = await slack.fake.wait_for("upload")
+    assert upload.body.startswith(b"%PDF")
+    [complete] = await slack.fake.wait_for("files.completeUploadExternal")
+    assert complete.params["channel_id"] == "CBILLING"
+    [post] = slack.fake.received("chat.postMessage")
+    assert "Invoice 000001 — acme" in text_of(post.params) and "£12.00" in text_of(post.params)
+    shown = text_of(await slack.reply("invoices acme"))
+    assert "*000001*" in shown and "£12.00" in shown
+    shown = text_of(await slack.reply("invoice 999999"))
+    assert "No invoice '999999' in inkwell" in shown
+
+
+async def test_invoice_resend_is_for_admins_and_queues_a_new_email(db):
+    from invoicing.outbox import Outbox
+    from invoicing.runs import run_company
+    from invoicing.transport import FileTransport
+    from commands.context import Services
+    from models import Delivery
+    import tempfile
+    from pathlib import Path
+
+    outbox = Outbox(FileTransport(Path(tempfile.mkdtemp())), lambda doc: b"%PDF", "invoices@inkwell.example")
+    harness = await start_harness(services=Services(resend_invoice=outbox.resend))
+    try:
+        t = await f.tenant(team="T1")
+        c = await f.company(t, "acme")
+        await f.price(t, "MUG", "5.00")
+        await f.order(c)
+        await run_company(t, "acme", clock=lambda: f.T0)
+        denied = text_of(await harness.reply("invoice 000001 resend", user="UMEMBER"))
+        assert "can re-send invoices" in denied
+        assert await Delivery.filter(kind="resend").count() == 0
+        await harness.command("invoice 000001 resend")
+        [post] = await harness.fake.wait_for("chat.postMessage")
+        assert "will be e-mailed again to ap@acme.example" in text_of(post.params)
+        resend = await Delivery.get(kind="resend")
+        assert resend.message_id.endswith(".r1@inkwell.example>")
+    finally:
+        await stop_harness(harness)

@@ -1,0 +1,372 @@
+"""The order feed: an aiohttp sub-application that lets an OMS push and read data over HTTP.
+
+Mount it with ``app.add_subapp(FEED_PREFIX, create_feed_app())``; the caller opens the
+database (Tortoise with the global fallback, so handler tasks see the connection).
+This module only translates: HTTP + JSON in, ``invoicing`` calls, JSON out. Errors map
+as in STYLE.md — ``InvalidInput``/pydantic → 422 ``{"errors": [{"path", "message"}]}``,
+``NotFound`` → 404 (also for other tenants' objects), ``Conflict`` → 409, body over the
+limit → 413, anything else → 500 ``{"error": "internal error", "id"}`` with the
+traceback in the log only. Tokens are never logged; log lines carry the request id,
+tenant and token prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from tortoise.exceptions import IntegrityError
+
+from bot.feed_schemas import (
+    MONEY_FIELDS,
+    MONEY_MESSAGE,
+    BatchBody,
+    CompanyBody,
+    OrderBody,
+    ProductBody,
+    dump_datetime,
+    openapi,
+)
+from invoicing.errors import Conflict, Forbidden, InvalidInput, InvoiceBotError, NotFound
+from invoicing.money import minor_unit, round_money
+from invoicing.orders_query import InvoiceDetail, OrderFilter, OrderRow, get_invoice, list_orders, parse_bound
+from invoicing.setup import (
+    InvoicedOrderConflict,
+    ItemInput,
+    OrderInput,
+    OrderOutcome,
+    PriceInput,
+    ProductInput,
+    UpsertResult,
+    clean_order,
+    set_products,
+    upsert_company,
+    upsert_orders,
+)
+from invoicing.tokens import Principal, authenticate
+
+log = logging.getLogger(__name__)
+
+FEED_PREFIX = "/api/v1"
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+MAX_BODY = web.AppKey("feed_max_body_bytes", int)
+_OPENAPI = web.AppKey("feed_openapi", dict)
+# ``RequestKey`` exists from aiohttp 3.12 on; older versions take a plain string key.
+_PRINCIPAL: Any = web.RequestKey("feed_principal", Principal) if hasattr(web, "RequestKey") else "feed_principal"
+_PUBLIC_ROUTES = frozenset({"openapi"})
+_QUERY_KEYS = frozenset({"company", "invoiced", "from", "to", "cursor", "limit"})
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class _HttpError(Exception):
+    """An error response decided by the adapter itself (401, 413, 422 from pydantic)."""
+
+    def __init__(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(payload)
+        self.status = status
+        self.payload = payload
+        self.headers = headers or {}
+
+
+def _reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(payload, status=status, headers=headers, dumps=_dumps)
+
+
+def _path(field: str) -> str:
+    """``items[0].quantity`` (invoicing's spelling) → ``items.0.quantity`` (the feed's)."""
+    return re.sub(r"\[(\d+)\]", r".\1", field)
+
+
+def _error_response(exc: Exception, request_id: str) -> web.Response:
+    if isinstance(exc, _HttpError):
+        return _reply(exc.payload, exc.status, exc.headers)
+    if isinstance(exc, InvalidInput):
+        return _reply({"errors": [{"path": _path(exc.field), "message": exc.reason}]}, 422)
+    if isinstance(exc, NotFound):
+        return _reply({"error": exc.message}, 404)
+    if isinstance(exc, InvoicedOrderConflict):
+        return _reply({"error": exc.message, "invoice": exc.changes[0].invoice_number, "conflicts": [
+            {"index": c.index, "company": c.company, "ref": c.ref, "invoice": c.invoice_number, "message": c.message}
+            for c in exc.changes]}, 409)
+    if isinstance(exc, Conflict):
+        return _reply({"error": exc.message}, 409)
+    if isinstance(exc, Forbidden):
+        return _reply({"error": exc.message}, 403)
+    if isinstance(exc, InvoiceBotError):
+        return _reply({"error": exc.message}, 400)
+    if isinstance(exc, IntegrityError):
+        # Two requests created the same record at once; the loser rolled back and may retry.
+        log.warning("feed write conflict id=%s error=%s", request_id, type(exc).__name__)
+        return _reply({"error": "a concurrent request wrote the same record; nothing was written, retry"}, 409)
+    log.error("feed internal error id=%s", request_id, exc_info=exc)
+    return _reply({"error": "internal error", "id": request_id}, 500)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: every outcome becomes JSON with an ``X-Request-Id``; one log line per request."""
+    request_id = uuid.uuid4().hex[:16]
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # routing (404/405) raised by aiohttp itself
+        response = _reply({"error": exc.reason}, exc.status, {k: v for k, v in exc.headers.items()
+                                                              if k.lower() == "allow"})
+    except Exception as exc:  # noqa: BLE001 - mapped to a response (and logged when unexpected), never ignored
+        response = _error_response(exc, request_id)
+    response.headers["X-Request-Id"] = request_id
+    principal: Principal | None = request.get(_PRINCIPAL)
+    log.info("feed request id=%s tenant=%s token=%s method=%s path=%s status=%d ms=%.1f", request_id,
+             principal.tenant_name if principal else "-", principal.prefix if principal else "-",
+             request.method, request.rel_url.path, response.status, (time.perf_counter() - started) * 1000)
+    return response
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer-token authentication; the principal's tenant scopes every handler."""
+    route = request.match_info.route
+    if route.name in _PUBLIC_ROUTES or request.match_info.http_exception is not None:
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="invoicebot"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _HttpError(401, {"error": "missing bearer token: send Authorization: Bearer <token>"}, challenge)
+    principal = await authenticate(token.strip())
+    if principal is None:
+        raise _HttpError(401, {"error": "invalid or revoked token"}, challenge)
+    request[_PRINCIPAL] = principal
+    return await handler(request)
+
+
+def _principal(request: web.Request) -> Principal:
+    principal: Principal = request[_PRINCIPAL]
+    return principal
+
+
+async def _body(request: web.Request) -> bytes:
+    """The raw body, refusing more than the app's limit without buffering it.
+
+    Enforced here rather than by ``client_max_size``, which belongs to the root
+    application and so would not apply to a mounted sub-app.
+    """
+    limit = request.app[MAX_BODY]
+    too_large = _HttpError(413, {"error": f"request body is larger than {limit} bytes; split the batch"})
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse(request: web.Request, model: type[M]) -> M:
+    raw = await _body(request)
+    try:
+        return model.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False):
+            loc = error["loc"]
+            message = error["msg"]
+            if error["type"] == "string_type" and loc and loc[-1] in MONEY_FIELDS:
+                message = MONEY_MESSAGE
+            errors.append({"path": ".".join(str(part) for part in loc) or "body", "message": message})
+        raise _HttpError(422, {"errors": errors}) from None
+
+
+def _created_or_ok(result: UpsertResult) -> int:
+    return 201 if result is UpsertResult.CREATED else 200
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+async def put_company(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    body = await _parse(request, CompanyBody)
+    accounting = body.accounting.model_dump(exclude_unset=True) if body.accounting else None
+    company, result = await upsert_company(
+        await principal.tenant(), request.match_info["co"], name=body.name, country=body.country,
+        currency=body.currency, timezone=body.timezone, channel=body.channel, accounting=accounting,
+        actor=principal.actor)
+    return _reply({"applied": True, "result": result.value, "company": company.short_name}, _created_or_ok(result))
+
+
+async def put_product(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    body = await _parse(request, ProductBody)
+    sku = request.match_info["sku"]
+    prices = [PriceInput(p.retailer, p.cost_price, p.shipping, p.tax_rate, p.currency) for p in body.prices]
+    outcome = await set_products(await principal.tenant(), [ProductInput(sku, body.name, prices)],
+                                 actor=principal.actor, field="")
+    return _reply({"applied": True, "result": outcome.result.value, "sku": sku.strip(),
+                   "prices": {"created": outcome.prices_created, "updated": outcome.prices_updated,
+                              "unchanged": outcome.prices_unchanged}}, _created_or_ok(outcome.result))
+
+
+def _order_input(company: str, ref: str, body: OrderBody) -> OrderInput:
+    return OrderInput(
+        company=company, ref=ref, items=[ItemInput(i.sku, i.quantity, i.description) for i in body.items],
+        status=body.status.value, dispatched_at=body.dispatched_at, on_hold=body.on_hold, error=body.error,
+        ship_to=body.ship_to.model_dump(), updated_at=body.updated_at, previous_company=body.previous_company,
+    )
+
+
+def _outcome(outcome: OrderOutcome) -> dict[str, Any]:
+    payload: dict[str, Any] = {"applied": outcome.applied, "result": outcome.result.value,
+                               "company": outcome.company, "ref": outcome.ref,
+                               "invoice_number": outcome.invoice_number}
+    if not outcome.applied:
+        payload["reason"] = "stale update"
+    return payload
+
+
+async def put_order(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    body = await _parse(request, OrderBody)
+    clean = clean_order(_order_input(request.match_info["co"], request.match_info["ref"], body))
+    [outcome] = await upsert_orders(await principal.tenant(), [clean])
+    return _reply(_outcome(outcome), _created_or_ok(outcome.result))
+
+
+async def post_orders_batch(request: web.Request) -> web.Response:
+    """All or nothing: every order is validated (all errors reported) before anything is written."""
+    principal = _principal(request)
+    body = await _parse(request, BatchBody)
+    cleaned, errors = [], []
+    for i, order in enumerate(body.orders):
+        try:
+            cleaned.append(clean_order(_order_input(order.company, order.ref, order), field=f"orders[{i}]."))
+        except InvalidInput as exc:
+            errors.append({"path": _path(exc.field), "message": exc.reason})
+    if errors:
+        raise _HttpError(422, {"errors": errors})
+    outcomes = await upsert_orders(await principal.tenant(), cleaned)
+    counts = Counter(o.result.value for o in outcomes)
+    return _reply({"results": [_outcome(o) for o in outcomes], "counts": dict(counts)})
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def _order_row(row: OrderRow) -> dict[str, Any]:
+    return {"company": row.company, "ref": row.ref, "status": row.status, "on_hold": row.on_hold,
+            "error": row.error, "dispatched_at": dump_datetime(row.dispatched_at),
+            "invoiced": row.invoice_number is not None, "invoice_number": row.invoice_number}
+
+
+def _order_filter(query: Any) -> tuple[OrderFilter, str | None, int]:
+    unknown = sorted(set(query) - _QUERY_KEYS)
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown query parameter; use {', '.join(sorted(_QUERY_KEYS))}")
+    invoiced = query.get("invoiced")
+    if invoiced not in (None, "true", "false"):
+        raise InvalidInput("invoiced", "use true or false")
+    limit_text = query.get("limit", "100")
+    if not limit_text.isdigit():
+        raise InvalidInput("limit", "must be a whole number between 1 and 500")
+    flt = OrderFilter(
+        company=query.get("company") or None,
+        invoiced=None if invoiced is None else invoiced == "true",
+        dispatched_from=parse_bound(query["from"], "from", end=False) if query.get("from") else None,
+        dispatched_before=parse_bound(query["to"], "to", end=True) if query.get("to") else None,
+    )
+    return flt, query.get("cursor") or None, int(limit_text)
+
+
+async def get_orders(request: web.Request) -> web.Response:
+    principal = _principal(request)
+    flt, cursor, limit = _order_filter(request.rel_url.query)
+    page = await list_orders(principal.tenant_id, flt, cursor=cursor, limit=limit)
+    return _reply({"orders": [_order_row(r) for r in page.rows], "next_cursor": page.next_cursor})
+
+
+def _unit(amount: Decimal, currency: str) -> str:
+    """A per-unit price: to the minor unit when exact (5.0000 → "5.00"), else as stored ("3.3330" → "3.333")."""
+    exact = amount.quantize(minor_unit(currency))
+    return str(exact) if exact == amount else format(amount.normalize(), "f")
+
+
+def _invoice_json(detail: InvoiceDetail) -> dict[str, Any]:
+    doc = detail.document
+    cur = doc.currency
+
+    def money(amount: Decimal) -> str:
+        return str(round_money(amount, cur))
+
+    return {
+        "number": doc.number, "company": detail.company, "currency": cur, "timezone": doc.timezone,
+        "issued_at": dump_datetime(doc.issued_at), "period_start": dump_datetime(doc.period_start),
+        "period_end": dump_datetime(doc.period_end), "payment_terms_days": doc.payment_terms_days,
+        "seller": {k: v for k, v in vars(doc.seller).items() if v},
+        "buyer": {k: v for k, v in vars(doc.buyer).items() if v},
+        "totals": {"net": money(doc.net_total), "tax": money(doc.tax_total), "gross": money(doc.gross_total)},
+        "tax_breakdown": [{"rate": format(b.rate.normalize(), "f"), "net": money(b.net), "tax": money(b.tax)}
+                          for b in doc.tax_bands],
+        "lines": [{"order_ref": line.order_ref, "dispatched_at": dump_datetime(line.dispatched_at), "sku": line.sku,
+                   "description": line.description, "quantity": line.quantity,
+                   "unit_cost": _unit(line.unit_cost, cur), "unit_shipping": _unit(line.unit_shipping, cur),
+                   "tax_rate": format(line.tax_rate.normalize(), "f"), "net": money(line.net)} for line in doc.lines],
+        "order_count": doc.order_count,
+        "order_refs": list(detail.order_refs),
+        "pdf": f"{FEED_PREFIX}/invoices/{doc.number}.pdf",
+    }
+
+
+async def get_invoice_json(request: web.Request) -> web.Response:
+    detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
+    return _reply(_invoice_json(detail))
+
+
+async def get_invoice_pdf(request: web.Request) -> web.Response:
+    detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
+    # Imported here: the renderer (fpdf2 + fonts) is heavy and only this route needs it.
+    from invoicing.pdf import render_invoice_pdf
+
+    data = await asyncio.to_thread(render_invoice_pdf, detail.document)  # CPU-bound; keep the loop responsive
+    return web.Response(body=data, content_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{detail.document.number}.pdf"'})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return _reply(request.app[_OPENAPI])
+
+
+def create_feed_app(*, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+    """The feed as a sub-application; mount it at ``FEED_PREFIX``.
+
+    ``max_body_bytes`` caps every request body (413 beyond it); 1 MiB fits a full
+    batch of 1,000 typical orders.
+    """
+    app = web.Application(middlewares=[_errors, _auth])
+    app[MAX_BODY] = max_body_bytes
+    app[_OPENAPI] = openapi(FEED_PREFIX)
+    app.router.add_put("/companies/{co}", put_company)
+    app.router.add_put("/products/{sku}", put_product)
+    app.router.add_post("/orders:batch", post_orders_batch)
+    app.router.add_put("/orders/{co}/{ref}", put_order)
+    app.router.add_get("/orders", get_orders)
+    # The .pdf route first: ``{number}`` alone would also match "INK-000001.pdf".
+    app.router.add_get("/invoices/{number}.pdf", get_invoice_pdf)
+    app.router.add_get("/invoices/{number}", get_invoice_json)
+    app.router.add_get("/openapi.json", get_openapi, name="openapi")
+    return app
