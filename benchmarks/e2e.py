@@ -33,7 +33,15 @@ from invoicing.pdf import render_invoice_pdf  # noqa: E402
 from invoicing.runs import run_company  # noqa: E402
 from invoicing.setup import PriceInput, create_company, create_tenant, set_product  # noqa: E402
 from invoicing.transport import SmtpTransport  # noqa: E402
-from models import Company, Delivery, DeliveryStatus, Order, OrderItem, OrderStatus, Tenant  # noqa: E402
+from models import (  # noqa: E402
+    Company,
+    Delivery,
+    DeliveryStatus,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Tenant,
+)
 
 TARGET = 50.0
 NOW = datetime(2026, 11, 8, 0, 5, tzinfo=UTC)

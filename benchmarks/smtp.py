@@ -49,7 +49,12 @@ from invoicing.mail import compose_invoice_email, envelope_recipients, envelope_
 from invoicing.outbox import Outbox  # noqa: E402
 from invoicing.runs import run_company  # noqa: E402
 from invoicing.setup import (  # noqa: E402
-    ItemInput, PriceInput, create_company, create_tenant, set_product, upsert_order,
+    ItemInput,
+    PriceInput,
+    create_company,
+    create_tenant,
+    set_product,
+    upsert_order,
 )
 from invoicing.transport import SmtpTransport  # noqa: E402
 from models import Delivery, DeliveryStatus, Invoice  # noqa: E402

@@ -21,15 +21,14 @@ from aiohttp import web
 from bot.db import database
 from bot.http import add_health_route, add_slack_routes
 from bot.notifier import Notifier
+from bot.rendering import RenderPool
 from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
 from bot.slack import ChannelPoster, create_slack_app, web_client
 from commands.context import Services
 from invoicing.clock import Clock, utc_now
 from invoicing.mail import mail_domain
-from invoicing.fonts import preload as preload_fonts
 from invoicing.outbox import Outbox
-from invoicing.pdf import render_invoice_pdf
 from invoicing.runs import RunReport, run_company
 from invoicing.transport import FileTransport, SmtpTransport, Transport
 
@@ -55,7 +54,8 @@ class Service:
         self.scheduler_enabled = scheduler_enabled
         self.domain = mail_domain(settings.mail_from)
         self.transport = build_transport(settings)
-        self.outbox = Outbox(self.transport, render_invoice_pdf, settings.mail_from, clock)
+        self.renderer = RenderPool()
+        self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock)
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             runner=functools.partial(run_company, mail_domain=self.domain),
@@ -75,7 +75,7 @@ class Service:
 
     def services(self) -> Services:
         return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
-                        resend_invoice=self._resend, mail_domain=self.domain)
+                        resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain)
 
     async def kick_outbox(self) -> None:
         self._kick.set()
@@ -101,8 +101,6 @@ class Service:
         """Open the database, wire Slack and HTTP, start the scheduler and outbox loops."""
         self._db = database(self.settings.resolved_database_url())
         await self._db.__aenter__()
-        # Parse the invoice fonts now, not during the first run (~250 ms once per process).
-        await asyncio.to_thread(preload_fonts)
         self._build_slack()
         self._build_http()
         if serve_http:
@@ -129,7 +127,9 @@ class Service:
         self.notifier = Notifier(self.poster)
         self.bolt = bolt
         if s.slack_app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+            from slack_bolt.adapter.socket_mode.async_handler import (
+                AsyncSocketModeHandler,
+            )
 
             self._socket_mode = AsyncSocketModeHandler(bolt, s.slack_app_token.get_secret_value())
         else:
@@ -139,7 +139,8 @@ class Service:
         from bot.feed import create_feed_app
 
         add_health_route(self.web_app)
-        self.web_app.add_subapp("/api/v1", create_feed_app(max_body_bytes=self.settings.feed_max_body_bytes))
+        self.web_app.add_subapp("/api/v1", create_feed_app(max_body_bytes=self.settings.feed_max_body_bytes,
+                                                          renderer=self.renderer.render))
 
     async def _outbox_loop(self) -> None:
         while not self._stopping.is_set():
@@ -163,6 +164,7 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.transport.close()
+        await asyncio.to_thread(self.renderer.close)
         if self._db is not None:
             await self._db.__aexit__(None, None, None)
             self._db = None

@@ -17,8 +17,15 @@ from invoicing.mail import mail_domain
 from invoicing.outbox import Outbox
 from invoicing.pdf import render_invoice_pdf
 from invoicing.runs import RunReport, run_company
+from invoicing.setup import (
+    ItemInput,
+    PriceInput,
+    create_company,
+    create_tenant,
+    set_product,
+    upsert_order,
+)
 from invoicing.transport import FileTransport
-from invoicing.setup import ItemInput, PriceInput, create_company, create_tenant, set_product, upsert_order
 from models import AuditEntry, Company, EmailerIntegration, Invoice, Tenant
 
 TENANT = "inkwell"

@@ -12,7 +12,6 @@ tenant and token prefix.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -38,9 +37,24 @@ from bot.feed_schemas import (
     dump_datetime,
     openapi,
 )
-from invoicing.errors import Conflict, Forbidden, InvalidInput, InvoiceBotError, NotFound
+from bot.rendering import render_in_thread
+from invoicing.document import InvoiceDocument
+from invoicing.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvoiceBotError,
+    NotFound,
+)
 from invoicing.money import minor_unit, round_money
-from invoicing.orders_query import InvoiceDetail, OrderFilter, OrderRow, get_invoice, list_orders, parse_bound
+from invoicing.orders_query import (
+    InvoiceDetail,
+    OrderFilter,
+    OrderRow,
+    get_invoice,
+    list_orders,
+    parse_bound,
+)
 from invoicing.setup import (
     InvoicedOrderConflict,
     ItemInput,
@@ -62,6 +76,8 @@ FEED_PREFIX = "/api/v1"
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 MAX_BODY = web.AppKey("feed_max_body_bytes", int)
 _OPENAPI = web.AppKey("feed_openapi", dict)
+Renderer = Callable[[InvoiceDocument], Awaitable[bytes]]
+RENDERER = web.AppKey("feed_renderer", object)
 # ``RequestKey`` exists from aiohttp 3.12 on; older versions take a plain string key.
 _PRINCIPAL: Any = web.RequestKey("feed_principal", Principal) if hasattr(web, "RequestKey") else "feed_principal"
 _PUBLIC_ROUTES = frozenset({"openapi"})
@@ -339,10 +355,7 @@ async def get_invoice_json(request: web.Request) -> web.Response:
 
 async def get_invoice_pdf(request: web.Request) -> web.Response:
     detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
-    # Imported here: the renderer (fpdf2 + fonts) is heavy and only this route needs it.
-    from invoicing.pdf import render_invoice_pdf
-
-    data = await asyncio.to_thread(render_invoice_pdf, detail.document)  # CPU-bound; keep the loop responsive
+    data = await request.app[RENDERER](detail.document)  # CPU-bound: a thread or the service's process pool
     return web.Response(body=data, content_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{detail.document.number}.pdf"'})
 
@@ -351,14 +364,18 @@ async def get_openapi(request: web.Request) -> web.Response:
     return _reply(request.app[_OPENAPI])
 
 
-def create_feed_app(*, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+def create_feed_app(
+    *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, renderer: Renderer = render_in_thread
+) -> web.Application:
     """The feed as a sub-application; mount it at ``FEED_PREFIX``.
 
     ``max_body_bytes`` caps every request body (413 beyond it); 1 MiB fits a full
-    batch of 1,000 typical orders.
+    batch of 1,000 typical orders. ``renderer`` makes invoice PDFs (the service
+    passes its process pool).
     """
     app = web.Application(middlewares=[_errors, _auth])
     app[MAX_BODY] = max_body_bytes
+    app[RENDERER] = renderer
     app[_OPENAPI] = openapi(FEED_PREFIX)
     app.router.add_put("/companies/{co}", put_company)
     app.router.add_put("/products/{sku}", put_product)

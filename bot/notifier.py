@@ -11,7 +11,12 @@ import logging
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import ChannelPoster, slack_error
-from commands.notifications import delivery_failed_reply, failed_reply, refused_reply, run_reply
+from commands.notifications import (
+    delivery_failed_reply,
+    failed_reply,
+    refused_reply,
+    run_reply,
+)
 from commands.replies import Reply
 from invoicing.outbox import DeliveryOutcome
 from invoicing.runs import RunReport

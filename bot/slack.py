@@ -1,8 +1,8 @@
 """The Slack adapter: bolt ``AsyncApp`` ↔ the transport-free ``commands`` layer.
 
-* Every ``/invoicing`` request is acknowledged at once (bolt runs listeners after
-  the ack when ``process_before_response`` is off), so Slack's 3-second limit holds
-  however long a run takes; the answer follows through ``response_url``
+* Every ``/invoicing`` request is acknowledged at once (the ack is the HTTP response;
+  the command runs in a bolt *lazy listener* afterwards), so Slack's 3-second limit
+  holds however long a run takes; the answer follows through ``response_url``
   (ephemeral) or ``chat.postMessage`` (in channel).
 * ``response_url`` accepts at most 5 replies in 30 minutes, so run results and
   notifications always go through ``chat.postMessage``.
@@ -117,6 +117,16 @@ def admin_check(client: AsyncWebClient, tenant: Tenant, user_id: str) -> Callabl
     return check
 
 
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Awaitable[Any]) -> None:
+    """Run ``coro`` without awaiting it; keep a reference so it is not garbage-collected."""
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
 def create_slack_app(
     *,
     signing_secret: str,
@@ -125,7 +135,10 @@ def create_slack_app(
     clock: Clock = utc_now,
 ) -> tuple[AsyncApp, ChannelPoster]:
     """Build the bolt app. ``client`` carries the bot token and the Web API base URL."""
-    app = AsyncApp(signing_secret=signing_secret, client=client, process_before_response=False)
+    # process_before_response + a lazy listener: the HTTP response is the ack itself, sent
+    # as soon as ``ack_command`` returns; bolt's non-lazy mode instead polls for the ack
+    # every 10 ms, which would put a floor of ~10 ms under every command.
+    app = AsyncApp(signing_secret=signing_secret, client=client, process_before_response=True)
     poster = ChannelPoster(client)
     services = services or Services()
 
@@ -137,9 +150,10 @@ def create_slack_app(
         return CommandContext(tenant=tenant, user_id=user_id, channel_id=channel_id,
                               is_admin=admin_check(client, tenant, user_id), clock=clock, services=services)
 
-    @app.command("/invoicing")
-    async def on_invoicing(ack: Any, body: dict[str, Any], respond: Any) -> None:
+    async def ack_command(ack: Any) -> None:
         await ack()
+
+    async def on_invoicing(body: dict[str, Any], respond: Any) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         ctx = await context_for(body, user, channel)
         if ctx is None:
@@ -148,6 +162,8 @@ def create_slack_app(
         log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
         reply = await dispatch(body.get("text") or "", ctx)
         await deliver(reply, respond=respond, channel=channel, user=user, trigger_id=body.get("trigger_id"))
+
+    app.command("/invoicing")(ack=ack_command, lazy=[on_invoicing])
 
     async def deliver(reply: Reply, *, respond: Any, channel: str, user: str, trigger_id: str | None) -> None:
         if reply.modal is not None and trigger_id:
@@ -182,6 +198,7 @@ def create_slack_app(
             await ack(response_action="errors", errors={"legal_name": exc.message})
             return
         await ack()
-        await poster.post(user, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False))
+        # After the ack, off the response path: the DM may wait for the channel pacing.
+        _background(poster.post(user, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False)))
 
     return app, poster

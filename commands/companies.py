@@ -8,7 +8,15 @@ from tortoise.transactions import in_transaction
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
-from commands.replies import Block, Reply, context, fields_section, header, message, section
+from commands.replies import (
+    Block,
+    Reply,
+    context,
+    fields_section,
+    header,
+    message,
+    section,
+)
 from commands.seller import missing_line, party_fields
 from invoicing.accounting import missing_fields, update_accounting
 from invoicing.errors import InvalidInput

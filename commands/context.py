@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from invoicing.clock import Clock, utc_now
+from invoicing.document import InvoiceDocument
 from invoicing.errors import Forbidden, InvalidInput, InvoiceBotError
 from invoicing.runs import RunReport
 from models import Tenant
@@ -17,6 +19,14 @@ async def _no_admin() -> bool:
 
 async def _no_after_run(_: RunReport) -> None:
     return None
+
+
+async def _render_in_thread(document: InvoiceDocument) -> bytes:
+    from invoicing.pdf import (
+        render_invoice_pdf,  # heavy (fpdf2 + fonts): only when asked
+    )
+
+    return await asyncio.to_thread(render_invoice_pdf, document)
 
 
 async def _no_resend(number: str, tenant_id: int) -> object:
@@ -33,6 +43,8 @@ class Services:
     after_run: Callable[[RunReport], Awaitable[None]] = _no_after_run
     # Queue a new e-mail of an issued invoice (``Outbox.resend``) and kick delivery.
     resend_invoice: Callable[[str, int], Awaitable[object]] = _no_resend
+    # Render an invoice PDF (the service uses a process pool; plain callers a thread).
+    render_pdf: Callable[[InvoiceDocument], Awaitable[bytes]] = _render_in_thread
     # Domain of MAIL_FROM, used in Message-IDs of invoices issued by manual runs.
     mail_domain: str = "invoicebot.local"
 

@@ -12,7 +12,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from commands import admins, audit, companies, emailer, invoices, orders, prices, runs, seller
+from commands import (
+    admins,
+    audit,
+    companies,
+    emailer,
+    invoices,
+    orders,
+    prices,
+    runs,
+    seller,
+)
 from commands.context import Args, CommandContext
 from commands.replies import Reply, context, header, message, section
 from commands.tokenizer import tokenize

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from commands.context import Args, CommandContext
 from commands.formatting import day_start, local, money, parse_day
-from commands.replies import FileUpload, Reply, context, fields_section, header, message, section
+from commands.replies import (
+    FileUpload,
+    Reply,
+    context,
+    fields_section,
+    header,
+    message,
+    section,
+)
 from invoicing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.runs import find_company
@@ -54,10 +61,7 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
             "(a new message with its own Message-ID; same PDF)."), ephemeral=False)
     if action:
         raise InvalidInput("invoice", f"unknown action {action!r}; use `invoice {number}` or `invoice {number} resend`")
-    from invoicing.pdf import render_invoice_pdf
-
-    doc = await InvoiceDocument.load(found)
-    pdf = await asyncio.to_thread(render_invoice_pdf, doc)
+    pdf = await ctx.services.render_pdf(await InvoiceDocument.load(found))
     deliveries = await Delivery.filter(invoice_id=found.id).order_by("id")
     sent = "; ".join(f"{d.kind} {d.status}{' (' + d.last_error + ')' if d.last_error else ''}" for d in deliveries)
     return message(

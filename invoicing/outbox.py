@@ -64,10 +64,27 @@ from invoicing.accounting import normalise_email
 from invoicing.clock import Clock, utc_now
 from invoicing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
-from invoicing.mail import compose_invoice_email, envelope_recipients, envelope_sender, mail_domain
+from invoicing.mail import (
+    compose_invoice_email,
+    envelope_recipients,
+    envelope_sender,
+    mail_domain,
+)
 from invoicing.runs import message_id_for
-from invoicing.transport import PermanentDeliveryError, TransientDeliveryError, Transport
-from models import Delivery, DeliveryKind, DeliveryStatus, EmailerIntegration, Invoice, InvoiceLine, Tenant
+from invoicing.transport import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    Transport,
+)
+from models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    EmailerIntegration,
+    Invoice,
+    InvoiceLine,
+    Tenant,
+)
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from invoicing.setup import ItemInput, PriceInput, create_company, create_tenant, set_product, upsert_order
+from invoicing.setup import (
+    ItemInput,
+    PriceInput,
+    create_company,
+    create_tenant,
+    set_product,
+    upsert_order,
+)
 from models import Company, EmailerIntegration, Tenant
 
 SELLER = {

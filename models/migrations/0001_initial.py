@@ -1,14 +1,16 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
+
+from tortoise import fields, migrations
+from tortoise.fields.base import OnDelete
+from tortoise.indexes import Index
+from tortoise.migrations import operations as ops
+
 from models.delivery import DeliveryKind, DeliveryStatus
 from models.order import OrderStatus
 from models.run import RunOutcome, RunTrigger
 from models.tenant import Plan
-from tortoise.fields.base import OnDelete
-from tortoise import fields
-from tortoise.indexes import Index
+
 
 class Migration(migrations.Migration):
     initial = True

@@ -16,7 +16,17 @@ from aiohttp.test_utils import TestServer
 from bot.feed import FEED_PREFIX, create_feed_app
 from invoicing.runs import run_company
 from invoicing.tokens import create_token, revoke_token
-from models import AuditEntry, Company, Invoice, InvoiceLine, Order, OrderItem, Price, Product, RunOutcome
+from models import (
+    AuditEntry,
+    Company,
+    Invoice,
+    InvoiceLine,
+    Order,
+    OrderItem,
+    Price,
+    Product,
+    RunOutcome,
+)
 from tests import factories as f
 from tests.factories import T0
 

@@ -278,13 +278,14 @@ async def test_invoice_shows_the_summary_and_uploads_the_pdf(slack: SlackHarness
 
 
 async def test_invoice_resend_is_for_admins_and_queues_a_new_email(db):
+    import tempfile
+    from pathlib import Path
+
+    from commands.context import Services
     from invoicing.outbox import Outbox
     from invoicing.runs import run_company
     from invoicing.transport import FileTransport
-    from commands.context import Services
     from models import Delivery
-    import tempfile
-    from pathlib import Path
 
     outbox = Outbox(FileTransport(Path(tempfile.mkdtemp())), lambda doc: b"%PDF", "invoices@inkwell.example")
     harness = await start_harness(services=Services(resend_invoice=outbox.resend))

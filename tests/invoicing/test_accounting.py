@@ -2,7 +2,12 @@
 
 import pytest
 
-from invoicing.accounting import missing_fields, normalise_accounting, required_fields, update_accounting
+from invoicing.accounting import (
+    missing_fields,
+    normalise_accounting,
+    required_fields,
+    update_accounting,
+)
 from invoicing.errors import InvalidInput
 from models import Company
 from tests import factories as f

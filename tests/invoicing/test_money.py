@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from invoicing.errors import InvalidInput
-from invoicing.money import line_net, minor_unit, parse_amount, parse_tax_rate, round_money, totals
+from invoicing.money import (
+    line_net,
+    minor_unit,
+    parse_amount,
+    parse_tax_rate,
+    round_money,
+    totals,
+)
 
 
 def test_three_times_0_333_is_rounded_once_per_line_not_per_unit():

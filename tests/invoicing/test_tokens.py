@@ -8,7 +8,13 @@ from datetime import timedelta
 import pytest
 
 from invoicing.errors import NotFound
-from invoicing.tokens import LAST_USED_RESOLUTION, authenticate, create_token, list_tokens, revoke_token
+from invoicing.tokens import (
+    LAST_USED_RESOLUTION,
+    authenticate,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
 from models import ApiToken, AuditEntry
 from tests import factories as f
 from tests.factories import T0
