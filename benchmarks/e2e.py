@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.db import database  # noqa: E402
+from bot.db import database, database_url_with_name, postgres_admin  # noqa: E402
 from invoicing.fonts import preload  # noqa: E402
 from invoicing.outbox import Outbox  # noqa: E402
 from invoicing.pdf import render_invoice_pdf  # noqa: E402
@@ -134,16 +134,12 @@ async def main(companies: int, orders: int, postgres: str | None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             await measure(f"sqlite://{Path(folder) / 'e2e.db'}", "SQLite", companies, orders, port)
         if postgres:
-            import asyncpg
-
             name = f"invoicebot_e2e_{uuid.uuid4().hex[:8]}"
-            admin = await asyncpg.connect(postgres.replace("postgres://", "postgresql://", 1))
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await postgres_admin(postgres, f'CREATE DATABASE "{name}"')
             try:
-                await measure(postgres.rsplit("/", 1)[0] + f"/{name}", "PostgreSQL", companies, orders, port)
+                await measure(database_url_with_name(postgres, name), "PostgreSQL", companies, orders, port)
             finally:
-                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-                await admin.close()
+                await postgres_admin(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
         else:
             print("PostgreSQL: skipped (give --postgres URL or set INVOICEBOT_TEST_POSTGRES_URL)")
     finally:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import ClientSession, TCPConnector, web  # noqa: E402
 from tortoise import connections  # noqa: E402
 
-from bot.db import database  # noqa: E402
+from bot.db import database, postgres_admin  # noqa: E402
 from bot.feed import FEED_PREFIX, create_feed_app  # noqa: E402
 from invoicing.orders_query import encode_cursor  # noqa: E402
 from invoicing.setup import create_company, create_tenant  # noqa: E402
@@ -269,16 +269,6 @@ async def bench(url: str, orders: int, postgres: bool, proposed_indexes: bool) -
     return ok
 
 
-async def _pg_admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=os.environ.get("INVOICEBOT_TEST_POSTGRES_URL", ""))
@@ -289,12 +279,12 @@ async def main() -> int:
     if args.postgres:
         name = f"invoicebot_bench_{uuid.uuid4().hex[:8]}"
         base = args.postgres.rpartition("/")[0]
-        await _pg_admin(args.postgres, f'CREATE DATABASE "{name}"')
+        await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
         print(f"PostgreSQL ({base}/{name})")
         try:
             return 0 if await bench(f"{base}/{name}", args.orders or 1_000_000, True, args.proposed_indexes) else 1
         finally:
-            await _pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     with tempfile.TemporaryDirectory() as tmp:
         orders = args.orders or 100_000
         print(f"No PostgreSQL URL (--postgres or INVOICEBOT_TEST_POSTGRES_URL): SQLite fallback with {orders:,} "

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tortoise import connections  # noqa: E402
 
-from bot.db import database  # noqa: E402
+from bot.db import database, postgres_admin  # noqa: E402
 from bot.scheduler import _CLAIM_SQL, Scheduler  # noqa: E402
 from invoicing.schedule import due_run, parse_schedule  # noqa: E402
 from models import Company, EmailerIntegration, Tenant  # noqa: E402
@@ -152,16 +152,6 @@ def bench_next_run() -> None:
     print(f"catch-up after 30 days down (hourly): {(time.perf_counter() - start) * 1e6:.0f} µs")
 
 
-async def _pg_admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=os.environ.get("INVOICEBOT_TEST_POSTGRES_URL", ""),
@@ -176,11 +166,11 @@ async def main() -> int:
     if args.postgres:
         base = args.postgres.replace("postgresql://", "postgres://", 1)
         name = f"invoicebot_bench_{uuid.uuid4().hex[:8]}"
-        await _pg_admin(base, f'CREATE DATABASE "{name}"')
+        await postgres_admin(base, f'CREATE DATABASE "{name}"')
         try:
             results.append(await bench_backend("postgres", f"{base.rpartition('/')[0]}/{name}", args.rounds))
         finally:
-            await _pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         print("[postgres] skipped (no --postgres URL and no INVOICEBOT_TEST_POSTGRES_URL)")
     bench_next_run()

@@ -70,3 +70,23 @@ async def database(url: str, *, apply_migrations: bool = True, global_fallback: 
     async with TortoiseContext() as ctx:
         await ctx.init(config=tortoise_config(url), _enable_global_fallback=global_fallback)
         yield ctx
+
+
+async def postgres_admin(url: str, sql: str) -> None:
+    """Run one administrative statement (``CREATE DATABASE``…) on the server at ``url``.
+
+    Outside any transaction, as such statements require; used by tests, benchmarks
+    and trials that make throwaway databases.
+    """
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def database_url_with_name(url: str, name: str) -> str:
+    """``postgres://u@h:5432/postgres`` → ``postgres://u@h:5432/<name>``."""
+    return f"{url.rsplit('/', 1)[0]}/{name}"

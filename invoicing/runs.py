@@ -25,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from invoicing.accounting import missing_fields
 from invoicing.clock import Clock, utc_now
+from invoicing.document import DocumentLine
 from invoicing.eligibility import OrderFacts, ineligibility_reason
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible, NotFound
 from invoicing.money import line_net, totals
@@ -58,17 +59,10 @@ def _no_checkpoint(_: str) -> None:
 
 
 @dataclass(frozen=True)
-class PlannedLine:
-    order_id: int
-    order_ref: str
-    dispatched_at: datetime
-    sku: str
-    description: str
-    quantity: int
-    unit_cost: Decimal
-    unit_shipping: Decimal
-    tax_rate: Decimal
-    net: Decimal
+class PlannedLine(DocumentLine):
+    """A line as it will be printed, plus the order it bills."""
+
+    order_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import database, migrate
+from bot.db import database, database_url_with_name, migrate, postgres_admin
 
 POSTGRES_URL = os.environ.get("INVOICEBOT_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
@@ -33,18 +33,11 @@ class Db:
 
 
 def _pg_url(database_name: str) -> str:
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    return f"{base}/{database_name}"
+    return database_url_with_name(POSTGRES_URL, database_name)
 
 
 async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_URL.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    await postgres_admin(POSTGRES_URL, sql)
 
 
 def _run_blocking(coro) -> None:
