@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 
 def invoicebot(*args: str, data_dir: Path, database_url: str = "") -> subprocess.CompletedProcess[str]:
@@ -57,6 +58,12 @@ def test_demo_runs_twice_without_duplicate_seed_or_invoices(tmp_path):
         assert company in first.stdout
     assert "INK-000001" in first.stdout and "3 invoice(s) issued" in first.stdout
     assert "on hold" in first.stdout and "no price for SKU PHONE-CASE-14" in first.stdout
+    pdfs = sorted((tmp_path / "invoices").glob("*.pdf"))
+    emails = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert [p.name for p in pdfs] == ["INK-000001.pdf", "INK-000002.pdf", "INK-000003.pdf"]
+    assert len(emails) == 3 and all(str(p) in first.stdout for p in pdfs)
+    text = PdfReader(pdfs[1]).pages[0].extract_text()
+    assert "Müller & Söhne Druckhaus GmbH" in text and "INK-000002" in text
 
     second = invoicebot("demo", data_dir=tmp_path)
     assert second.returncode == 0, second.stderr
