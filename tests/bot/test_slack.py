@@ -305,3 +305,29 @@ async def test_invoice_resend_is_for_admins_and_queues_a_new_email(db):
         assert resend.message_id.endswith(".r1@inkwell.example>")
     finally:
         await stop_harness(harness)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("schedule now", "did not expect 'now'"),
+        ("audit nope", "No company 'nope' in inkwell."),
+        ("admins add dana", "'dana' is not a Slack user; mention them"),
+        ("admins promote <@U1>", "unknown action 'promote'"),
+        ("help frobnicate", "There is no command 'frobnicate'."),
+        ('seller set legal_name="unclosed', "quote is not closed"),
+        ("accounting acme set colour=red", "No company 'acme' in inkwell."),
+        ("run", "company: is missing; give the company"),
+        ("invoice", "invoice number: is missing"),
+    ],
+)
+async def test_bad_input_to_every_command_gets_a_precise_message(slack: SlackHarness, tenant, text, expected):
+    reply = await slack.reply(text)
+    assert expected in text_of(reply)
+    assert "Traceback" not in text_of(reply)
+
+
+async def test_help_for_one_command_shows_its_usage_and_keys(slack: SlackHarness, tenant):
+    shown = text_of(await slack.reply("help emailer"))
+    assert "`/invoicing emailer <co> [enable | disable | set include_errors=" in shown
+    assert "5-field cron" in shown
