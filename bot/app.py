@@ -31,10 +31,12 @@ from invoicing.mail import mail_domain
 from invoicing.outbox import Outbox
 from invoicing.runs import RunReport, run_company
 from invoicing.transport import FileTransport, SmtpTransport, Transport
+from models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
 OUTBOX_POLL_SECONDS = 30.0
+OUTBOX_STOP_GRACE = 10.0
 
 
 def build_transport(settings: Settings) -> Transport:
@@ -144,12 +146,18 @@ class Service:
 
     async def _outbox_loop(self) -> None:
         while not self._stopping.is_set():
+            self._kick.clear()  # before the pass: a kick during it (a run committed) must start the next one
+            sent = False
             try:
                 outcomes = await self.outbox.deliver_due()
                 await self.notifier.deliveries(outcomes)
+                # A pass takes at most 100 rows: while passes keep sending, more may be due now.
+                # (An unreachable server sends nothing, so that case still waits and backs off.)
+                sent = any(o.status == DeliveryStatus.SENT for o in outcomes)
             except Exception:  # noqa: BLE001 - keep delivering; the rows stay pending
                 log.exception("outbox pass failed")
-            self._kick.clear()
+            if sent:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 
@@ -160,6 +168,13 @@ class Service:
         if self._socket_mode is not None:
             await self._socket_mode.close_async()
         if self._tasks:
+            # Runs get the scheduler's own grace; an outbox pass (up to 100 e-mails to a slow
+            # server) is cut short after OUTBOX_STOP_GRACE: a message interrupted in flight
+            # stays "sending" and is re-sent with the same Message-ID (at-least-once).
+            _, pending = await asyncio.wait(self._tasks, timeout=OUTBOX_STOP_GRACE)
+            for task in pending:
+                if task.get_name() == "outbox":
+                    task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()

@@ -21,6 +21,7 @@ from bot.db import database, migrate
 from bot.settings import Settings
 from invoicing.clock import utc_now
 from invoicing.errors import InvoiceBotError, NotFound
+from invoicing.mail import mail_domain
 from invoicing.runs import RunReport, run_company
 from invoicing.setup import create_tenant, get_tenant
 from models import Tenant
@@ -126,7 +127,8 @@ async def _only_tenant(name: str | None) -> Tenant:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings.resolved_database_url()):
         tenant = await _only_tenant(args.tenant)
-        report = await run_company(tenant, args.company, actor="cli", dry_run=args.dry_run)
+        report = await run_company(tenant, args.company, actor="cli", dry_run=args.dry_run,
+                                   mail_domain=mail_domain(settings.mail_from))
     console.print(summary_table([report], title="Dry run (nothing written)" if args.dry_run else "Invoice run"))
     return 0
 
