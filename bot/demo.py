@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from invoicing.document import InvoiceDocument
-from invoicing.mail import mail_domain
+from invoicing.mail import attachment_filename, mail_domain
 from invoicing.outbox import Outbox
 from invoicing.pdf import render_invoice_pdf
 from invoicing.runs import RunReport, run_company
@@ -162,7 +162,7 @@ async def run_demo(now: datetime, *, data_dir: Path, outbox_dir: Path, mail_from
         if report.invoice_id is None:
             continue
         document = await InvoiceDocument.load(await Invoice.get(id=report.invoice_id))
-        path = pdf_dir / f"{report.invoice_number}.pdf"
+        path = pdf_dir / attachment_filename(str(report.invoice_number))  # a prefix may hold "/"
         path.write_bytes(render_invoice_pdf(document))
         pdfs.append(path)
     sent = [o for o in await Outbox(FileTransport(outbox_dir), render_invoice_pdf, mail_from,

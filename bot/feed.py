@@ -46,6 +46,7 @@ from invoicing.errors import (
     InvoiceBotError,
     NotFound,
 )
+from invoicing.mail import attachment_filename
 from invoicing.money import minor_unit, round_money
 from invoicing.orders_query import (
     InvoiceDetail,
@@ -357,7 +358,7 @@ async def get_invoice_pdf(request: web.Request) -> web.Response:
     detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
     data = await request.app[RENDERER](detail.document)  # CPU-bound: a thread or the service's process pool
     return web.Response(body=data, content_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="{detail.document.number}.pdf"'})
+        "Content-Disposition": f'inline; filename="{attachment_filename(detail.document.number)}"'})
 
 
 async def get_openapi(request: web.Request) -> web.Response:

@@ -17,7 +17,9 @@ from commands.replies import (
 )
 from invoicing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
+from invoicing.mail import attachment_filename
 from invoicing.runs import find_company
+from invoicing.validation import storable
 from models import Company, Delivery, Invoice
 
 SHOWN = 40
@@ -49,7 +51,8 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
     action = args.words[1].lower() if len(args.words) > 1 else ""
     args.no_extra_words(2)
     args.only_options(())
-    found = await Invoice.get_or_none(tenant_id=ctx.tenant.id, display_number=number)
+    found = (await Invoice.get_or_none(tenant_id=ctx.tenant.id, display_number=number)
+             if storable(number, 40) else None)
     if found is None:
         raise NotFound(f"No invoice {number!r} in {ctx.tenant.name}. `/invoicing invoices <co>` lists them.")
     company = await Company.get(id=found.company_id)
@@ -74,5 +77,5 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
         ]),
         context(f"E-mail: {sent or 'none'}"),
         ephemeral=False,
-        file=FileUpload(filename=f"{number}.pdf", content=pdf, title=f"Invoice {number}"),
+        file=FileUpload(filename=attachment_filename(number), content=pdf, title=f"Invoice {number}"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import money
 from commands.replies import Reply, message, section
+from invoicing import validation
 from invoicing.errors import InvalidInput
 from invoicing.money import parse_amount, parse_tax_rate
 from invoicing.setup import PriceInput, set_product
@@ -13,7 +14,7 @@ from models import Company, Product
 
 async def price(args: Args, ctx: CommandContext) -> Reply:
     who = args.word(0, "company (or default)").lower()
-    sku = args.word(1, "SKU")
+    sku = validation.sku(args.word(1, "SKU"))  # before the lookup: an over-long SKU cannot be compared
     args.no_extra_words(2)
     args.only_options(("cost", "shipping", "tax", "name"))
     if "cost" not in args.options:

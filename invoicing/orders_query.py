@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from invoicing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
+from invoicing.validation import storable
 from models import Company, Invoice, InvoiceLine, Order
 
 DEFAULT_LIMIT = 100
@@ -140,7 +141,8 @@ async def list_orders(
 
     where = [f"c.tenant_id = {param(tenant_id)}"]
     if flt.company is not None:
-        company = await Company.filter(tenant_id=tenant_id, short_name=flt.company.strip().lower()).first()
+        name = flt.company.strip().lower()
+        company = await Company.filter(tenant_id=tenant_id, short_name=name).first() if storable(name, 40) else None
         if company is None:
             raise NotFound(f"No company '{flt.company}'.")
         where.append(f"o.company_id = {param(company.id)}")
@@ -172,7 +174,7 @@ async def list_orders(
 async def get_invoice(tenant_id: int, number: str) -> InvoiceDetail:
     """The tenant's invoice with display number ``number`` (e.g. ``INK-000001``)."""
     invoice = await Invoice.filter(tenant_id=tenant_id, display_number=number.strip()).select_related(
-        "tenant", "company").first()
+        "tenant", "company").first() if storable(number.strip(), 40) else None
     if invoice is None:
         raise NotFound(f"No invoice {number}.")
     lines = await InvoiceLine.filter(invoice_id=invoice.id).order_by("position")

@@ -31,6 +31,7 @@ from invoicing.errors import Conflict, IncompleteDetails, NotEligible, NotFound
 from invoicing.money import line_net, totals
 from invoicing.numbering import peek_next_number, take_next_number
 from invoicing.pricing import UnitPrice, load_price_book
+from invoicing.validation import storable
 from models import (
     Company,
     Delivery,
@@ -108,7 +109,8 @@ class _Plan:
 
 async def find_company(tenant: Tenant, short_name: str) -> Company:
     """The tenant's company called ``short_name`` (other tenants' companies do not exist here)."""
-    company = await Company.get_or_none(tenant_id=tenant.id, short_name=short_name.strip().lower())
+    name = short_name.strip().lower()
+    company = await Company.get_or_none(tenant_id=tenant.id, short_name=name) if storable(name, 40) else None
     if company is None:
         raise NotFound(f"No company '{short_name}' in {tenant.name}. `/invoicing companies` lists them.")
     return company

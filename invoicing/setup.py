@@ -238,7 +238,8 @@ async def retailers_of(tenant: Tenant, names: Iterable[str | None] | None = None
     """The tenant's companies by short name (all of them when ``names`` is None)."""
     query = Company.filter(tenant_id=tenant.id)
     if names is not None:
-        query = query.filter(short_name__in=sorted({n.strip().lower() for n in names if n}))
+        wanted = {n.strip().lower() for n in names if n}
+        query = query.filter(short_name__in=sorted(n for n in wanted if validation.storable(n, 40)))
     return {c.short_name: c for c in await query}
 
 

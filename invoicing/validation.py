@@ -46,6 +46,15 @@ def sku(value: str, field: str = "sku") -> str:
     return text
 
 
+def storable(value: str, max_len: int) -> bool:
+    """Whether ``value`` could be stored in a column of ``max_len``; a lookup of anything else finds nothing.
+
+    Check before filtering on user input: Tortoise raises on values longer than the column
+    and PostgreSQL on NUL bytes, instead of answering "no such row".
+    """
+    return len(value) <= max_len and "\x00" not in value
+
+
 def text(value: object, field: str, *, max_len: int = 200, required: bool = True) -> str:
     result = "" if value is None else str(value).strip()
     if required and not result:
