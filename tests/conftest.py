@@ -88,3 +88,12 @@ async def db(db_url: Db) -> AsyncIterator[Db]:
     """The fresh database, opened for the test (Tortoise models usable directly)."""
     async with database(db_url.url, apply_migrations=False):
         yield db_url
+
+
+@pytest.fixture
+async def transports() -> AsyncIterator[list]:
+    """Mail transports a test opens; closed at the end so no connection outlives its server."""
+    opened: list = []
+    yield opened
+    for transport in opened:
+        await transport.close()

@@ -10,6 +10,7 @@ import pytest
 from models import AuditEntry, Company, Invoice, Tenant
 from tests import factories as f
 from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
+from tests.fakes.slack_api import text_of
 
 
 @pytest.fixture
@@ -22,19 +23,6 @@ async def slack(db):
 @pytest.fixture
 async def tenant(db):
     return await f.tenant(team="T1")
-
-
-def text_of(params: dict) -> str:
-    """All the text a person sees in a reply (fallback text and block texts)."""
-    parts = [params.get("text") or ""]
-    for block in params.get("blocks") or []:
-        if "text" in block:
-            parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])
-        for fld in block.get("fields", []):
-            parts.append(fld["text"])
-        for el in block.get("elements", []):
-            parts.append(el.get("text", ""))
-    return "\n".join(parts)
 
 
 async def test_a_signed_request_is_handled(slack: SlackHarness, tenant):

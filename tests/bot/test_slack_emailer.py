@@ -10,7 +10,7 @@ from commands.context import Services
 from models import AuditEntry, Company, EmailerIntegration
 from tests import factories as f
 from tests.bot.slack_harness import start_harness, stop_harness
-from tests.bot.test_slack import text_of
+from tests.fakes.slack_api import text_of
 
 NOW = datetime(2026, 11, 25, 10, 20, tzinfo=UTC)  # a Wednesday
 

@@ -120,3 +120,16 @@ class FakeSlack:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+
+
+def text_of(params: dict[str, Any]) -> str:
+    """All the text a person sees in a Slack message (fallback text and block texts)."""
+    parts = [params.get("text") or ""]
+    for block in params.get("blocks") or []:
+        if "text" in block:
+            parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])
+        for fld in block.get("fields", []):
+            parts.append(fld["text"])
+        for el in block.get("elements", []):
+            parts.append(el.get("text", ""))
+    return "\n".join(parts)

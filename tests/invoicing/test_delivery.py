@@ -15,7 +15,7 @@ import logging
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -51,15 +51,6 @@ def smtp() -> Iterator[tuple[int, RecordingHandler]]:
     controller, handler = start_server(free_port())
     yield controller.port, handler
     controller.stop()
-
-
-@pytest.fixture
-async def transports() -> AsyncIterator[list[Transport]]:
-    """Transports a test opens; closed at the end so no connection outlives the server."""
-    opened: list[Transport] = []
-    yield opened
-    for transport in opened:
-        await transport.close()
 
 
 def smtp_transport(port: int, opened: list[Transport], **kwargs) -> SmtpTransport:

@@ -33,7 +33,9 @@ from models import (
     Tenant,
 )
 from tests import factories as f
+from tests.bot.test_feed import Reply
 from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
+from tests.fakes.slack_api import text_of as slack_text_of
 
 ALL_MODELS = (Tenant, Company, EmailerIntegration, Product, Price, Order, OrderItem, Invoice, InvoiceLine,
               InvoiceRun, Delivery, AuditEntry, ApiToken)
@@ -54,13 +56,6 @@ async def snapshot() -> dict[str, Any]:
         state[model.__name__] = json.dumps(
             [{k: v for k, v in row.items() if k not in _VOLATILE} for row in rows], default=str, sort_keys=True)
     return state
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    headers: Any
 
 
 @dataclass
@@ -130,14 +125,4 @@ async def slack(tenants) -> AsyncIterator[SlackHarness]:
     await stop_harness(harness)
 
 
-def text_of(params: dict[str, Any]) -> str:
-    """All the text a person sees in a Slack message (fallback text and block texts)."""
-    parts = [params.get("text") or ""]
-    for block in params.get("blocks") or []:
-        if "text" in block:
-            parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])
-        for fld in block.get("fields", []):
-            parts.append(fld["text"])
-        for el in block.get("elements", []):
-            parts.append(el.get("text", ""))
-    return "\n".join(parts)
+text_of = slack_text_of  # re-exported for the tests in this folder

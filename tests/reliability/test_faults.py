@@ -69,14 +69,6 @@ def smtp() -> Iterator[tuple[int, FaultyHandler]]:
     controller.stop()
 
 
-@pytest.fixture
-async def transports() -> AsyncIterator[list[Transport]]:
-    opened: list[Transport] = []
-    yield opened
-    for transport in opened:
-        await transport.close()
-
-
 def smtp_transport(port: int, opened: list[Transport], timeout: float = 5) -> SmtpTransport:
     transport = SmtpTransport("127.0.0.1", port, security="none", timeout=timeout, local_hostname="localhost")
     opened.append(transport)
