@@ -94,8 +94,8 @@ class Service:
         if outcome.report is not None:
             await self.notifier.run_finished(outcome.report)
         elif outcome.error:
-            refused = "Cannot invoice yet" in outcome.error or "OMS Lite" in outcome.error
-            await self.notifier.run_refused(outcome.tenant, outcome.company, outcome.error, failed=not refused)
+            await self.notifier.run_refused(outcome.tenant, outcome.company, outcome.error,
+                                            failed=not outcome.refused)
 
     # --- lifecycle ------------------------------------------------------------------------
 

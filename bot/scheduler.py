@@ -43,7 +43,7 @@ from tortoise import connections
 from tortoise.expressions import Q
 
 from invoicing.clock import Clock, utc_now
-from invoicing.errors import InvoiceBotError
+from invoicing.errors import InvoiceBotError, NotEligible
 from invoicing.runs import RunReport, run_company
 from invoicing.schedule import DueRun, due_run, parse_schedule
 from models import EmailerIntegration, RunOutcome, RunTrigger, Tenant
@@ -64,6 +64,8 @@ class ScheduledOutcome:
     cutoff: datetime
     report: RunReport | None = None
     error: str | None = None
+    # True when invoicing was refused (plan, missing details): ops must fix something.
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -300,7 +302,7 @@ class Scheduler:
         except InvoiceBotError as refusal:
             log.warning("run refused tenant=%s company=%s trigger=%s cutoff=%s reason=%s", target.tenant.name,
                         target.company, trigger.value, due.cutoff.isoformat(), refusal.message)
-            return ScheduledOutcome(**base, error=refusal.message), due
+            return ScheduledOutcome(**base, error=refusal.message, refused=isinstance(refusal, NotEligible)), due
         except Exception as exc:  # noqa: BLE001 - one company's bug must not stop the others
             log.exception("run failed tenant=%s company=%s trigger=%s cutoff=%s", target.tenant.name,
                           target.company, trigger.value, due.cutoff.isoformat())

@@ -161,3 +161,22 @@ async def _company(short: str):
     from models import Company
 
     return await Company.get_or_none(short_name=short)
+
+
+async def test_a_refused_scheduled_run_tells_the_channel_what_to_fix(world):
+    service, fake, inbox, clock, session = world
+    tenant = await f.tenant(team="T1")
+    company = await f.company(tenant, "acme", complete=False)
+    company.slack_channel = "CBILL"
+    await company.save()
+    await f.price(tenant, "MUG", "5.00")
+    await f.order(company, dispatched_at=clock.now - timedelta(hours=2))
+    assert await slash(session, service, "emailer acme enable", fake=fake) == 200
+    integration = await until(lambda: EmailerIntegration.filter(company_id=company.id, enabled=True).first())
+    clock.now = integration.next_run_at + timedelta(seconds=1)
+    service.scheduler.wake()
+    posts = await fake.wait_for("chat.postMessage")
+    shown = text_of(posts[-1].params)
+    assert "Invoice run for acme refused." in shown
+    assert "company 'acme' is missing legal_name, address_line1, city, postcode, email" in shown
+    assert inbox.received == [] and await Invoice.all().count() == 0
