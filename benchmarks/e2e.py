@@ -27,11 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.db import database, database_url_with_name, postgres_admin  # noqa: E402
+from invoicing.catalog import PriceInput, set_product  # noqa: E402
 from invoicing.fonts import preload  # noqa: E402
 from invoicing.outbox import Outbox  # noqa: E402
 from invoicing.pdf import render_invoice_pdf  # noqa: E402
 from invoicing.runs import run_company  # noqa: E402
-from invoicing.setup import PriceInput, create_company, create_tenant, set_product  # noqa: E402
+from invoicing.setup import create_company, create_tenant  # noqa: E402
 from invoicing.transport import SmtpTransport  # noqa: E402
 from models import (  # noqa: E402
     Company,

@@ -44,18 +44,13 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from fpdf import FPDF  # noqa: E402
 
 from bot.db import database  # noqa: E402
+from invoicing.catalog import PriceInput, set_product  # noqa: E402
 from invoicing.document import InvoiceDocument  # noqa: E402
 from invoicing.mail import compose_invoice_email, envelope_recipients, envelope_sender  # noqa: E402
+from invoicing.order_sync import ItemInput, upsert_order  # noqa: E402
 from invoicing.outbox import Outbox  # noqa: E402
 from invoicing.runs import run_company  # noqa: E402
-from invoicing.setup import (  # noqa: E402
-    ItemInput,
-    PriceInput,
-    create_company,
-    create_tenant,
-    set_product,
-    upsert_order,
-)
+from invoicing.setup import create_company, create_tenant  # noqa: E402
 from invoicing.transport import SmtpTransport  # noqa: E402
 from models import Delivery, DeliveryStatus, Invoice  # noqa: E402
 

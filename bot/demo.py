@@ -12,19 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from invoicing.catalog import PriceInput, set_product
 from invoicing.document import InvoiceDocument
 from invoicing.mail import attachment_filename, mail_domain
+from invoicing.order_sync import ItemInput, upsert_order
 from invoicing.outbox import Outbox
 from invoicing.pdf import render_invoice_pdf
 from invoicing.runs import RunReport, run_company
-from invoicing.setup import (
-    ItemInput,
-    PriceInput,
-    create_company,
-    create_tenant,
-    set_product,
-    upsert_order,
-)
+from invoicing.setup import create_company, create_tenant
 from invoicing.transport import FileTransport
 from models import AuditEntry, Company, EmailerIntegration, Invoice, Tenant
 

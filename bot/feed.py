@@ -38,6 +38,7 @@ from bot.feed_schemas import (
     openapi,
 )
 from bot.rendering import render_in_thread
+from invoicing.catalog import PriceInput, ProductInput, set_products
 from invoicing.document import InvoiceDocument
 from invoicing.errors import (
     Conflict,
@@ -48,6 +49,14 @@ from invoicing.errors import (
 )
 from invoicing.mail import attachment_filename
 from invoicing.money import minor_unit, round_money
+from invoicing.order_sync import (
+    InvoicedOrderConflict,
+    ItemInput,
+    OrderInput,
+    OrderOutcome,
+    clean_order,
+    upsert_orders,
+)
 from invoicing.orders_query import (
     InvoiceDetail,
     OrderFilter,
@@ -56,19 +65,7 @@ from invoicing.orders_query import (
     list_orders,
     parse_bound,
 )
-from invoicing.setup import (
-    InvoicedOrderConflict,
-    ItemInput,
-    OrderInput,
-    OrderOutcome,
-    PriceInput,
-    ProductInput,
-    UpsertResult,
-    clean_order,
-    set_products,
-    upsert_company,
-    upsert_orders,
-)
+from invoicing.setup import UpsertResult, upsert_company
 from invoicing.tokens import Principal, authenticate
 
 log = logging.getLogger(__name__)

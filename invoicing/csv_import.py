@@ -24,24 +24,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from invoicing import validation
+from invoicing.catalog import (
+    PriceInput,
+    ProductInput,
+    clean_price,
+    retailers_of,
+    set_products,
+)
 from invoicing.errors import InvalidInput
-from invoicing.setup import (
+from invoicing.order_sync import (
     SHIP_TO_KEYS,
     CleanOrder,
     InvoicedOrderConflict,
     ItemInput,
     OrderInput,
-    PriceInput,
-    ProductInput,
-    UpsertResult,
     clean_item,
     clean_order,
-    clean_price,
     parse_iso_datetime,
-    retailers_of,
-    set_products,
     upsert_orders,
 )
+from invoicing.setup import UpsertResult
 from models import Company, Tenant
 
 Progress = Callable[[str, int, int], None]

@@ -5,14 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from invoicing.setup import (
-    ItemInput,
-    PriceInput,
-    create_company,
-    create_tenant,
-    set_product,
-    upsert_order,
-)
+from invoicing.catalog import PriceInput, set_product
+from invoicing.order_sync import ItemInput, upsert_order
+from invoicing.setup import create_company, create_tenant
 from models import Company, EmailerIntegration, Tenant
 
 SELLER = {

@@ -247,7 +247,8 @@ def buyer(short: str, n: int) -> dict[str, str]:
 
 async def seed_tenant(name: str, *, with_token: bool = True) -> tuple[Any, str | None]:
     """A tenant with complete seller details, priced SKUs and (optionally) a feed token; Tortoise must be open."""
-    from invoicing.setup import PriceInput, create_tenant, set_product
+    from invoicing.catalog import PriceInput, set_product
+    from invoicing.setup import create_tenant
     from invoicing.tokens import create_token
 
     tenant = await create_tenant(name, currency="GBP")

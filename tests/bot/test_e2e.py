@@ -23,8 +23,7 @@ from bot.settings import Settings
 from models import Delivery, EmailerIntegration, Invoice, InvoiceRun, RunTrigger
 from tests import factories as f
 from tests.bot.slack_harness import SIGNING_SECRET, sign
-from tests.fakes.slack_api import text_of
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import FakeSlack, text_of
 from tests.fakes.smtp import free_port, start_server
 
 

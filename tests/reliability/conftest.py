@@ -33,8 +33,8 @@ from models import (
     Tenant,
 )
 from tests import factories as f
-from tests.bot.test_feed import Reply
 from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
+from tests.bot.test_feed import Reply
 from tests.fakes.slack_api import text_of as slack_text_of
 
 ALL_MODELS = (Tenant, Company, EmailerIntegration, Product, Price, Order, OrderItem, Invoice, InvoiceLine,
