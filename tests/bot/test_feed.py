@@ -54,16 +54,21 @@ class Feed:
 
     async def call(self, method: str, path: str, body: Any = None, *, token: Any = _OWN, raw: bytes | None = None,
                    headers: dict[str, str] | None = None) -> Reply:
-        sent = dict(headers or {})
-        token = self.token if token is _OWN else token
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body))
-        async with self.session.request(method, self.server.make_url(FEED_PREFIX + path), data=data,
-                                        headers=sent) as response:
-            content = await response.read()
-            parsed = json.loads(content) if response.content_type == "application/json" else content
-            return Reply(response.status, parsed, response.headers)
+        return await request_feed(self.session, self.server, method, path, body,
+                                  token=self.token if token is _OWN else token, raw=raw, headers=headers)
+
+
+async def request_feed(session: ClientSession, server: TestServer, method: str, path: str, body: Any = None, *,
+                       token: str | None, raw: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+    """One real HTTP request to the feed under ``FEED_PREFIX``; JSON bodies come back parsed."""
+    sent = dict(headers or {})
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    data = raw if raw is not None else (None if body is None else json.dumps(body))
+    async with session.request(method, server.make_url(FEED_PREFIX + path), data=data, headers=sent) as response:
+        content = await response.read()
+        parsed = json.loads(content) if response.content_type == "application/json" else content
+        return Reply(response.status, parsed, response.headers)
 
 
 @pytest.fixture

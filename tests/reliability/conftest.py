@@ -34,7 +34,7 @@ from models import (
 )
 from tests import factories as f
 from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
-from tests.bot.test_feed import Reply
+from tests.bot.test_feed import Reply, request_feed
 from tests.fakes.slack_api import text_of as slack_text_of
 
 ALL_MODELS = (Tenant, Company, EmailerIntegration, Product, Price, Order, OrderItem, Invoice, InvoiceLine,
@@ -72,16 +72,8 @@ class Feed:
 
     async def call(self, method: str, path: str, body: Any = None, *, token: str | None = "own",
                    raw: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
-        sent = dict(headers or {})
-        token = self.token if token == "own" else token
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body))
-        async with self.session.request(method, self.server.make_url(FEED_PREFIX + path), data=data,
-                                        headers=sent) as response:
-            content = await response.read()
-            parsed = json.loads(content) if response.content_type == "application/json" else content
-            return Reply(response.status, parsed, response.headers)
+        return await request_feed(self.session, self.server, method, path, body,
+                                  token=self.token if token == "own" else token, raw=raw, headers=headers)
 
 
 async def two_tenants() -> tuple[Tenant, Tenant]:
