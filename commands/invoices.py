@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from commands.context import Args, CommandContext
-from commands.formatting import day_start, local, money, parse_day
+from commands.formatting import local, money
 from commands.replies import (
     FileUpload,
     Reply,
@@ -18,6 +17,7 @@ from commands.replies import (
 from invoicing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.mail import attachment_filename
+from invoicing.orders_query import parse_bound
 from invoicing.runs import find_company
 from invoicing.validation import storable
 from models import Company, Delivery, Invoice
@@ -31,10 +31,9 @@ async def invoices(args: Args, ctx: CommandContext) -> Reply:
     args.only_options(("from", "to"))
     query = Invoice.filter(tenant_id=ctx.tenant.id, company_id=c.id)
     if "from" in args.options:
-        query = query.filter(issued_at__gte=day_start(parse_day(args.options["from"], "from"), c.timezone))
+        query = query.filter(issued_at__gte=parse_bound(args.options["from"], "from", end=False, timezone=c.timezone))
     if "to" in args.options:
-        end = day_start(parse_day(args.options["to"], "to"), c.timezone) + timedelta(days=1)
-        query = query.filter(issued_at__lt=end)
+        query = query.filter(issued_at__lt=parse_bound(args.options["to"], "to", end=True, timezone=c.timezone))
     rows = await query.order_by("-number").limit(SHOWN).values(
         "display_number", "issued_at", "order_count", "gross_total", "currency")
     if not rows:

@@ -106,6 +106,10 @@ class _Plan:
     order_ids: tuple[int, ...]
     skipped: tuple[Skipped, ...]
 
+    def skipped_by_reason(self) -> dict[str, int]:
+        """How many orders were skipped for each reason (complete, unlike the kept refs)."""
+        return dict(Counter(s.reason for s in self.skipped))
+
 
 async def find_company(tenant: Tenant, short_name: str) -> Company:
     """The tenant's company called ``short_name`` (other tenants' companies do not exist here)."""
@@ -245,7 +249,7 @@ async def run_company(
     if dry_run:
         integration = await EmailerIntegration.get(company_id=company.id)
         plan = await _plan(company, integration, cutoff, lock=False)
-        return _report(base, plan, _period_start(integration), dry_run=True,
+        return _report(base, plan, _period_start(integration),
                        number=await peek_next_number(tenant.id) if plan.lines else None)
 
     try:
@@ -335,12 +339,12 @@ def _skipped_fields(plan: _Plan) -> dict[str, object]:
     return {
         "orders_skipped": len(plan.skipped),
         "skipped": [{"ref": s.ref, "reason": s.reason} for s in plan.skipped[:SKIPPED_KEEP]],
-        "skipped_by_reason": dict(Counter(s.reason for s in plan.skipped)),
+        "skipped_by_reason": plan.skipped_by_reason(),
     }
 
 
 def _report(
-    base: dict[str, object], plan: _Plan, period_start: datetime | None, *, dry_run: bool = False,
+    base: dict[str, object], plan: _Plan, period_start: datetime | None, *,
     run_id: int | None = None, number: str | None = None, invoice_id: int | None = None, money=None,
 ) -> RunReport:
     currency = str(base["currency"])
@@ -351,5 +355,5 @@ def _report(
         outcome=outcome, period_start=period_start, invoice_number=number, invoice_id=invoice_id, run_id=run_id,
         orders_invoiced=len(plan.order_ids), lines=len(plan.lines), net=money.net, tax=money.tax,
         gross=money.gross, skipped=plan.skipped[:SKIPPED_KEEP],
-        skipped_by_reason=dict(Counter(s.reason for s in plan.skipped)),
+        skipped_by_reason=plan.skipped_by_reason(),
     )

@@ -261,6 +261,9 @@ async def test_invoice_shows_the_summary_and_uploads_the_pdf(slack: SlackHarness
     assert "Invoice 000001 — acme" in text_of(post.params) and "£12.00" in text_of(post.params)
     shown = text_of(await slack.reply("invoices acme"))
     assert "*000001*" in shown and "£12.00" in shown
+    assert "*000001*" in text_of(await slack.reply("invoices acme from=2026-11-01 to=2026-11-02"))
+    assert "No invoices" in text_of(await slack.reply("invoices acme from=2026-11-03"))
+    assert "'2026-13-01' is not a date" in text_of(await slack.reply("invoices acme to=2026-13-01"))
     shown = text_of(await slack.reply("invoice 999999"))
     assert "No invoice '999999' in inkwell" in shown
 
