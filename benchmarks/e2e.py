@@ -27,13 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.db import database, database_url_with_name, postgres_admin  # noqa: E402
-from invoicing.catalog import PriceInput, set_product  # noqa: E402
-from invoicing.fonts import preload  # noqa: E402
-from invoicing.outbox import Outbox  # noqa: E402
-from invoicing.pdf import render_invoice_pdf  # noqa: E402
-from invoicing.runs import run_company  # noqa: E402
-from invoicing.setup import create_company, create_tenant  # noqa: E402
-from invoicing.transport import SmtpTransport  # noqa: E402
+from invoicing.billing.runs import run_company  # noqa: E402
+from invoicing.delivery.fonts.faces import preload  # noqa: E402
+from invoicing.delivery.outbox import Outbox  # noqa: E402
+from invoicing.delivery.pdf import render_invoice_pdf  # noqa: E402
+from invoicing.delivery.transport import SmtpTransport  # noqa: E402
+from invoicing.ingest.catalog import PriceInput, set_product  # noqa: E402
+from invoicing.parties.companies import create_company  # noqa: E402
+from invoicing.parties.tenants import create_tenant  # noqa: E402
 from models import (  # noqa: E402
     Company,
     Delivery,

@@ -44,9 +44,10 @@ from tortoise import connections  # noqa: E402
 
 from bot.db import database, postgres_admin  # noqa: E402
 from bot.feed import FEED_PREFIX, create_feed_app  # noqa: E402
-from invoicing.orders_query import encode_cursor  # noqa: E402
-from invoicing.setup import create_company, create_tenant  # noqa: E402
-from invoicing.tokens import authenticate, create_token  # noqa: E402
+from invoicing.billing.queries import encode_cursor  # noqa: E402
+from invoicing.ingest.tokens import authenticate, create_token  # noqa: E402
+from invoicing.parties.companies import create_company  # noqa: E402
+from invoicing.parties.tenants import create_tenant  # noqa: E402
 
 PAGE_TARGET_MS = 10.0
 RATIO_TARGET = 3.0

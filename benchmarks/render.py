@@ -27,9 +27,14 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-from invoicing import fonts
-from invoicing.document import DocumentLine, DocumentTaxBand, InvoiceDocument, Party
-from invoicing.pdf import render_invoice_pdf
+from invoicing.billing.document import (
+    DocumentLine,
+    DocumentTaxBand,
+    InvoiceDocument,
+    Party,
+)
+from invoicing.delivery.fonts import faces as fonts
+from invoicing.delivery.pdf import render_invoice_pdf
 
 _PRODUCTS = (
     ("TSH-ORG-M-BLK", "Organic cotton T-shirt, black, M — front print Łódź", Decimal("7.40"), Decimal("2.10")),

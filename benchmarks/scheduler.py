@@ -36,7 +36,7 @@ from tortoise import connections  # noqa: E402
 
 from bot.db import database, postgres_admin  # noqa: E402
 from bot.scheduler import _CLAIM_SQL, Scheduler  # noqa: E402
-from invoicing.schedule import due_run, parse_schedule  # noqa: E402
+from invoicing.scheduling.schedule import due_run, parse_schedule  # noqa: E402
 from models import Company, EmailerIntegration, Tenant  # noqa: E402
 
 INTEGRATIONS = 10_000

@@ -44,14 +44,19 @@ from aiosmtpd.controller import Controller  # noqa: E402
 from fpdf import FPDF  # noqa: E402
 
 from bot.db import database  # noqa: E402
-from invoicing.catalog import PriceInput, set_product  # noqa: E402
-from invoicing.document import InvoiceDocument  # noqa: E402
-from invoicing.mail import compose_invoice_email, envelope_recipients, envelope_sender  # noqa: E402
-from invoicing.order_sync import ItemInput, upsert_order  # noqa: E402
-from invoicing.outbox import Outbox  # noqa: E402
-from invoicing.runs import run_company  # noqa: E402
-from invoicing.setup import create_company, create_tenant  # noqa: E402
-from invoicing.transport import SmtpTransport  # noqa: E402
+from invoicing.billing.document import InvoiceDocument  # noqa: E402
+from invoicing.billing.runs import run_company  # noqa: E402
+from invoicing.delivery.mail import (  # noqa: E402
+    compose_invoice_email,
+    envelope_recipients,
+    envelope_sender,
+)
+from invoicing.delivery.outbox import Outbox  # noqa: E402
+from invoicing.delivery.transport import SmtpTransport  # noqa: E402
+from invoicing.ingest.catalog import PriceInput, set_product  # noqa: E402
+from invoicing.ingest.order_sync import ItemInput, upsert_order  # noqa: E402
+from invoicing.parties.companies import create_company  # noqa: E402
+from invoicing.parties.tenants import create_tenant  # noqa: E402
 from models import Delivery, DeliveryStatus, Invoice  # noqa: E402
 
 MAIL_FROM = "invoices@inkwell.example"

@@ -26,11 +26,11 @@ from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
 from bot.slack import ChannelPoster, create_slack_app, web_client
 from commands.context import Services
+from invoicing.billing.runs import RunReport, run_company
 from invoicing.clock import Clock, utc_now
-from invoicing.mail import mail_domain
-from invoicing.outbox import Outbox
-from invoicing.runs import RunReport, run_company
-from invoicing.transport import FileTransport, SmtpTransport, Transport
+from invoicing.delivery.mail import mail_domain
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
 from models import DeliveryStatus
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from rich.table import Table
 
 from bot.db import database, migrate
 from bot.settings import Settings
+from invoicing.billing.runs import RunReport, run_company
 from invoicing.clock import utc_now
+from invoicing.delivery.mail import mail_domain
 from invoicing.errors import InvoiceBotError, NotFound
-from invoicing.mail import mail_domain
-from invoicing.runs import RunReport, run_company
-from invoicing.setup import create_tenant, get_tenant
+from invoicing.parties.tenants import create_tenant, get_tenant
 from models import Tenant
 
 # Wide enough for the summary table even when stdout is a pipe or a CI log.
@@ -201,7 +201,7 @@ def summary_table(reports: Sequence[RunReport], *, title: str) -> Table:
 
 
 async def _token(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing.tokens import create_token, list_tokens, revoke_token
+    from invoicing.ingest.tokens import create_token, list_tokens, revoke_token
 
     async with database(settings.resolved_database_url()):
         tenant = await get_tenant(args.tenant)
@@ -260,7 +260,7 @@ class _ImportProgress:
 
 
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing.csv_import import import_orders, import_prices
+    from invoicing.ingest.csv_import import import_orders, import_prices
 
     try:
         data = args.file.read_bytes()

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from invoicing.catalog import PriceInput, set_product
-from invoicing.document import InvoiceDocument
-from invoicing.mail import attachment_filename, mail_domain
-from invoicing.order_sync import ItemInput, upsert_order
-from invoicing.outbox import Outbox
-from invoicing.pdf import render_invoice_pdf
-from invoicing.runs import RunReport, run_company
-from invoicing.setup import create_company, create_tenant
-from invoicing.transport import FileTransport
+from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.runs import RunReport, run_company
+from invoicing.delivery.mail import attachment_filename, mail_domain
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.pdf import render_invoice_pdf
+from invoicing.delivery.transport import FileTransport
+from invoicing.ingest.catalog import PriceInput, set_product
+from invoicing.ingest.order_sync import ItemInput, upsert_order
+from invoicing.parties.companies import create_company
+from invoicing.parties.tenants import create_tenant
 from models import AuditEntry, Company, EmailerIntegration, Invoice, Tenant
 
 TENANT = "inkwell"

@@ -38,26 +38,9 @@ from bot.feed_schemas import (
     openapi,
 )
 from bot.rendering import render_in_thread
-from invoicing.catalog import PriceInput, ProductInput, set_products
-from invoicing.document import InvoiceDocument
-from invoicing.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    InvoiceBotError,
-    NotFound,
-)
-from invoicing.mail import attachment_filename
-from invoicing.money import minor_unit, round_money
-from invoicing.order_sync import (
-    InvoicedOrderConflict,
-    ItemInput,
-    OrderInput,
-    OrderOutcome,
-    clean_order,
-    upsert_orders,
-)
-from invoicing.orders_query import (
+from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.money import minor_unit, round_money
+from invoicing.billing.queries import (
     InvoiceDetail,
     OrderFilter,
     OrderRow,
@@ -65,8 +48,26 @@ from invoicing.orders_query import (
     list_orders,
     parse_bound,
 )
-from invoicing.setup import UpsertResult, upsert_company
-from invoicing.tokens import Principal, authenticate
+from invoicing.delivery.mail import attachment_filename
+from invoicing.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvoiceBotError,
+    NotFound,
+)
+from invoicing.ingest.batches import UpsertResult
+from invoicing.ingest.catalog import PriceInput, ProductInput, set_products
+from invoicing.ingest.order_sync import (
+    InvoicedOrderConflict,
+    ItemInput,
+    OrderInput,
+    OrderOutcome,
+    clean_order,
+    upsert_orders,
+)
+from invoicing.ingest.tokens import Principal, authenticate
+from invoicing.parties.companies import upsert_company
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from commands.notifications import (
     run_reply,
 )
 from commands.replies import Reply
-from invoicing.outbox import DeliveryOutcome
-from invoicing.runs import RunReport
+from invoicing.billing.runs import RunReport
+from invoicing.delivery.outbox import DeliveryOutcome
 from models import Company, Delivery, DeliveryStatus, Tenant
 
 log = logging.getLogger(__name__)

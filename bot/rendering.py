@@ -16,17 +16,17 @@ import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
-from invoicing.document import InvoiceDocument
+from invoicing.billing.document import InvoiceDocument
 
 
 def _render(document: InvoiceDocument) -> bytes:
-    from invoicing.pdf import render_invoice_pdf
+    from invoicing.delivery.pdf import render_invoice_pdf
 
     return render_invoice_pdf(document)
 
 
 def _preload() -> None:
-    from invoicing.fonts import preload
+    from invoicing.delivery.fonts.faces import preload
 
     preload()
 

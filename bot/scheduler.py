@@ -11,12 +11,12 @@ One tick claims the due integrations and runs them with bounded concurrency:
    never claim one row twice: PostgreSQL re-checks the outer condition on the
    newest row version, SQLite runs the statement under its write lock.
 2. **Run** — ``run_company`` with the slot as cutoff (see
-   ``invoicing.schedule.due_run`` for the catch-up rule). A company that fails
+   ``invoicing.scheduling.schedule.due_run`` for the catch-up rule). A company that fails
    (refused, failed, any exception) is logged, reported through ``on_result`` and
    never stops the others; the run itself records the refusal or failure.
 3. **Advance** — ``next_run_at`` moves to the following slot and the lease is
    released, but only ``WHERE lease_owner = me AND next_run_at = slot``: a
-   settings change made meanwhile (``invoicing.emailer_config``) wins.
+   settings change made meanwhile (``invoicing.integrations.pdf_emailer.settings``) wins.
 
 A replica that dies mid-run leaves its lease; the run's transaction rolls back
 with its connection, and another replica claims the row once ``lease_until``
@@ -42,10 +42,10 @@ from typing import Any
 from tortoise import connections
 from tortoise.expressions import Q
 
+from invoicing.billing.runs import RunReport, run_company
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import InvoiceBotError, NotEligible
-from invoicing.runs import RunReport, run_company
-from invoicing.schedule import DueRun, due_run, parse_schedule
+from invoicing.scheduling.schedule import DueRun, due_run, parse_schedule
 from models import EmailerIntegration, RunOutcome, RunTrigger, Tenant
 
 log = logging.getLogger(__name__)

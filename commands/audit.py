@@ -5,7 +5,7 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, header, message, section
-from invoicing.runs import find_company
+from invoicing.billing.runs import find_company
 from models import AuditEntry
 
 SHOWN = 25

@@ -18,10 +18,10 @@ from commands.replies import (
     section,
 )
 from commands.seller import missing_line, party_fields
-from invoicing.accounting import missing_fields, update_accounting
+from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
-from invoicing.runs import find_company
-from invoicing.setup import create_company
+from invoicing.parties.accounting import missing_fields, update_accounting
+from invoicing.parties.companies import create_company
 from models import ACCOUNTING_KEYS, AuditEntry, Company, EmailerIntegration
 
 COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel")

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
-from invoicing.document import InvoiceDocument
 from invoicing.errors import Forbidden, InvalidInput, InvoiceBotError
-from invoicing.runs import RunReport
 from models import Tenant
 
 
@@ -22,7 +22,7 @@ async def _no_after_run(_: RunReport) -> None:
 
 
 async def _render_in_thread(document: InvoiceDocument) -> bytes:
-    from invoicing.pdf import (
+    from invoicing.delivery.pdf import (
         render_invoice_pdf,  # heavy (fpdf2 + fonts): only when asked
     )
 

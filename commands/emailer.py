@@ -7,10 +7,11 @@ from tortoise.transactions import in_transaction
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, context, fields_section, header, message
-from invoicing import emailer_config, validation
-from invoicing.emailer_config import EmailerSettings
+from invoicing import validation
+from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
-from invoicing.runs import find_company
+from invoicing.integrations.pdf_emailer import settings as emailer_config
+from invoicing.integrations.pdf_emailer.settings import EmailerSettings
 from models import AuditEntry, Company
 
 SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from commands.context import Args, CommandContext
 from commands.formatting import local, money
 from commands.replies import (
@@ -14,11 +13,11 @@ from commands.replies import (
     message,
     section,
 )
-from invoicing.document import InvoiceDocument
+from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.queries import parse_bound
+from invoicing.billing.runs import find_company
+from invoicing.delivery.mail import attachment_filename
 from invoicing.errors import InvalidInput, NotFound
-from invoicing.mail import attachment_filename
-from invoicing.orders_query import parse_bound
-from invoicing.runs import find_company
 from invoicing.validation import storable
 from models import Company, Delivery, Invoice
 

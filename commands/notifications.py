@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands.formatting import local, money
 from commands.replies import Reply, context, fields_section, header, message, section
-from invoicing.runs import RunReport
+from invoicing.billing.runs import RunReport
 from models import RunOutcome
 
 

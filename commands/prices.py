@@ -6,9 +6,9 @@ from commands.context import Args, CommandContext
 from commands.formatting import money
 from commands.replies import Reply, message, section
 from invoicing import validation
-from invoicing.catalog import PriceInput, set_product
+from invoicing.billing.money import parse_amount, parse_tax_rate
 from invoicing.errors import InvalidInput
-from invoicing.money import parse_amount, parse_tax_rate
+from invoicing.ingest.catalog import PriceInput, set_product
 from models import Company, Product
 
 

@@ -6,8 +6,8 @@ from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.notifications import run_reply
 from commands.replies import Reply, header, message, section
+from invoicing.billing.runs import find_company, run_company
 from invoicing.errors import InvalidInput
-from invoicing.runs import find_company, run_company
 from models import Company, EmailerIntegration, RunTrigger
 
 

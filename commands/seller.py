@@ -7,8 +7,8 @@ from tortoise.transactions import in_transaction
 from commands.context import Args, CommandContext
 from commands.replies import Reply, context, fields_section, header, message
 from invoicing import validation
-from invoicing.accounting import missing_fields, update_accounting
 from invoicing.errors import InvalidInput
+from invoicing.parties.accounting import missing_fields, update_accounting
 from models import ACCOUNTING_KEYS, AuditEntry, Tenant
 
 SELLER_ONLY_KEYS = ("currency", "invoice_prefix")

@@ -2,7 +2,7 @@
 
 The same keys are used on both sides so that one validator and one snapshot
 function serve both; which keys are *required* depends on the country and the
-role and is decided in ``invoicing.accounting``, not here.
+role and is decided in ``invoicing.parties.accounting``, not here.
 """
 
 from tortoise import fields

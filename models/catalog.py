@@ -21,7 +21,7 @@ class Price(Model):
     ``retailer`` null is the default price, in the currency of the tenant; a retailer
     price is in the currency of that retailer. Cost and shipping are per unit, tax rate
     in percent. Amounts keep 4 decimals; rounding to the minor unit of the currency
-    happens once per invoice line (``invoicing.money``).
+    happens once per invoice line (``invoicing.billing.money``).
     """
 
     id = fields.IntField(primary_key=True)

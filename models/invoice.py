@@ -31,7 +31,7 @@ class Invoice(_Immutable):
     """``number`` is the value of the tenant sequence, ``display_number`` adds prefix and padding.
 
     Seller and buyer are JSON snapshots of the accounting details at issue time;
-    amounts are in ``currency`` and already rounded (see ``invoicing.money``).
+    amounts are in ``currency`` and already rounded (see ``invoicing.billing.money``).
     ``tax_breakdown`` is a list of ``{"rate", "net", "tax"}`` with decimal strings.
     """
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from invoicing.catalog import PriceInput, set_product
-from invoicing.order_sync import ItemInput, upsert_order
-from invoicing.setup import create_company, create_tenant
+from invoicing.ingest.catalog import PriceInput, set_product
+from invoicing.ingest.order_sync import ItemInput, upsert_order
+from invoicing.parties.companies import create_company
+from invoicing.parties.tenants import create_tenant
 from models import Company, EmailerIntegration, Tenant
 
 SELLER = {

@@ -63,7 +63,7 @@ SHIP_TO = {"name": "J. Doe", "line1": "1 High St", "city": "Leeds", "postcode": 
 async def seed(url: str, started: datetime) -> dict[str, str]:
     """Tenants, companies, prices, tokens, enabled emailers; returns tenant → feed token."""
     from bot.db import database
-    from invoicing.setup import create_company
+    from invoicing.parties.companies import create_company
 
     tokens: dict[str, str] = {}
     async with database(url):

@@ -247,9 +247,9 @@ def buyer(short: str, n: int) -> dict[str, str]:
 
 async def seed_tenant(name: str, *, with_token: bool = True) -> tuple[Any, str | None]:
     """A tenant with complete seller details, priced SKUs and (optionally) a feed token; Tortoise must be open."""
-    from invoicing.catalog import PriceInput, set_product
-    from invoicing.setup import create_tenant
-    from invoicing.tokens import create_token
+    from invoicing.ingest.catalog import PriceInput, set_product
+    from invoicing.ingest.tokens import create_token
+    from invoicing.parties.tenants import create_tenant
 
     tenant = await create_tenant(name, currency="GBP")
     tenant.update_from_dict({k: v.format(name=name.title()) for k, v in SELLER_GB.items()})
@@ -285,7 +285,7 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
     runs, invoices or deliveries. Duplicates (one Message-ID received more than
     once) are counted, and must be explained by recorded attempts.
     """
-    from invoicing.mail import envelope_recipients
+    from invoicing.delivery.mail import envelope_recipients
 
     f = Findings()
     fig = f.figures

@@ -54,7 +54,7 @@ ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "Asia/Toky
 async def seed(url: str, companies: int, slot: datetime, rng: random.Random) -> dict[str, list[str]]:
     """Tenants, companies and orders; returns tenant → company short names."""
     from bot.db import database
-    from invoicing.setup import create_company
+    from invoicing.parties.companies import create_company
     from models import Company, Order, OrderItem, OrderStatus
 
     split = {"north": round(companies * 0.7), "south": companies - round(companies * 0.7)}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.db import database
 from bot.scheduler import Scheduler
-from invoicing.runs import run_company
+from invoicing.billing.runs import run_company
 
 REPLICA = "doomed-replica"
 

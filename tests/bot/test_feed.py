@@ -14,8 +14,8 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from bot.feed import FEED_PREFIX, create_feed_app
-from invoicing.runs import run_company
-from invoicing.tokens import create_token, revoke_token
+from invoicing.billing.runs import run_company
+from invoicing.ingest.tokens import create_token, revoke_token
 from models import (
     AuditEntry,
     Company,

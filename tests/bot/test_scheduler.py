@@ -11,8 +11,8 @@ from functools import partial
 from pathlib import Path
 
 from bot.scheduler import ScheduledOutcome, Scheduler
-from invoicing.emailer_config import configure
-from invoicing.runs import run_company
+from invoicing.billing.runs import run_company
+from invoicing.integrations.pdf_emailer.settings import configure
 from models import (
     Company,
     EmailerIntegration,

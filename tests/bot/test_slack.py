@@ -207,7 +207,7 @@ async def test_long_lists_stay_within_slack_block_limits(slack: SlackHarness, te
 
 
 async def test_orders_lists_which_invoice_each_order_is_on_and_filters(slack: SlackHarness, tenant):
-    from invoicing.runs import run_company
+    from invoicing.billing.runs import run_company
 
     c = await f.company(tenant, "acme")
     await f.price(tenant, "MUG", "5.00")
@@ -245,7 +245,7 @@ async def test_orders_with_a_bad_date_or_filter_says_how_to_fix_it(slack: SlackH
 
 
 async def test_invoice_shows_the_summary_and_uploads_the_pdf(slack: SlackHarness, tenant):
-    from invoicing.runs import run_company
+    from invoicing.billing.runs import run_company
 
     c = await f.company(tenant, "acme")
     await f.price(tenant, "MUG", "5.00")
@@ -273,9 +273,9 @@ async def test_invoice_resend_is_for_admins_and_queues_a_new_email(db):
     from pathlib import Path
 
     from commands.context import Services
-    from invoicing.outbox import Outbox
-    from invoicing.runs import run_company
-    from invoicing.transport import FileTransport
+    from invoicing.billing.runs import run_company
+    from invoicing.delivery.outbox import Outbox
+    from invoicing.delivery.transport import FileTransport
     from models import Delivery
 
     outbox = Outbox(FileTransport(Path(tempfile.mkdtemp())), lambda doc: b"%PDF", "invoices@inkwell.example")

@@ -78,7 +78,7 @@ class Feed:
 
 async def two_tenants() -> tuple[Tenant, Tenant]:
     """inkwell (team T1, acme, priced MUG, one uninvoiced order) and rival (team T2, beta, invoice RIV-000001)."""
-    from invoicing.runs import run_company
+    from invoicing.billing.runs import run_company
 
     t = await f.tenant(team="T1")
     await f.company(t, "acme")
@@ -101,7 +101,7 @@ async def tenants(db) -> tuple[Tenant, Tenant]:
 
 @pytest.fixture
 async def feed(tenants) -> AsyncIterator[Feed]:
-    from invoicing.tokens import create_token
+    from invoicing.ingest.tokens import create_token
 
     t, rival = tenants
     root = web.Application()

@@ -20,16 +20,16 @@ import pytest
 from bot.notifier import Notifier
 from bot.slack import ChannelPoster, web_client
 from commands.replies import Reply
-from invoicing.outbox import Outbox
-from invoicing.runs import run_company
-from invoicing.transport import SmtpTransport, Transport
+from invoicing.billing.runs import run_company
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.transport import SmtpTransport, Transport
 from models import Company, Delivery, Invoice, InvoiceRun, Order, RunOutcome, Tenant
 from tests import factories as f
 from tests.conftest import POSTGRES_URL
 from tests.factories import T0
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.smtp import RecordingHandler, free_port
-from tests.invoicing.test_delivery import Clock, issue_invoice, tiny_pdf
+from tests.invoicing.delivery.test_delivery import Clock, issue_invoice, tiny_pdf
 
 MAIL_FROM = "invoices@inkwell.example"
 

@@ -38,23 +38,28 @@ from commands.context import CommandContext
 from commands.dispatch import COMMANDS, dispatch
 from commands.replies import MAX_MESSAGE_CHARS, MAX_SECTION_CHARS, Reply
 from commands.tokenizer import Tokens, tokenize
-from invoicing.bcc import MAX_BCC, parse_bcc
-from invoicing.csv_import import (
+from invoicing.billing.document import (
+    DocumentLine,
+    DocumentTaxBand,
+    InvoiceDocument,
+    Party,
+)
+from invoicing.billing.runs import run_company
+from invoicing.delivery.bcc import MAX_BCC, parse_bcc
+from invoicing.delivery.mail import compose_invoice_email
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.transport import FileTransport
+from invoicing.errors import InvalidInput
+from invoicing.ingest.csv_import import (
     ORDER_COLUMNS,
     PRICE_COLUMNS,
     import_orders,
     import_prices,
 )
-from invoicing.document import DocumentLine, DocumentTaxBand, InvoiceDocument, Party
-from invoicing.errors import InvalidInput
-from invoicing.mail import compose_invoice_email
-from invoicing.outbox import Outbox
-from invoicing.runs import run_company
-from invoicing.setup import create_company, upsert_company
-from invoicing.transport import FileTransport
+from invoicing.parties.companies import create_company, upsert_company
 from models import Invoice, Tenant
 from tests.factories import T0
-from tests.invoicing.test_delivery import tiny_pdf
+from tests.invoicing.delivery.test_delivery import tiny_pdf
 from tests.reliability.conftest import FEED_MAX_BODY, snapshot, text_of
 
 #: Multiplies every example count below, for a deeper run by hand or nightly (CI uses 1).

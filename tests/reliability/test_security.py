@@ -17,15 +17,15 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.settings import Settings
-from invoicing.outbox import Outbox
-from invoicing.runs import run_company
-from invoicing.transport import SmtpTransport
+from invoicing.billing.runs import run_company
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.transport import SmtpTransport
 from models import Company, Tenant
 from tests import factories as f
 from tests.bot.slack_harness import SIGNING_SECRET, SlackHarness, sign
 from tests.factories import T0
 from tests.fakes.smtp import free_port, start_server
-from tests.invoicing.test_delivery import tiny_pdf
+from tests.invoicing.delivery.test_delivery import tiny_pdf
 from tests.reliability.conftest import Feed, snapshot, text_of
 
 ADMIN_REFUSAL = "Only workspace admins or InvoiceBot admins of inkwell can"

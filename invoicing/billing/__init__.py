@@ -1,0 +1,1 @@
+"""Billing: eligibility, prices, money and VAT, numbering, invoice runs and the invoice document."""

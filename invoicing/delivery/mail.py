@@ -1,0 +1,295 @@
+"""The invoice e-mail: one pure function from an ``InvoiceDocument`` and its PDF to a message.
+
+What a caller may rely on:
+
+* **Deterministic**: the same document, PDF, sender, recipient and Message-ID give
+  the same bytes (``Date`` is the invoice's ``issued_at``, MIME boundaries derive
+  from the Message-ID), so a retry re-sends exactly what was tried before.
+* **To** is the buyer's accounting address; there is **never a Bcc header** — BCC
+  recipients exist only in the SMTP envelope (``envelope_recipients``).
+* **No header injection**: every value placed in a header has its control
+  characters and line breaks replaced by spaces, and the ``SMTP`` policy refuses
+  any that slip through.
+* Dates are printed in the document's time zone; the invoice period's end is the
+  run's cutoff, which is *exclusive*, so the last day printed is the day before a
+  midnight cutoff ("01 Nov–07 Nov 2026" for a Sunday-to-Sunday weekly run).
+* Money is formatted with babel for ``LOCALE`` in the invoice currency.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email import policy
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.message import EmailMessage
+from email.utils import parseaddr
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.numbers import format_currency
+
+from invoicing.billing.document import InvoiceDocument
+from invoicing.errors import InvalidInput
+
+#: Locale of every e-mail text (dates, money); the product UI is British English.
+LOCALE = "en_GB"
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Unicode categories Cc (C0, DEL, C1), Zl and Zp: anything a mail client may treat as a line break.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class _CachingHeaderRegistry(HeaderRegistry):
+    """The stdlib registry builds a new class for every header it parses; reusing them
+    makes composing noticeably cheaper (it matters at hundreds of invoices a run)."""
+
+    @functools.lru_cache(maxsize=128)  # noqa: B019 - one module-level instance, never freed anyway
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+
+#: ``SMTP`` policy (CRLF, refuses CR/LF in header values) with the caching registry.
+POLICY = policy.SMTP.clone(header_factory=_CachingHeaderRegistry())
+
+
+def _header(name: str, value: str) -> BaseHeader:
+    """A parsed header to reuse: the policy stores an already-parsed header as is."""
+    return POLICY.header_factory(name, value)
+
+
+# The same in every message; parsed once instead of for every invoice.
+_MIME_VERSION = _header("MIME-Version", "1.0")
+# RFC 3834: keeps vacation responders from answering an automated invoice.
+_AUTO_SUBMITTED = _header("Auto-Submitted", "auto-generated")
+_TEXT_PLAIN = _header("Content-Type", 'text/plain; charset="utf-8"')
+_TEXT_HTML = _header("Content-Type", 'text/html; charset="utf-8"')
+_APPLICATION_PDF = _header("Content-Type", "application/pdf")
+_QUOTED_PRINTABLE = _header("Content-Transfer-Encoding", "quoted-printable")
+_BASE64 = _header("Content-Transfer-Encoding", "base64")
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """The values printed in subject and bodies, already formatted."""
+
+    number: str
+    seller: str
+    buyer: str
+    period: str
+    total: str
+    due: str
+    orders: str
+    order_count: str
+    filename: str
+
+
+def compose_invoice_email(
+    doc: InvoiceDocument, pdf: bytes, *, mail_from: str, to: str, message_id: str, resend: bool = False
+) -> EmailMessage:
+    """Build the e-mail carrying invoice ``doc`` with ``pdf`` attached as ``<number>.pdf``.
+
+    ``mail_from`` is an address, optionally with a display name (``Inkwell <inv@x>``);
+    without one the seller's legal name is shown. ``resend`` marks the e-mail as a
+    copy of an invoice sent before (subject and first paragraph say so).
+
+    Structure: ``multipart/mixed`` [``multipart/alternative`` [text, HTML], PDF].
+    """
+    facts = _facts(doc)
+    alternative, mixed = _stable_boundaries(message_id)
+    message = EmailMessage(policy=POLICY)
+    message["From"] = _from_header(mail_from, facts.seller)
+    message["To"] = _one_line(to)
+    message["Subject"] = _subject(facts, resend=resend)
+    message["Date"] = doc.issued_at
+    message["Message-ID"] = _one_line(message_id)
+    # Lets mailbox rules and the .eml outbox find the invoice without parsing the subject.
+    message["X-Invoice-Number"] = facts.number
+    message["Auto-Submitted"] = _AUTO_SUBMITTED
+    message["MIME-Version"] = _MIME_VERSION
+    bodies = _multipart(
+        "alternative", alternative,
+        _leaf(_TEXT_PLAIN, _QUOTED_PRINTABLE, _quoted_printable(_text_body(facts, resend=resend))),
+        _leaf(_TEXT_HTML, _QUOTED_PRINTABLE, _quoted_printable(_html_body(facts, resend=resend))),
+    )
+    attachment = _leaf(_APPLICATION_PDF, _BASE64, base64.encodebytes(pdf).decode("ascii"))
+    attachment["Content-Disposition"] = f'attachment; filename="{facts.filename}"'
+    message["Content-Type"] = f'multipart/mixed; boundary="{mixed}"'
+    message.set_payload([bodies, attachment])
+    return message
+
+
+def envelope_recipients(to: str, bcc: list[str]) -> list[str]:
+    """SMTP RCPT TO list: ``to`` first, then BCC; an address listed twice gets one copy (case-insensitive)."""
+    recipients: list[str] = []
+    seen: set[str] = set()
+    for address in (to, *bcc):
+        key = address.strip().casefold()
+        if key and key not in seen:
+            seen.add(key)
+            recipients.append(address.strip())
+    return recipients
+
+
+def mail_domain(mail_from: str) -> str:
+    """The domain of ``MAIL_FROM`` (``invoices@inkwell.example`` → ``inkwell.example``), for Message-IDs."""
+    _, address = parseaddr(mail_from)
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain) or _CONTROL.search(mail_from):
+        raise InvalidInput("mail_from", f"{mail_from!r} is not an e-mail address; set MAIL_FROM to one, "
+                                        "e.g. invoices@yourcompany.example")
+    return domain.lower()
+
+
+def envelope_sender(mail_from: str) -> str:
+    """The bare address of ``MAIL_FROM`` for SMTP ``MAIL FROM`` (display name dropped)."""
+    _, address = parseaddr(mail_from)
+    mail_domain(address)  # validates
+    return address
+
+
+def attachment_filename(number: str) -> str:
+    """``<number>.pdf`` with anything but letters, digits, ``.``, ``_`` and ``-`` replaced (no paths, no quotes)."""
+    safe = _UNSAFE_FILENAME.sub("-", number).strip(".-") or "invoice"
+    return f"{safe}.pdf"
+
+
+def period_text(doc: InvoiceDocument) -> str:
+    """The invoiced period in the document's time zone: ``01 Nov–07 Nov 2026``, ``up to 07 Nov 2026``."""
+    zone = ZoneInfo(doc.timezone)
+    # The cutoff is exclusive: orders dispatched strictly before it are on the invoice.
+    last = (doc.period_end - timedelta(microseconds=1)).astimezone(zone).date()
+    if doc.period_start is None:
+        return f"up to {_day(last)}"
+    first = doc.period_start.astimezone(zone).date()
+    last = max(first, last)
+    if first == last:
+        return _day(first)
+    if first.year == last.year:
+        return f"{format_date(first, 'dd MMM', locale=LOCALE)}–{_day(last)}"
+    return f"{_day(first)}–{_day(last)}"
+
+
+def due_date(doc: InvoiceDocument) -> date:
+    """Issue date in the document's time zone plus the payment terms."""
+    return _local_date(doc.issued_at, doc.timezone) + timedelta(days=doc.payment_terms_days)
+
+
+def _facts(doc: InvoiceDocument) -> _Facts:
+    count = doc.order_count
+    return _Facts(
+        number=_one_line(doc.number),
+        seller=_one_line(doc.seller.legal_name or doc.tenant_name),
+        buyer=_one_line(doc.buyer.legal_name),
+        period=period_text(doc),
+        total=format_currency(doc.gross_total, doc.currency, locale=LOCALE),
+        due=_day(due_date(doc)),
+        orders=f"{count} order{'s' if count != 1 else ''}",
+        order_count=str(count),
+        filename=attachment_filename(doc.number),
+    )
+
+
+def _subject(facts: _Facts, *, resend: bool = False) -> str:
+    copy = " (copy)" if resend else ""
+    return _one_line(f"Invoice {facts.number}{copy} from {facts.seller} — {facts.period} — {facts.total}")
+
+
+def _text_body(facts: _Facts, *, resend: bool) -> str:
+    copy = (
+        f"This is a copy of invoice {facts.number}, sent again on request. If you have already "
+        "received it, no action is needed: it is the same invoice, not a new one.\n\n"
+        if resend else ""
+    )
+    return (
+        f"Hello {facts.buyer},\n\n"
+        f"{copy}"
+        f"Please find attached invoice {facts.number} from {facts.seller} for the {facts.orders} dispatched "
+        f"{facts.period}.\n\n"
+        f"Invoice number: {facts.number}\n"
+        f"Period:         {facts.period}\n"
+        f"Orders:         {facts.order_count}\n"
+        f"Total due:      {facts.total}\n"
+        f"Due date:       {facts.due}\n\n"
+        f"The invoice is attached as {facts.filename}.\n\n"
+        f"{facts.seller}\n"
+    )
+
+
+def _html_body(facts: _Facts, *, resend: bool) -> str:
+    e = {name: html.escape(value) for name, value in vars(facts).items()}
+    copy = (
+        f"<p><strong>This is a copy of invoice {e['number']}</strong>, sent again on request. If you have "
+        "already received it, no action is needed: it is the same invoice, not a new one.</p>\n"
+        if resend else ""
+    )
+    rows = "".join(
+        f"<tr><th align=\"left\">{label}</th><td>{value}</td></tr>\n"
+        for label, value in (
+            ("Invoice number", e["number"]), ("Period", e["period"]), ("Orders", e["order_count"]),
+            ("Total due", e["total"]), ("Due date", e["due"]),
+        )
+    )
+    return (
+        "<!DOCTYPE html>\n<html><body>\n"
+        f"<p>Hello {e['buyer']},</p>\n{copy}"
+        f"<p>Please find attached invoice {e['number']} from {e['seller']} for the {e['orders']} dispatched "
+        f"{e['period']}.</p>\n"
+        f"<table>\n{rows}</table>\n"
+        f"<p>The invoice is attached as {e['filename']}.</p>\n"
+        f"<p>{e['seller']}</p>\n</body></html>\n"
+    )
+
+
+def _from_header(mail_from: str, seller: str) -> Address:
+    name, address = parseaddr(_one_line(mail_from))
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=_one_line(name or seller), username=local, domain=domain)
+
+
+def _one_line(value: str) -> str:
+    """``value`` with control characters and line/paragraph separators replaced by spaces (header-safe)."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _leaf(content_type: BaseHeader, encoding: BaseHeader, payload: str) -> EmailMessage:
+    part = EmailMessage(policy=POLICY)
+    part["Content-Type"] = content_type
+    part["Content-Transfer-Encoding"] = encoding
+    part.set_payload(payload)
+    return part
+
+
+def _multipart(subtype: str, boundary: str, *parts: EmailMessage) -> EmailMessage:
+    container = EmailMessage(policy=POLICY)
+    container["Content-Type"] = f'multipart/{subtype}; boundary="{boundary}"'
+    container.set_payload(list(parts))
+    return container
+
+
+def _quoted_printable(text: str) -> str:
+    """UTF-8 quoted-printable, so the message is 7-bit clean for any server."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+
+
+def _stable_boundaries(message_id: str) -> tuple[str, str]:
+    """MIME boundaries derived from the Message-ID instead of random ones (same input → same bytes).
+
+    ``=_`` cannot occur in base64 or quoted-printable output, so no body can contain a boundary.
+    """
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    return f"=_{digest}.alt", f"=_{digest}.mixed"
+
+
+def _day(value: date) -> str:
+    return format_date(value, "dd MMM yyyy", locale=LOCALE)
+
+
+def _local_date(moment: datetime, timezone: str) -> date:
+    return moment.astimezone(ZoneInfo(timezone)).date()

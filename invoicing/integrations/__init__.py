@@ -1,0 +1,1 @@
+"""Integrations: one package per accounting integration kind of a dropship company."""

@@ -1,0 +1,290 @@
+"""The PDF Emailer settings of one company: enable, disable, configure (CLI and Slack).
+
+Every change parses all of its input before writing, writes in one transaction
+with an ``AuditEntry`` (old → new of the changed fields), and keeps
+``next_run_at`` consistent with the settings:
+
+* **enable** — the first run is the stored ``next`` time if one is pending,
+  otherwise the top of the next local hour (the product default); never before
+  ``starting_from`` (then: the first schedule slot at or after it).
+* **schedule=** — the next run moves to the new schedule's next slot (give
+  ``next=`` in the same change to pick another time).
+* **next=** — that exact time; ``next=none`` returns to the schedule's next slot.
+* **starting_from=** — a pending run that is still allowed and earlier than the
+  schedule's next slot is kept; otherwise the next run is the schedule's next slot
+  at or after ``starting_from``.
+* **disable** — no run is pending any more (``next_run_at`` is cleared).
+
+Callers that host a scheduler wake it after a change (``Scheduler.wake``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.transactions import in_transaction
+
+from invoicing.billing.runs import check_plan
+from invoicing.errors import InvalidInput
+from invoicing.scheduling.schedule import (
+    Schedule,
+    first_run,
+    next_slot,
+    parse_next_local,
+    parse_schedule,
+    slot_at_or_after,
+    to_utc,
+)
+from models import AuditEntry, Company, EmailerIntegration, Tenant
+
+_TRUE = frozenset({"on", "true", "yes", "1"})
+_FALSE = frozenset({"off", "false", "no", "0"})
+_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M")
+
+
+@dataclass(frozen=True)
+class EmailerSettings:
+    """The integration as ops see it; times are aware UTC (show them in ``timezone``)."""
+
+    company: str
+    timezone: str
+    enabled: bool
+    include_errors: bool
+    starting_from: datetime | None
+    bcc: tuple[str, ...]
+    schedule: str
+    next_run_at: datetime | None
+
+
+class _Unset:
+    """Marks a setting that was not given (``None`` is a value: "none" clears)."""
+
+
+_UNSET = _Unset()
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """Parsed input of one ``configure`` call: only the fields that were given."""
+
+    include_errors: bool | _Unset = _UNSET
+    starting_from: datetime | None | _Unset = _UNSET
+    bcc: tuple[str, ...] | _Unset = _UNSET
+    schedule: Schedule | _Unset = _UNSET
+    next: datetime | None | _Unset = _UNSET
+
+
+async def settings(company: Company) -> EmailerSettings:
+    """The current settings of ``company``'s PDF Emailer."""
+    return _view(company, await EmailerIntegration.get(company_id=company.id))
+
+
+async def enable(company: Company, *, now: datetime, actor: str) -> EmailerSettings:
+    """Turn the PDF Emailer on; refused (``NotEligible``) on an OMS Lite tenant.
+
+    Only the plan is required: incomplete accounting details do not stop enabling
+    (each run is refused and names them until they are complete).
+    """
+    # Only the plan: incomplete details are checked per run, naming the missing fields.
+    check_plan(await Tenant.get(id=company.tenant_id))
+    async with in_transaction():
+        row = await _locked(company)
+        if row.enabled and row.next_run_at is not None:
+            return _view(company, row)
+        old = _snapshot(row)
+        pending = row.next_run_at if row.next_run_at is not None and row.next_run_at > now else None
+        row.enabled = True
+        row.next_run_at = first_run(parse_schedule(row.schedule), now, company.timezone, next_local=pending,
+                                    starting_from=row.starting_from)
+        await _save_and_audit(company, row, old, actor=actor, action="emailer.enable")
+    return _view(company, row)
+
+
+async def disable(company: Company, *, now: datetime, actor: str) -> EmailerSettings:
+    """Turn the PDF Emailer off: no scheduled run happens until it is enabled again.
+
+    A run already in progress finishes (it holds its own lock and lease).
+    """
+    del now  # part of the uniform signature; disabling does not depend on the time
+    async with in_transaction():
+        row = await _locked(company)
+        if not row.enabled and row.next_run_at is None:
+            return _view(company, row)
+        old = _snapshot(row)
+        row.enabled = False
+        row.next_run_at = None
+        await _save_and_audit(company, row, old, actor=actor, action="emailer.disable")
+    return _view(company, row)
+
+
+async def configure(
+    company: Company,
+    *,
+    now: datetime,
+    actor: str,
+    include_errors: bool | str | None = None,
+    starting_from: str | date | datetime | None = None,
+    bcc: str | Sequence[str] | None = None,
+    schedule: str | None = None,
+    next: str | datetime | None = None,  # noqa: A002 - the product's field name
+) -> EmailerSettings:
+    """Change any of the settings at once; ``None`` leaves a setting as it is.
+
+    Text values are what ops type: ``include_errors=on|off``, ``starting_from=
+    YYYY-MM-DD[ HH:MM]|none`` and ``next=YYYY-MM-DD HH:MM|none`` in the company time
+    zone, ``bcc="a@x.com, b@y.com"|none``, ``schedule=hourly|daily|weekly|monthly|<cron>``.
+    Raises ``InvalidInput`` naming the first bad field; then nothing is changed.
+    """
+    tz = company.timezone
+    given: dict[str, Any] = {}
+    if include_errors is not None:
+        given["include_errors"] = _parse_switch(include_errors, "include_errors")
+    if starting_from is not None:
+        given["starting_from"] = _parse_starting_from(starting_from, tz)
+    if bcc is not None:
+        given["bcc"] = _parse_bcc(bcc)
+    if schedule is not None:
+        given["schedule"] = parse_schedule(schedule)
+    if next is not None:
+        given["next"] = _aware_future(next, tz, now) if isinstance(next, datetime) else parse_next_local(next, tz, now)
+    changes = _Changes(**given)
+    async with in_transaction():
+        row = await _locked(company)
+        old = _snapshot(row)
+        _apply(company, row, changes, now)
+        if _snapshot(row) != old:
+            await _save_and_audit(company, row, old, actor=actor, action="emailer.set")
+    return _view(company, row)
+
+
+def _apply(company: Company, row: EmailerIntegration, changes: _Changes, now: datetime) -> None:
+    """Write the parsed changes onto ``row`` and recompute ``next_run_at`` (may raise InvalidInput)."""
+    tz = company.timezone
+    if not isinstance(changes.include_errors, _Unset):
+        row.include_errors = changes.include_errors
+    if not isinstance(changes.bcc, _Unset):
+        row.bcc = list(changes.bcc)
+    if not isinstance(changes.starting_from, _Unset):
+        row.starting_from = changes.starting_from
+    if not isinstance(changes.schedule, _Unset):
+        row.schedule = changes.schedule.text
+    schedule = parse_schedule(row.schedule)
+    if isinstance(changes.next, datetime):
+        if row.starting_from is not None and changes.next < row.starting_from:
+            raise InvalidInput("next", f"{_local(changes.next, tz)} is before starting_from "
+                                       f"{_local(row.starting_from, tz)}; no run happens before it")
+        row.next_run_at = changes.next
+    elif not row.enabled:
+        if changes.next is None:
+            row.next_run_at = None
+    elif changes.next is None or not isinstance(changes.schedule, _Unset):
+        row.next_run_at = _schedule_next(schedule, now, tz, row.starting_from)
+    elif not isinstance(changes.starting_from, _Unset):
+        following = _schedule_next(schedule, now, tz, row.starting_from)
+        pending = row.next_run_at
+        allowed = pending is not None and pending > now and (row.starting_from is None or pending >= row.starting_from)
+        row.next_run_at = min(pending, following) if allowed and pending is not None else following
+
+
+def _schedule_next(schedule: Schedule, now: datetime, tz: str, starting_from: datetime | None) -> datetime:
+    if starting_from is not None and starting_from > now:
+        return slot_at_or_after(schedule, starting_from, tz)
+    return next_slot(schedule, now, tz)
+
+
+def _parse_switch(value: bool | str, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise InvalidInput(field, f"{value!r} is not on or off; use on/off (or true/false, yes/no)")
+
+
+def _parse_starting_from(value: str | date | datetime, tz: str) -> datetime | None:
+    """A date (local midnight) or local date and time of the company → UTC; ``none`` clears it."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else to_utc(value, tz)
+    if isinstance(value, date):
+        return to_utc(datetime(value.year, value.month, value.day), tz)
+    text = " ".join(str(value).split())
+    if text.lower() == "none":
+        return None
+    for form in _DATE_FORMATS:
+        try:
+            return to_utc(datetime.strptime(text, form), tz)
+        except ValueError:
+            continue
+    raise InvalidInput("starting_from", f"{value!r} is not a date; use YYYY-MM-DD (or YYYY-MM-DD HH:MM) in the "
+                                        f"company time zone ({tz}), or none")
+
+
+def _parse_bcc(value: str | Sequence[str]) -> tuple[str, ...]:
+    # Imported here: the BCC rules live in their own module (invoicing.delivery.bcc).
+    from invoicing.delivery.bcc import parse_bcc
+
+    text = value if isinstance(value, str) else ",".join(value)
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(parse_bcc(text))
+
+
+def _aware_future(moment: datetime, tz: str, now: datetime) -> datetime:
+    """``next`` given as a datetime (API callers): it must be aware and in the future."""
+    if moment.tzinfo is None:
+        raise InvalidInput("next", "must include a time zone offset (or be given as text in the company time zone)")
+    if moment <= now:
+        raise InvalidInput("next", f"{_local(moment, tz)} ({tz}) is in the past; give a future time")
+    return moment.astimezone(UTC)
+
+
+async def _locked(company: Company) -> EmailerIntegration:
+    """The integration row, locked for the transaction (serialises concurrent changes)."""
+    return await EmailerIntegration.filter(company_id=company.id).select_for_update().get()
+
+
+async def _save_and_audit(
+    company: Company, row: EmailerIntegration, old: dict[str, str], *, actor: str, action: str
+) -> None:
+    await row.save(update_fields=["enabled", "include_errors", "starting_from", "bcc", "schedule", "next_run_at"])
+    new = _snapshot(row)
+    changed = [key for key in new if new[key] != old[key]]
+    await AuditEntry.create(
+        tenant_id=company.tenant_id, actor=actor, action=action, target=f"company:{company.short_name}",
+        old={key: old[key] for key in changed}, new={key: new[key] for key in changed},
+    )
+
+
+def _snapshot(row: EmailerIntegration) -> dict[str, str]:
+    """The audited fields as JSON-safe strings (times in UTC ISO 8601, ``none`` for unset)."""
+    return {
+        "enabled": "on" if row.enabled else "off",
+        "include_errors": "on" if row.include_errors else "off",
+        "starting_from": _iso(row.starting_from),
+        "bcc": ",".join(row.bcc) or "none",
+        "schedule": row.schedule,
+        "next_run_at": _iso(row.next_run_at),
+    }
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat() if moment is not None else "none"
+
+
+def _local(moment: datetime, tz: str) -> str:
+    """``YYYY-MM-DD HH:MM`` in the company zone, the form ops type and read."""
+    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def _view(company: Company, row: EmailerIntegration) -> EmailerSettings:
+    return EmailerSettings(
+        company=company.short_name, timezone=company.timezone, enabled=row.enabled,
+        include_errors=row.include_errors, starting_from=row.starting_from, bcc=tuple(row.bcc),
+        schedule=row.schedule, next_run_at=row.next_run_at,
+    )

@@ -1,0 +1,386 @@
+"""The invoice PDF: what an accountant reads in it, page layout, Unicode, determinism, VAT notices."""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import random
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pypdf import PdfReader
+
+from invoicing.billing.document import (
+    DocumentLine,
+    DocumentTaxBand,
+    InvoiceDocument,
+    Party,
+)
+from invoicing.billing.vat_rules import (
+    REVERSE_CHARGE_NOTE,
+    eu_country,
+    reverse_charge_applies,
+)
+from invoicing.delivery.fonts import faces as fonts
+from invoicing.delivery.pdf import (
+    FIRST_PAGE_ROWS,
+    NEXT_PAGE_ROWS,
+    _compose,
+    render_invoice_pdf,
+)
+
+ISSUED = datetime(2026, 11, 8, 0, 5, tzinfo=UTC)
+
+SELLER_GB = Party(
+    legal_name="Print Works Ltd",
+    address_line1="1 Printer Lane",
+    city="Leeds",
+    postcode="LS1 4AP",
+    country="GB",
+    vat_number="GB123456789",
+    company_number="01234567",
+    email="accounts@printworks.co.uk",
+    phone="+44 113 496 0000",
+    iban="GB33 BUKB 2020 1555 5555 55",
+    bic="BUKBGB22",
+)
+BUYER_GB = Party(
+    legal_name="Retail Co Ltd",
+    address_line1="22 High Street",
+    city="Bristol",
+    postcode="BS1 2AA",
+    country="GB",
+    vat_number="GB987654321",
+    company_number="07654321",
+    email="ap@retail.example",
+)
+SELLER_DE = Party(legal_name="Druckerei Nord GmbH", city="Hamburg", postcode="20095", country="DE",
+                  vat_number="DE811111111", company_number="HRB 1")  # fmt: skip
+BUYER_FR = Party(legal_name="Boutique Lumière SARL", city="Lyon", postcode="69002", country="FR",
+                 vat_number="FR40303265045", email="compta@lumiere.example")  # fmt: skip
+
+
+def make_line(i: int, *, rate: str = "20", cost: str = "4.50", shipping: str = "1.00", quantity: int = 2,
+              description: str = "Mug, white", order_ref: str | None = None) -> DocumentLine:  # fmt: skip
+    return DocumentLine(
+        order_ref=order_ref or f"SO-{1000 + i}",
+        dispatched_at=datetime(2026, 11, 2, 10, 0, tzinfo=UTC) + timedelta(minutes=i),
+        sku=f"SKU-{i % 7}",
+        description=description,
+        quantity=quantity,
+        unit_cost=Decimal(cost),
+        unit_shipping=Decimal(shipping),
+        tax_rate=Decimal(rate),
+        net=(quantity * (Decimal(cost) + Decimal(shipping))).quantize(Decimal("0.01")),
+    )
+
+
+def make_doc(lines: list[DocumentLine], *, seller: Party = SELLER_GB, buyer: Party = BUYER_GB,
+             currency: str = "GBP", number: str = "INV-00042", **changes: object) -> InvoiceDocument:  # fmt: skip
+    """A consistent document: bands and totals follow the money rules from the lines."""
+    nets: dict[Decimal, Decimal] = {}
+    for line in lines:
+        nets[line.tax_rate] = nets.get(line.tax_rate, Decimal(0)) + line.net
+    bands = tuple(
+        DocumentTaxBand(rate=rate, net=net, tax=(net * rate / 100).quantize(Decimal("0.01")))
+        for rate, net in sorted(nets.items(), reverse=True)
+    )
+    net_total = sum((b.net for b in bands), Decimal(0))
+    tax_total = sum((b.tax for b in bands), Decimal(0))
+    doc = InvoiceDocument(
+        tenant_name="acme",
+        number=number,
+        issued_at=ISSUED,
+        period_start=datetime(2026, 11, 1, 0, 0, tzinfo=UTC),
+        period_end=datetime(2026, 11, 8, 0, 0, tzinfo=UTC),
+        timezone="Europe/London",
+        currency=currency,
+        seller=seller,
+        buyer=buyer,
+        lines=tuple(lines),
+        tax_bands=bands,
+        net_total=net_total,
+        tax_total=tax_total,
+        gross_total=net_total + tax_total,
+        payment_terms_days=30,
+        order_count=len(lines),
+    )
+    return replace(doc, **changes)  # type: ignore[arg-type]
+
+
+def page_texts(data: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def text_of(doc: InvoiceDocument) -> str:
+    return "\n".join(page_texts(render_invoice_pdf(doc)))
+
+
+# -- content ---------------------------------------------------------------------------
+
+
+def test_invoice_shows_parties_every_line_and_the_vat_breakdown() -> None:
+    lines = [make_line(i) for i in range(5)]
+    lines.append(make_line(5, rate="5", cost="1230.00", shipping="4.00", quantity=1, order_ref="SO-BIG"))
+    doc = make_doc(lines)
+    data = render_invoice_pdf(doc)
+    text = "\n".join(page_texts(data))
+
+    assert data.startswith(b"%PDF-")
+    for expected in ("INVOICE", "INV-00042", "Print Works Ltd", "VAT no. GB123456789", "Company no. 01234567",
+                     "accounts@printworks.co.uk", "BILL TO", "Retail Co Ltd", "VAT no. GB987654321",
+                     "Company no. 07654321", "ap@retail.example", "United Kingdom"):  # fmt: skip
+        assert expected in text
+    for line in lines:
+        assert line.order_ref in text
+    assert "11.00" in text  # 2 × (4.50 + 1.00), without the sign in the table
+    assert "1,234.00" in text
+    # 5 lines at 20 % (£55.00 → £11.00) and one at 5 % (£1,234.00 → £61.70)
+    assert "VAT 20 % on £55.00 £11.00" in text
+    assert "VAT 5 % on £1,234.00 £61.70" in text
+    assert "Net total £1,289.00" in text
+    assert "VAT total £72.70" in text
+    assert "Total due (GBP) £1,361.70" in text
+
+
+def test_header_dates_payment_terms_and_bank_details() -> None:
+    text = text_of(make_doc([make_line(1)]))
+
+    assert "Issue date 08 Nov 2026" in text
+    assert "Period 01 Nov 2026 – 07 Nov 2026" in text  # the end is an exclusive midnight cutoff
+    assert "Due date 08 Dec 2026" in text
+    assert "Payment due within 30 days" in text
+    assert "IBAN: GB33 BUKB 2020 1555 5555 55" in text
+    assert "BIC: BUKBGB22" in text
+    assert "Reference: INV-00042" in text
+
+
+def test_without_bank_details_only_the_terms_are_printed() -> None:
+    text = text_of(make_doc([make_line(1)], seller=replace(SELLER_GB, iban="", bic=""), payment_terms_days=0))
+
+    assert "IBAN" not in text and "Reference:" not in text
+    assert "Payment due on receipt" in text
+
+
+def test_dates_are_printed_in_the_documents_time_zone() -> None:
+    late = replace(make_line(1), dispatched_at=datetime(2026, 11, 3, 23, 30, tzinfo=UTC))
+    doc = make_doc([late], timezone="Europe/Warsaw", period_start=None)
+
+    text = text_of(doc)
+
+    assert "04/11/2026" in text  # 00:30 on the 4th in Warsaw
+    assert "Period 04 Nov 2026 – 08 Nov 2026" in text  # no start: the earliest dispatch; 01:00 cutoff
+
+
+def test_figures_and_dates_follow_the_buyers_locale() -> None:
+    line = make_line(1, cost="1234.50", shipping="0.00", quantity=1, rate="19")
+    buyer = replace(BUYER_FR, country="DE", legal_name="Kunde GmbH")
+
+    text = text_of(make_doc([line], seller=SELLER_DE, buyer=buyer, currency="EUR"))
+
+    assert "1.234,50\xa0€" in text
+    assert "VAT 19 % on 1.234,50\xa0€ 234,56\xa0€" in text
+    assert "02.11.26" in text
+    assert "Due date 08 Dez. 2026" in text
+
+
+def test_metadata_names_the_invoice_seller_and_buyer() -> None:
+    meta = PdfReader(io.BytesIO(render_invoice_pdf(make_doc([make_line(1)])))).metadata
+
+    assert meta is not None
+    assert meta.title == "Invoice INV-00042"
+    assert meta.author == "Print Works Ltd"
+    assert meta.subject == "Invoice INV-00042 for Retail Co Ltd"
+    assert meta.creator == "InvoiceBot"
+    assert meta["/CreationDate"] == "D:20261108000500Z"
+
+
+def test_long_texts_are_cut_and_large_figures_kept_whole() -> None:
+    huge = make_line(1, cost="9999999.99", shipping="0.00", quantity=1, description="word " * 200)
+    long_ref = replace(make_line(2), order_ref="ORDER-" + "X" * 60, sku="S" * 80)
+
+    pages = page_texts(render_invoice_pdf(make_doc([huge, long_ref])))
+
+    assert len(pages) == 1
+    assert "9,999,999.99" in pages[0]
+    assert "…" in pages[0]
+    assert "X" * 60 not in pages[0]
+
+
+# -- pages -----------------------------------------------------------------------------
+
+
+def test_a_500_line_invoice_repeats_the_table_header_and_numbers_its_pages() -> None:
+    doc = make_doc([make_line(i) for i in range(500)])
+    # One-line rows: 30 on page 1, 44 on each next page: 30 + 10 × 44 = 470, the last
+    # 30 rows and the totals share page 12.
+    assert (FIRST_PAGE_ROWS, NEXT_PAGE_ROWS) == (30, 44)
+    expected_pages = 1 + math.ceil((500 - FIRST_PAGE_ROWS) / NEXT_PAGE_ROWS)
+    assert expected_pages == 12
+
+    pages = page_texts(render_invoice_pdf(doc))
+
+    assert len(pages) == 12
+    for number, text in enumerate(pages, start=1):
+        assert "Order ref" in text and "Net GBP" in text
+        assert f"Invoice INV-00042 · Page {number} of 12" in text
+    assert "SO-1029" in pages[0] and "SO-1030" not in pages[0]
+    assert "SO-1030" in pages[1]
+    assert "SO-1499" in pages[11] and "Total due (GBP)" in pages[11]
+    assert "(continued)" in pages[1] and "(continued)" not in pages[0]
+
+
+def test_totals_move_to_a_new_page_when_they_do_not_fit() -> None:
+    doc = make_doc([make_line(i) for i in range(FIRST_PAGE_ROWS)])
+
+    pages = page_texts(render_invoice_pdf(doc))
+
+    assert len(pages) == 2
+    assert "Total due" not in pages[0] and "Total due (GBP)" in pages[1]
+    assert "Order ref" not in pages[1]
+
+
+# -- Unicode ---------------------------------------------------------------------------
+
+
+def test_polish_german_greek_and_currency_signs_extract_intact() -> None:
+    seller = replace(SELLER_GB, legal_name="Łódź Druk Sp. z o.o.", city="Łódź", country="PL")
+    buyer = replace(BUYER_GB, legal_name="Müller & Söhne GmbH", country="DE")
+    lines = [make_line(1, description="Ελληνικά"), make_line(2, description="Prices in € £ $")]
+
+    text = text_of(make_doc(lines, seller=seller, buyer=buyer, currency="EUR"))
+
+    for expected in ("Łódź Druk Sp. z o.o.", "Müller & Söhne GmbH", "Ελληνικά", "€ £ $"):
+        assert expected in text
+
+
+def test_characters_outside_the_font_become_replacement_marks() -> None:
+    buyer = replace(BUYER_GB, legal_name="Shop 商店\tLtd\n")
+
+    text = text_of(make_doc([make_line(1)], buyer=buyer))
+
+    assert "Shop \ufffd\ufffd Ltd" in text
+
+
+_FONT_ALPHABET = st.one_of(
+    st.characters(min_codepoint=0x20, max_codepoint=0x17F),  # Latin-1 + Latin Extended-A
+    st.characters(min_codepoint=0x370, max_codepoint=0x3FF),  # Greek (and a few unassigned points)
+    st.sampled_from(["\n", "\t", " ", "€", "–", "…", "\u0301"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.text(_FONT_ALPHABET, max_size=80),
+    description=st.text(_FONT_ALPHABET, max_size=300),
+    sku=st.text(_FONT_ALPHABET, max_size=30),
+)
+def test_any_text_in_the_fonts_coverage_renders(name: str, description: str, sku: str) -> None:
+    line = replace(make_line(1, description=description), sku=sku, order_ref=name[:20] or "SO-1")
+    doc = make_doc([line, make_line(2)], buyer=replace(BUYER_GB, legal_name=name, address_line1=description[:50]))
+
+    data = render_invoice_pdf(doc)
+
+    assert "INV-00042" in page_texts(data)[0]
+
+
+# -- determinism and the fast font path ------------------------------------------------
+
+
+def test_the_same_document_renders_to_the_same_bytes() -> None:
+    doc = make_doc([make_line(i) for i in range(20)])
+
+    assert render_invoice_pdf(doc) == render_invoice_pdf(doc)
+
+
+def test_rendering_does_not_depend_on_the_process() -> None:
+    doc = make_doc([make_line(i, description="Ωραίο μπλουζάκι") for i in range(3)])
+    script = (
+        "import sys, pickle; from invoicing.delivery.pdf import render_invoice_pdf; "
+        "sys.stdout.buffer.write(render_invoice_pdf(pickle.loads(sys.stdin.buffer.read())))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(doc), capture_output=True, check=True,
+        cwd=Path(__file__).resolve().parents[3], env={"PYTHONHASHSEED": "12345", "PATH": ""},
+    ).stdout  # fmt: skip
+
+    assert other == render_invoice_pdf(doc)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("Ŋorth Ħoldings Ψ ŀ", id="repertoire glyphs: subset from the cut-down font"),
+        pytest.param("Ǽquatorial Ʒ Ǯ", id="glyphs outside the repertoire: subset from the full font"),
+    ],
+)
+def test_shared_fonts_produce_the_bytes_of_plain_fpdf2_add_font(name: str) -> None:
+    # A glyph set no other test uses, so the first render subsets afresh (cache miss)
+    # and the second comes from the subset cache (hit): both must equal plain fpdf2.
+    buyer = replace(BUYER_GB, legal_name=name)
+    doc = make_doc([make_line(1, description="Ŀlama Ŧ-shirt"), make_line(2, rate="0")], buyer=buyer)
+
+    reference = bytes(_compose(doc, fonts.attach_by_add_font).output())
+
+    assert render_invoice_pdf(doc) == reference
+    assert render_invoice_pdf(doc) == reference
+
+
+def test_subsetting_from_the_repertoire_font_equals_subsetting_the_full_font() -> None:
+    rng = random.Random(7)
+    for face in fonts._faces().values():
+        cmap = face.template.cmap
+        # Glyphs fpdf2 asks for: .notdef, space and those of characters (some outside
+        # the repertoire, some kept there only as components, e.g. Ʒ of Ǯ).
+        names = sorted(set(cmap[c] for c in range(0x20, 0x250) if c in cmap) | {".notdef"})
+        for _ in range(5):
+            chosen = rng.sample(names, rng.randint(1, 120))
+            assert face._make_subset(chosen) == face._make_subset(chosen, shortcut=False)
+
+
+# -- reverse charge --------------------------------------------------------------------
+
+ZERO_RATED = [make_line(1, rate="0")]
+
+
+@pytest.mark.parametrize(
+    ("seller", "buyer", "lines", "applies"),
+    [
+        pytest.param(SELLER_DE, BUYER_FR, ZERO_RATED, True, id="DE seller, FR buyer with VAT no, 0 %"),
+        pytest.param(SELLER_DE, replace(BUYER_FR, country="EL"), ZERO_RATED, True, id="Greek VAT prefix EL"),
+        pytest.param(SELLER_GB, BUYER_FR, ZERO_RATED, False, id="GB seller is outside the EU"),
+        pytest.param(SELLER_DE, replace(BUYER_FR, country="DE"), ZERO_RATED, False, id="same country"),
+        pytest.param(SELLER_DE, replace(BUYER_FR, vat_number=""), ZERO_RATED, False, id="buyer without VAT no"),
+        pytest.param(SELLER_DE, BUYER_FR, [make_line(1, rate="20")], False, id="no 0 % band"),
+        pytest.param(SELLER_DE, replace(BUYER_FR, country="XI"), ZERO_RATED, False, id="Northern Ireland"),
+    ],
+)
+def test_reverse_charge_notice_appears_exactly_when_the_rule_applies(
+    seller: Party, buyer: Party, lines: list[DocumentLine], applies: bool
+) -> None:
+    doc = make_doc(lines, seller=seller, buyer=buyer, currency="EUR")
+
+    assert reverse_charge_applies(doc) is applies
+    assert (REVERSE_CHARGE_NOTE in text_of(doc)) is applies
+
+
+def test_eu_country_accepts_codes_and_the_greek_vat_prefix() -> None:
+    assert eu_country(" fr ") == "FR"
+    assert eu_country("EL") == "GR"
+    assert eu_country("GB") is None
+    assert eu_country("") is None
+
+
+def test_unit_prices_keep_their_extra_decimals_so_every_net_can_be_recomputed() -> None:
+    # 5 × (3.333 + 2.25) = 27.915 → 27.92; printing "3.33" would make it look like 27.90
+    doc = make_doc([make_line(1, cost="3.333", shipping="2.25", quantity=5)])
+    text = text_of(doc)
+    assert "3.333" in text and "2.25" in text
