@@ -1,0 +1,96 @@
+"""Hand-written SQL: the one place that knows SQL dialects and decodes raw column values.
+
+Most code uses the ORM. A statement is written by hand only where a benchmark showed
+the ORM's query building or per-row objects to cost more than the database work
+(the order write path, the orders page, token checks, the scheduler's claim).
+Such statements are built with ``Statement``: values are bound through ``param`` (or
+``any_of``), never formatted into the text, and the placeholders follow the
+connection's dialect (``$1`` for asyncpg, ``?`` for SQLite). Rows come back raw, so
+values of columns whose Python type the driver does not give (SQLite returns
+datetimes as ISO text, JSON as text) are decoded with ``instant`` and ``json_value``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+#: How Tortoise's ``JSONField`` encodes by default; raw writes must store the same text.
+_json_dumps = partial(json.dumps, separators=(",", ":"))
+
+
+def connection(name: str = "default") -> BaseDBAsyncClient:
+    """The current connection (or transaction) of the given Tortoise connection name."""
+    return connections.get(name)
+
+
+class Statement:
+    """One statement's text being built and its bound parameters, in the connection's dialect."""
+
+    def __init__(self, conn: BaseDBAsyncClient | None = None) -> None:
+        self.conn = conn if conn is not None else connection()
+        self.postgres = self.conn.capabilities.dialect == "postgres"
+        self.params: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        """Bind ``value`` and return its placeholder."""
+        self.params.append(value)
+        return f"${len(self.params)}" if self.postgres else "?"
+
+    __call__ = param
+
+    def any_of(self, values: Sequence[Any], pg_type: str) -> str:
+        """``= ANY($n::int[])`` (one prepared statement for any length) or ``IN (?, ?, …)``."""
+        if self.postgres:
+            return f"= ANY({self.param(list(values))}::{pg_type}[])"
+        return f"IN ({','.join(self.param(v) for v in values)})"
+
+    def for_update(self, *, skip_locked: bool = False) -> str:
+        """A row-lock clause on PostgreSQL; empty on SQLite, whose writers hold the database lock."""
+        if not self.postgres:
+            return ""
+        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (built with this statement's placeholders) and return its rows as tuples."""
+        _, rows = await self.conn.execute_query(sql, self.params)
+        return [tuple(row) for row in rows]
+
+    async def dicts(self, sql: str) -> list[dict[str, Any]]:
+        """Run ``sql`` and return its rows as dicts keyed by column name."""
+        return list(await self.conn.execute_query_dict(sql, self.params))
+
+    async def execute(self, sql: str) -> int:
+        """Run ``sql`` for its effect; returns the number of rows it changed."""
+        count, _ = await self.conn.execute_query(sql, self.params)
+        return int(count)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run ``sql`` once per row of values (the placeholders were made with ``param`` in order)."""
+        await self.conn.execute_many(sql, [list(row) for row in rows])
+
+
+def instant(value: datetime | str | None) -> datetime | None:
+    """A datetime column's raw value as an aware UTC datetime (asyncpg: datetime; SQLite: ISO text)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's raw value decoded (drivers return text, bytes or already-decoded values)."""
+    if isinstance(value, bytes | bytearray):
+        value = value.decode()
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def json_text(value: Any) -> str:
+    """A value encoded for a JSON column written by hand, as ``JSONField`` would store it."""
+    return _json_dumps(value)
