@@ -27,12 +27,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.db import database, database_url_with_name, postgres_admin  # noqa: E402
-from invoicing.billing.runs import run_company  # noqa: E402
 from invoicing.delivery.fonts.faces import preload  # noqa: E402
 from invoicing.delivery.outbox import Outbox  # noqa: E402
 from invoicing.delivery.pdf import render_invoice_pdf  # noqa: E402
 from invoicing.delivery.transport import SmtpTransport  # noqa: E402
 from invoicing.ingest.catalog import PriceInput, set_product  # noqa: E402
+from invoicing.integrations.pdf_emailer.run import run_by_name  # noqa: E402
 from invoicing.parties.companies import create_company  # noqa: E402
 from invoicing.parties.tenants import create_tenant  # noqa: E402
 from models import (  # noqa: E402
@@ -94,7 +94,7 @@ async def measure(url: str, label: str, companies: int, orders: int, smtp_port: 
 
         async def one(short: str) -> None:
             async with gate:
-                await run_company(tenant, short, cutoff=NOW, clock=lambda: NOW, mail_domain="inkwell.example")
+                await run_by_name(tenant, short, cutoff=NOW, clock=lambda: NOW, mail_domain="inkwell.example")
 
         async def deliver_while_running(runs: asyncio.Task[object]) -> int:
             # As in `serve`: the outbox sends what committed runs queued while later runs go on.

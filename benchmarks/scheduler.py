@@ -37,7 +37,7 @@ from tortoise import connections  # noqa: E402
 from bot.db import database, postgres_admin  # noqa: E402
 from bot.scheduler import _CLAIM_SQL, Scheduler  # noqa: E402
 from invoicing.scheduling.schedule import due_run, parse_schedule  # noqa: E402
-from models import Company, EmailerIntegration, Tenant  # noqa: E402
+from models import Company, Integration, IntegrationKind, Tenant  # noqa: E402
 
 INTEGRATIONS = 10_000
 DUE = 100
@@ -47,9 +47,9 @@ RATIO_TARGET = 2.0
 ZONES = ("Europe/London", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC")
 
 _BARE = {
-    "sqlite": "SELECT id, next_run_at FROM emailer_integration WHERE enabled = ?1 AND next_run_at <= ?2 "
+    "sqlite": "SELECT id, next_run_at FROM integration WHERE enabled = ?1 AND next_run_at <= ?2 "
               "AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_run_at LIMIT ?3",
-    "postgres": "SELECT id, next_run_at FROM emailer_integration WHERE enabled = $1 AND next_run_at <= $2 "
+    "postgres": "SELECT id, next_run_at FROM integration WHERE enabled = $1 AND next_run_at <= $2 "
                 "AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_run_at LIMIT $3",
 }
 
@@ -64,8 +64,8 @@ async def seed() -> None:
     )
     ids = await Company.all().order_by("id").values_list("id", flat=True)
     step = INTEGRATIONS // DUE
-    await EmailerIntegration.bulk_create(
-        [EmailerIntegration(company_id=cid, enabled=True,
+    await Integration.bulk_create(
+        [Integration(company_id=cid, kind=IntegrationKind.PDF_EMAILER, enabled=True,
                             next_run_at=NOW - timedelta(seconds=30 * (n // step + 1)) if n % step == 0
                             else NOW + timedelta(minutes=1 + n % (7 * 24 * 60)))
          for n, cid in enumerate(ids)],
@@ -98,10 +98,10 @@ async def bench_backend(label: str, url: str, rounds: int) -> bool:
         scheduler = Scheduler(clock=lambda: NOW, batch_size=DUE, replica="bench")
 
         async def release() -> None:
-            await EmailerIntegration.filter(lease_owner__not_isnull=True).update(lease_owner=None, lease_until=None)
+            await Integration.filter(lease_owner__not_isnull=True).update(lease_owner=None, lease_until=None)
             if conn.capabilities.dialect == "postgres":
                 # Steady state: autovacuum keeps up with a real tick rate, not with this loop.
-                await conn.execute_script("VACUUM emailer_integration")
+                await conn.execute_script("VACUUM integration")
 
         async def claim() -> None:
             claimed = await scheduler.claim_due()

@@ -45,7 +45,6 @@ from fpdf import FPDF  # noqa: E402
 
 from bot.db import database  # noqa: E402
 from invoicing.billing.document import InvoiceDocument  # noqa: E402
-from invoicing.billing.runs import run_company  # noqa: E402
 from invoicing.delivery.mail import (  # noqa: E402
     compose_invoice_email,
     envelope_recipients,
@@ -55,6 +54,7 @@ from invoicing.delivery.outbox import Outbox  # noqa: E402
 from invoicing.delivery.transport import SmtpTransport  # noqa: E402
 from invoicing.ingest.catalog import PriceInput, set_product  # noqa: E402
 from invoicing.ingest.order_sync import ItemInput, upsert_order  # noqa: E402
+from invoicing.integrations.pdf_emailer.run import run_by_name  # noqa: E402
 from invoicing.parties.companies import create_company  # noqa: E402
 from invoicing.parties.tenants import create_tenant  # noqa: E402
 from models import Delivery, DeliveryStatus, Invoice  # noqa: E402
@@ -109,7 +109,7 @@ async def issue_invoices(count: int) -> None:
         )
         await upsert_order(company, f"SO-{i}", items=[ItemInput("MUG", 2)], status="dispatched",
                            dispatched_at=NOW - timedelta(days=1))
-        await run_company(tenant, short, clock=lambda: NOW, mail_domain="inkwell.example")
+        await run_by_name(tenant, short, clock=lambda: NOW, mail_domain="inkwell.example")
 
 
 Envelope = tuple[EmailMessage, list[str]]

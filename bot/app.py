@@ -26,11 +26,13 @@ from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
 from bot.slack import ChannelPoster, create_slack_app, web_client
 from commands.context import Services
-from invoicing.billing.runs import RunReport, run_company
+from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.mail import mail_domain
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
+from invoicing.integrations.pdf_emailer.run import KIND, run_company
+from invoicing.integrations.registry import RUNNERS
 from models import DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ class Service:
         self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock)
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
-            runner=functools.partial(run_company, mail_domain=self.domain),
+            runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
         )
         self.poster: ChannelPoster | None = None
         self.notifier = Notifier(None)
@@ -94,8 +96,7 @@ class Service:
         if outcome.report is not None:
             await self.notifier.run_finished(outcome.report)
         elif outcome.error:
-            await self.notifier.run_refused(outcome.tenant, outcome.company, outcome.error,
-                                            failed=not outcome.refused)
+            await self.notifier.run_refused(outcome.company_id, outcome.error, failed=not outcome.refused)
 
     # --- lifecycle ------------------------------------------------------------------------
 

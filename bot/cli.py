@@ -19,10 +19,11 @@ from rich.table import Table
 
 from bot.db import database, migrate
 from bot.settings import Settings
-from invoicing.billing.runs import RunReport, run_company
+from invoicing.billing.runs import RunReport
 from invoicing.clock import utc_now
 from invoicing.delivery.mail import mail_domain
 from invoicing.errors import InvoiceBotError, NotFound
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.tenants import create_tenant, get_tenant
 from models import Tenant
 
@@ -127,7 +128,7 @@ async def _only_tenant(name: str | None) -> Tenant:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings.resolved_database_url()):
         tenant = await _only_tenant(args.tenant)
-        report = await run_company(tenant, args.company, actor="cli", dry_run=args.dry_run,
+        report = await run_by_name(tenant, args.company, actor="cli", dry_run=args.dry_run,
                                    mail_domain=mail_domain(settings.mail_from))
     console.print(summary_table([report], title="Dry run (nothing written)" if args.dry_run else "Invoice run"))
     return 0

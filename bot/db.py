@@ -26,9 +26,8 @@ def normalise_url(url: str) -> str:
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
+    """The Tortoise configuration for ``url``; pure (creates nothing, connects nowhere)."""
     url = normalise_url(url)
-    if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
-        Path(url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
     return {
         "connections": {"default": url},
         "apps": {
@@ -44,11 +43,20 @@ def tortoise_config(url: str) -> dict[str, Any]:
 
 
 #: For ``tortoise makemigrations`` during development (see pyproject ``[tool.tortoise]``).
+#: A plain value: importing this module creates no directory and opens nothing.
 TORTOISE_ORM = tortoise_config("sqlite://./invoicebot-data/invoicebot.db")
+
+
+def _prepare(url: str) -> None:
+    """Create the directory of an embedded SQLite database (at connect time, never at import)."""
+    url = normalise_url(url)
+    if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
+        Path(url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
 
 
 async def migrate(url: str) -> None:
     """Apply every pending migration to the database at ``url`` (idempotent)."""
+    _prepare(url)
     async with TortoiseContext():
         await tortoise_migrate(config=tortoise_config(url))
         await Tortoise.close_connections()
@@ -67,6 +75,7 @@ async def database(url: str, *, apply_migrations: bool = True, global_fallback: 
     # dialect; a process that opens SQLite and then PostgreSQL (tests, benchmarks)
     # would otherwise reuse SQLite's "?" placeholders on asyncpg.
     EXECUTOR_CACHE.clear()
+    _prepare(url)
     async with TortoiseContext() as ctx:
         await ctx.init(config=tortoise_config(url), _enable_global_fallback=global_fallback)
         yield ctx

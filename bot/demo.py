@@ -13,16 +13,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from invoicing.billing.document import InvoiceDocument
-from invoicing.billing.runs import RunReport, run_company
+from invoicing.billing.runs import RunReport
 from invoicing.delivery.mail import attachment_filename, mail_domain
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.pdf import render_invoice_pdf
 from invoicing.delivery.transport import FileTransport
 from invoicing.ingest.catalog import PriceInput, set_product
 from invoicing.ingest.order_sync import ItemInput, upsert_order
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.companies import create_company
 from invoicing.parties.tenants import create_tenant
-from models import AuditEntry, Company, EmailerIntegration, Invoice, Tenant
+from models import AuditEntry, Company, Integration, IntegrationKind, Invoice, Tenant
 
 TENANT = "inkwell"
 SELLER = {
@@ -95,8 +96,9 @@ async def seed(now: datetime) -> Tenant:
     for r in RETAILERS:
         await create_company(tenant, r.short, name=r.name, country=r.country, currency=r.currency,
                              timezone=r.timezone, channel="#billing", accounting=r.accounting, actor="demo")
-        await EmailerIntegration.filter(company__short_name=r.short, company__tenant_id=tenant.id).update(
-            enabled=True, include_errors=r.include_errors, bcc=["billing-ops@inkwell-print.example"])
+        await Integration.filter(company__short_name=r.short, company__tenant_id=tenant.id,
+                                 kind=IntegrationKind.PDF_EMAILER).update(
+            enabled=True, include_errors=r.include_errors, settings={"bcc": ["billing-ops@inkwell-print.example"]})
     for sku, (name, cost, shipping, vat, overrides) in PRODUCTS.items():
         prices = [PriceInput(None, cost, shipping, vat)]
         # Exports from the UK (DE, US buyers) are zero-rated.
@@ -149,7 +151,7 @@ async def run_demo(now: datetime, *, data_dir: Path, outbox_dir: Path, mail_from
     if tenant is None:
         tenant = await seed(now)
     domain = mail_domain(mail_from)
-    reports = [await run_company(tenant, r.short, actor="demo", clock=lambda: now, mail_domain=domain)
+    reports = [await run_by_name(tenant, r.short, actor="demo", clock=lambda: now, mail_domain=domain)
                for r in RETAILERS]
     pdf_dir = data_dir / "invoices"
     pdf_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from commands.notifications import (
 from commands.replies import Reply
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.outbox import DeliveryOutcome
-from models import Company, Delivery, DeliveryStatus, Tenant
+from models import Company, Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +40,29 @@ class Notifier:
             log.warning("notification not posted company=%s channel=%s error=%s", company.short_name,
                         company.slack_channel, slack_error(exc))
 
-    async def _company(self, tenant_name: str, short_name: str) -> Company | None:
-        tenant = await Tenant.get_or_none(name=tenant_name)
-        if tenant is None:
-            return None
-        return await Company.get_or_none(tenant_id=tenant.id, short_name=short_name)
-
     async def run_finished(self, report: RunReport) -> None:
         """A run committed (scheduled or manual from outside Slack): announce it."""
-        company = await self._company(report.tenant, report.company)
-        if company is not None and report.invoice_number is not None:
+        if report.invoice_number is None:
+            return
+        company = await Company.get_or_none(id=report.company_id)
+        if company is not None:
             await self._post(company, run_reply(report, timezone=company.timezone))
 
-    async def run_refused(self, tenant: str, company_name: str, reason: str, *, failed: bool = False) -> None:
-        company = await self._company(tenant, company_name)
+    async def run_refused(self, company_id: int, reason: str, *, failed: bool = False) -> None:
+        """A scheduled run was refused (ops must fix something) or failed (rolled back)."""
+        company = await Company.get_or_none(id=company_id)
         if company is not None:
-            await self._post(company, (failed_reply if failed else refused_reply)(company_name, reason))
+            await self._post(company, (failed_reply if failed else refused_reply)(company.short_name, reason))
 
     async def deliveries(self, outcomes: list[DeliveryOutcome]) -> None:
-        """Follow up on deliveries that failed permanently."""
-        for outcome in outcomes:
-            if outcome.status != DeliveryStatus.FAILED:
-                continue
-            delivery = await Delivery.get(id=outcome.delivery_id).prefetch_related("invoice")
-            company = await Company.get(id=delivery.invoice.company_id)
+        """Follow up on deliveries that failed permanently (one query for all of them)."""
+        failed = [outcome for outcome in outcomes if outcome.status == DeliveryStatus.FAILED]
+        if not failed:
+            return
+        rows = await Delivery.filter(id__in=[o.delivery_id for o in failed]).select_related("invoice__company")
+        by_id = {row.id: row for row in rows}
+        for outcome in failed:
+            delivery = by_id[outcome.delivery_id]
+            company = delivery.invoice.company
             await self._post(company, delivery_failed_reply(outcome.invoice_number, delivery.to_addr, outcome.error,
                                                             company.short_name))

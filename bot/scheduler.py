@@ -1,16 +1,11 @@
-"""The scheduler loop: runs every due PDF Emailer exactly once, across replicas and restarts.
+"""The scheduler loop: runs every due integration (of any kind) exactly once, across replicas and restarts.
 
 One tick claims the due integrations and runs them with bounded concurrency:
 
-1. **Claim** — one statement selects the enabled integrations whose
-   ``next_run_at`` ≤ now (the ``next_run_at`` index) whose lease is free or
-   expired, and sets ``lease_owner = <this replica>, lease_until = now + lease``
-   on them, returning the ``next_run_at`` it claimed (the *slot*). Selection and
-   conditional update are one ``UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP
-   LOCKED]) AND <due and lease free> RETURNING``, so two replicas on one database
-   never claim one row twice: PostgreSQL re-checks the outer condition on the
-   newest row version, SQLite runs the statement under its write lock.
-2. **Run** — ``run_company`` with the slot as cutoff (see
+1. **Claim** — ``invoicing.scheduling.claims.claim_due``: one statement leases the
+   due integrations of every kind to this replica and returns each one's *slot*.
+2. **Run** — the kind's run function (``runners[kind]``; the PDF Emailer's is
+   ``invoicing.integrations.pdf_emailer.run.run_company``) with the slot as cutoff (see
    ``invoicing.scheduling.schedule.due_run`` for the catch-up rule). A company that fails
    (refused, failed, any exception) is logged, reported through ``on_result`` and
    never stops the others; the run itself records the refusal or failure.
@@ -34,19 +29,19 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise import connections
-from tortoise.expressions import Q
-
-from invoicing.billing.runs import RunReport, run_company
+from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import InvoiceBotError, NotEligible
+from invoicing.integrations.registry import RUNNERS, Runner
+from invoicing.scheduling import claims
+from invoicing.scheduling.claims import Claim
 from invoicing.scheduling.schedule import DueRun, due_run, parse_schedule
-from models import EmailerIntegration, RunOutcome, RunTrigger, Tenant
+from models import Company, Integration, IntegrationKind, RunOutcome, RunTrigger, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +57,9 @@ class ScheduledOutcome:
     trigger: RunTrigger
     slot: datetime
     cutoff: datetime
+    tenant_id: int = 0
+    company_id: int = 0
+    kind: IntegrationKind = IntegrationKind.PDF_EMAILER
     report: RunReport | None = None
     error: str | None = None
     # True when invoicing was refused (plan, missing details): ops must fix something.
@@ -74,24 +72,12 @@ class ScheduledOutcome:
 
 OnResult = Callable[[ScheduledOutcome], Awaitable[None]]
 AfterCommit = Callable[[], Awaitable[None]]
-#: ``run_company``'s signature; tests and the composition root may wrap it.
-Runner = Callable[..., Awaitable[RunReport]]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """An integration leased to this replica for its due ``slot`` until ``lease_until``."""
-
-    integration_id: int
-    slot: datetime
-    lease_until: datetime
 
 
 @dataclass(frozen=True)
 class _Target:
     tenant: Tenant
-    company: str
-    timezone: str
+    company: Company
     schedule: str
 
 
@@ -113,7 +99,7 @@ class Scheduler:
         on_result: OnResult = _ignore_result,
         after_commit: AfterCommit | None = None,
         clock: Clock = utc_now,
-        runner: Runner = run_company,
+        runners: Mapping[IntegrationKind, Runner] = RUNNERS,
         concurrency: int = 8,
         batch_size: int = 50,
         lease: timedelta = timedelta(minutes=15),
@@ -129,7 +115,7 @@ class Scheduler:
         self._on_result = on_result
         self._after_commit = after_commit
         self._clock = clock
-        self._runner = runner
+        self._runners = dict(runners)
         self._slots = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._lease = lease
@@ -219,17 +205,12 @@ class Scheduler:
     async def _delay_until_due(self) -> float:
         now = self._clock()
         try:
-            earliest = await (
-                EmailerIntegration.filter(enabled=True, next_run_at__not_isnull=True)
-                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-                .order_by("next_run_at").limit(1).values_list("next_run_at", flat=True)
-            )
+            due_at = await claims.earliest_due(now)
         except Exception:  # noqa: BLE001 - database trouble: poll again later
             log.exception("could not read the next due time replica=%s", self.replica)
             return self._error_backoff
-        if not earliest:
+        if due_at is None:
             return self._max_sleep
-        due_at: datetime = earliest[0]  # type: ignore[assignment]  # values_list(flat=True)
         return min(self._max_sleep, max(0.0, (due_at - now).total_seconds()))
 
     # --- one tick ----------------------------------------------------------------------------
@@ -257,14 +238,8 @@ class Scheduler:
         return outcomes
 
     async def claim_due(self) -> list[Claim]:
-        """Lease up to ``batch_size`` due integrations to this replica (one statement)."""
-        now = self._clock().astimezone(UTC)  # SQLite compares the stored UTC ISO text
-        until = now + self._lease
-        conn = connections.get("default")
-        sql = _CLAIM_SQL[conn.capabilities.dialect]
-        rows = await conn.execute_query_dict(sql, [self.replica, until, True, now, self._batch_size])
-        claims = [Claim(row["id"], _as_utc(row["next_run_at"]), until) for row in rows]
-        return sorted(claims, key=lambda c: (c.slot, c.integration_id))
+        """Lease up to ``batch_size`` due integrations of any kind to this replica (one statement)."""
+        return await claims.claim_due(self.replica, now=self._clock(), lease=self._lease, limit=self._batch_size)
 
     async def _run_claimed(self, claim: Claim) -> ScheduledOutcome | None:
         async with self._slots:
@@ -284,51 +259,49 @@ class Scheduler:
         return outcome
 
     async def _run(self, claim: Claim, target: _Target) -> tuple[ScheduledOutcome, DueRun | None]:
-        """Run one company; every failure becomes an outcome (logged), never an exception."""
-        base: dict[str, Any] = dict(tenant=target.tenant.name, company=target.company, slot=claim.slot)
+        """Run one integration; every failure becomes an outcome (logged), never an exception."""
+        company = target.company
+        base: dict[str, Any] = dict(tenant=target.tenant.name, company=company.short_name, slot=claim.slot,
+                                    tenant_id=target.tenant.id, company_id=company.id, kind=claim.kind)
         try:
-            due = due_run(parse_schedule(target.schedule), target.timezone, slot=claim.slot, now=self._clock(),
+            due = due_run(parse_schedule(target.schedule), company.timezone, slot=claim.slot, now=self._clock(),
                           grace=self._grace)
         except (InvoiceBotError, ValueError, KeyError) as bad:  # a stored schedule or zone no longer valid
             log.error("cannot schedule tenant=%s company=%s schedule=%r error=%s", target.tenant.name,
-                      target.company, target.schedule, bad)
+                      company.short_name, target.schedule, bad)
             message = f"Schedule '{target.schedule}' cannot be computed ({bad}); runs paused until it is fixed."
             return ScheduledOutcome(**base, trigger=RunTrigger.SCHEDULE, cutoff=claim.slot, error=message), None
         trigger = RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE
         base.update(trigger=trigger, cutoff=due.cutoff)
         try:
-            report = await self._runner(target.tenant, target.company, trigger=trigger, cutoff=due.cutoff,
-                                        clock=self._clock, actor=ACTOR)
+            report = await self._runners[claim.kind](target.tenant, company, trigger=trigger, cutoff=due.cutoff,
+                                                     clock=self._clock, actor=ACTOR)
         except InvoiceBotError as refusal:
             log.warning("run refused tenant=%s company=%s trigger=%s cutoff=%s reason=%s", target.tenant.name,
-                        target.company, trigger.value, due.cutoff.isoformat(), refusal.message)
+                        company.short_name, trigger.value, due.cutoff.isoformat(), refusal.message)
             return ScheduledOutcome(**base, error=refusal.message, refused=isinstance(refusal, NotEligible)), due
         except Exception as exc:  # noqa: BLE001 - one company's bug must not stop the others
             log.exception("run failed tenant=%s company=%s trigger=%s cutoff=%s", target.tenant.name,
-                          target.company, trigger.value, due.cutoff.isoformat())
+                          company.short_name, trigger.value, due.cutoff.isoformat())
             return ScheduledOutcome(**base, error=f"Run failed ({type(exc).__name__}); nothing was issued."), due
         log.info("run done tenant=%s company=%s trigger=%s cutoff=%s outcome=%s invoice=%s next=%s",
-                 target.tenant.name, target.company, trigger.value, due.cutoff.isoformat(), report.outcome.value,
+                 target.tenant.name, company.short_name, trigger.value, due.cutoff.isoformat(), report.outcome.value,
                  report.invoice_number, due.next_run_at.isoformat())
         return ScheduledOutcome(**base, report=report), due
 
     async def _target(self, claim: Claim) -> _Target | None:
-        rows = await EmailerIntegration.filter(id=claim.integration_id).values(
-            "schedule", "company__short_name", "company__timezone", "company__tenant_id")
-        if not rows:  # the company was deleted after the claim
+        row = await Integration.get_or_none(id=claim.integration_id).select_related("company__tenant")
+        if row is None:  # the company was deleted after the claim
             return None
-        row = rows[0]
-        tenant = await Tenant.get(id=row["company__tenant_id"])
-        return _Target(tenant, row["company__short_name"], row["company__timezone"], row["schedule"])
+        # The one read of tenant and company for this run: fresh seller details and plan.
+        return _Target(row.company.tenant, row.company, row.schedule)
 
     async def _lease_still_ours(self, claim: Claim) -> bool:
         """Renew a lease that is half spent before a run starts (a long queue behind the semaphore)."""
         now = self._clock()
         if now < claim.lease_until - self._lease / 2:
             return True
-        renewed = await EmailerIntegration.filter(
-            id=claim.integration_id, lease_owner=self.replica, next_run_at=claim.slot
-        ).update(lease_until=now + self._lease)
+        renewed = await claims.renew(claim, self.replica, until=now + self._lease)
         if not renewed:
             log.warning("lease lost before the run replica=%s integration=%d", self.replica, claim.integration_id)
         return bool(renewed)
@@ -336,9 +309,7 @@ class Scheduler:
     async def _advance(self, claim: Claim, due: DueRun | None) -> None:
         """Set the next slot and release the lease — unless settings changed meanwhile (they win)."""
         try:
-            advanced = await EmailerIntegration.filter(
-                id=claim.integration_id, lease_owner=self.replica, next_run_at=claim.slot
-            ).update(next_run_at=due.next_run_at if due else None, lease_owner=None, lease_until=None)
+            advanced = await claims.advance(claim, self.replica, due.next_run_at if due else None)
             if not advanced:
                 await self._release(claim)
                 log.info("next run left as changed meanwhile integration=%d", claim.integration_id)
@@ -346,8 +317,7 @@ class Scheduler:
             log.exception("could not advance integration=%d replica=%s", claim.integration_id, self.replica)
 
     async def _release(self, claim: Claim) -> None:
-        await EmailerIntegration.filter(id=claim.integration_id, lease_owner=self.replica).update(
-            lease_owner=None, lease_until=None)
+        await claims.release(claim, self.replica)
 
     async def _announce(self, outcome: ScheduledOutcome) -> None:
         """Notify; a failing hook is logged and never affects the run or the other companies."""
@@ -361,22 +331,3 @@ class Scheduler:
                 await self._after_commit()
             except Exception:  # noqa: BLE001 - the outbox retries deliveries on its own schedule
                 log.exception("after_commit failed tenant=%s company=%s", outcome.tenant, outcome.company)
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    """RETURNING gives datetimes on asyncpg and ISO text on SQLite."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC)
-
-
-_DUE = "enabled = {p3} AND next_run_at <= {p4} AND (lease_until IS NULL OR lease_until < {p4})"
-_CLAIM_TEMPLATE = (
-    "UPDATE emailer_integration SET lease_owner = {p1}, lease_until = {p2} "
-    "WHERE id IN (SELECT id FROM emailer_integration WHERE " + _DUE + " ORDER BY next_run_at LIMIT {p5}{lock}) "
-    "AND " + _DUE + " RETURNING id, next_run_at"
-)
-_CLAIM_SQL = {
-    "postgres": _CLAIM_TEMPLATE.format(p1="$1", p2="$2", p3="$3", p4="$4", p5="$5", lock=" FOR UPDATE SKIP LOCKED"),
-    # SQLite takes numbered parameters too (?NNN), so one template serves both.
-    "sqlite": _CLAIM_TEMPLATE.format(p1="?1", p2="?2", p3="?3", p4="?4", p5="?5", lock=""),
-}

@@ -22,7 +22,7 @@ from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import missing_fields, update_accounting
 from invoicing.parties.companies import create_company
-from models import ACCOUNTING_KEYS, AuditEntry, Company, EmailerIntegration
+from models import ACCOUNTING_KEYS, AuditEntry, Company, Integration, IntegrationKind
 
 COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel")
 MODAL_CALLBACK = "accounting_edit"
@@ -36,7 +36,8 @@ async def companies(args: Args, ctx: CommandContext) -> Reply:
         return message("No companies yet.", section(
             "No companies yet. Add one with `/invoicing company add <co> name=\"…\" country=GB currency=GBP "
             "timezone=Europe/London`."))
-    emailers = {e.company_id: e for e in await EmailerIntegration.filter(company_id__in=[c.id for c in rows])}
+    emailers = {e.company_id: e for e in await Integration.filter(company_id__in=[c.id for c in rows],
+                                                                  kind=IntegrationKind.PDF_EMAILER)}
     lines = []
     for c in rows:
         e = emailers.get(c.id)

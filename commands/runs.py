@@ -6,9 +6,10 @@ from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.notifications import run_reply
 from commands.replies import Reply, header, message, section
-from invoicing.billing.runs import find_company, run_company
+from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
-from models import Company, EmailerIntegration, RunTrigger
+from invoicing.integrations.pdf_emailer.run import run_company
+from models import Company, Integration, IntegrationKind, RunTrigger
 
 
 async def run(args: Args, ctx: CommandContext) -> Reply:
@@ -21,8 +22,8 @@ async def run(args: Args, ctx: CommandContext) -> Reply:
     dry = bool(flags)
     if not dry:
         await ctx.require_admin("run invoicing")
-    report = await run_company(ctx.tenant, c.short_name, trigger=RunTrigger.MANUAL, actor=ctx.actor, dry_run=dry,
-                               clock=ctx.clock, mail_domain=ctx.services.mail_domain)
+    report = await run_company(ctx.tenant, c, trigger=RunTrigger.MANUAL, actor=ctx.actor, dry_run=dry,
+                                clock=ctx.clock, mail_domain=ctx.services.mail_domain)
     if not dry and report.invoice_id is not None:
         await ctx.services.after_run(report)
     return run_reply(report, timezone=c.timezone, actor=ctx.user_id)
@@ -31,8 +32,8 @@ async def run(args: Args, ctx: CommandContext) -> Reply:
 async def schedule(args: Args, ctx: CommandContext) -> Reply:
     args.no_extra_words(0)
     args.only_options(())
-    rows = await EmailerIntegration.filter(company__tenant_id=ctx.tenant.id, enabled=True).order_by(
-        "next_run_at").limit(40)
+    rows = await Integration.filter(company__tenant_id=ctx.tenant.id, kind=IntegrationKind.PDF_EMAILER,
+                                    enabled=True).order_by("next_run_at").limit(40)
     companies = {c.id: c for c in await Company.filter(id__in=[r.company_id for r in rows])}
     if not rows:
         return message("No emailer is enabled.", section(

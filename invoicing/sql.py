@@ -58,9 +58,12 @@ class Statement:
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
 
     async def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run ``sql`` (built with this statement's placeholders) and return its rows as tuples."""
-        _, rows = await self.conn.execute_query(sql, self.params)
-        return [tuple(row) for row in rows]
+        """Run ``sql`` (built with this statement's placeholders) and return its rows as tuples.
+
+        Also for ``INSERT/UPDATE … RETURNING``: Tortoise's asyncpg ``execute_query`` drops
+        the rows of any statement starting with INSERT/UPDATE/DELETE, its dict variant does not.
+        """
+        return [tuple(row.values()) for row in await self.conn.execute_query_dict(sql, self.params)]
 
     async def dicts(self, sql: str) -> list[dict[str, Any]]:
         """Run ``sql`` and return its rows as dicts keyed by column name."""

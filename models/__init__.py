@@ -10,7 +10,7 @@ from models.audit import AuditEntry
 from models.catalog import Price, Product
 from models.company import Company
 from models.delivery import Delivery, DeliveryKind, DeliveryStatus
-from models.emailer import EmailerIntegration
+from models.integration import Integration, IntegrationKind
 from models.invoice import Invoice, InvoiceLine
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
@@ -22,7 +22,7 @@ MODEL_MODULES = [
     "models.company",
     "models.catalog",
     "models.order",
-    "models.emailer",
+    "models.integration",
     "models.invoice",
     "models.run",
     "models.delivery",
@@ -39,7 +39,8 @@ __all__ = [
     "Delivery",
     "DeliveryKind",
     "DeliveryStatus",
-    "EmailerIntegration",
+    "Integration",
+    "IntegrationKind",
     "Invoice",
     "InvoiceLine",
     "InvoiceRun",

@@ -20,9 +20,14 @@ class RunOutcome(StrEnum):
 
 
 class InvoiceRun(Model):
+    """Run record of the PDF Emailer: one per run, whatever its outcome."""
+
     id = fields.IntField(primary_key=True)
     tenant = fields.ForeignKeyField("models.Tenant", related_name="runs", on_delete=fields.RESTRICT)
     company = fields.ForeignKeyField("models.Company", related_name="runs", on_delete=fields.RESTRICT)
+    # The integration that ran (null only for runs recorded before integrations existed).
+    integration = fields.ForeignKeyField("models.Integration", related_name="invoice_runs", null=True,
+                                         on_delete=fields.RESTRICT)
     trigger = fields.CharEnumField(RunTrigger, max_length=10)
     actor = fields.CharField(max_length=100, default="")
     started_at = fields.DatetimeField()

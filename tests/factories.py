@@ -9,7 +9,7 @@ from invoicing.ingest.catalog import PriceInput, set_product
 from invoicing.ingest.order_sync import ItemInput, upsert_order
 from invoicing.parties.companies import create_company
 from invoicing.parties.tenants import create_tenant
-from models import Company, EmailerIntegration, Tenant
+from models import Company, Integration, IntegrationKind, Tenant
 
 SELLER = {
     "legal_name": "Inkwell Print & Ship Ltd",
@@ -72,8 +72,16 @@ async def order(
     )
 
 
-async def emailer(c: Company, **values) -> EmailerIntegration:
-    integration = await EmailerIntegration.get(company_id=c.id)
+async def emailer(c: Company, **values) -> Integration:
+    """Set PDF Emailer columns directly (``bcc=`` goes into its settings)."""
+    integration = await emailer_row(c)
+    if "bcc" in values:
+        integration.settings = {**integration.settings, "bcc": values.pop("bcc")}
     integration.update_from_dict(values)
     await integration.save()
     return integration
+
+
+async def emailer_row(c: Company) -> Integration:
+    """The company's PDF Emailer integration row."""
+    return await Integration.get(company_id=c.id, kind=IntegrationKind.PDF_EMAILER)

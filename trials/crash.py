@@ -75,15 +75,15 @@ async def seed(url: str, started: datetime) -> dict[str, str]:
                                      timezone="Europe/London" if n % 2 else "UTC", accounting=harness.buyer(short, n))
     conn = await asyncpg.connect(harness.pg_dsn(url))
     try:
-        await conn.execute("UPDATE emailer_integration SET enabled = true, schedule = '* * * * *', next_run_at = $1",
+        await conn.execute("UPDATE integration SET enabled = true, schedule = '* * * * *', next_run_at = $1",
                            started)
         for short in INCLUDE_ERRORS:
-            await conn.execute("UPDATE emailer_integration SET include_errors = true WHERE company_id = "
+            await conn.execute("UPDATE integration SET include_errors = true WHERE company_id = "
                                "(SELECT id FROM company WHERE short_name = $1)", short)
         for short, bcc in BCC.items():
-            await conn.execute("UPDATE emailer_integration SET bcc = $2::jsonb WHERE company_id = "
+            await conn.execute("UPDATE integration SET settings = jsonb_build_object('bcc', $2::jsonb) WHERE company_id = "
                                "(SELECT id FROM company WHERE short_name = $1)", short, json.dumps(bcc))
-        await conn.execute("UPDATE emailer_integration SET starting_from = $2 WHERE company_id = "
+        await conn.execute("UPDATE integration SET starting_from = $2 WHERE company_id = "
                            "(SELECT id FROM company WHERE short_name = $1)", STARTING_FROM_COMPANY,
                            started - timedelta(minutes=10))
     finally:
@@ -150,13 +150,13 @@ class Feeder:
 async def prepare_restart(conn: asyncpg.Connection, rng: random.Random, *, long_downtime: bool) -> None:
     """What the downtime leaves behind: due integrations; after a long one also expired leases."""
     now = datetime.now(UTC)
-    rows = await conn.fetch("SELECT id FROM emailer_integration WHERE enabled")
+    rows = await conn.fetch("SELECT id FROM integration WHERE enabled")
     for row in rows:
-        await conn.execute("UPDATE emailer_integration SET next_run_at = $2 WHERE id = $1", row["id"],
+        await conn.execute("UPDATE integration SET next_run_at = $2 WHERE id = $1", row["id"],
                            now - timedelta(seconds=rng.uniform(0.5, 20)))
     if long_downtime:
         # The dead process's leases: 15 min (scheduler) and 300 s (outbox) would have passed.
-        await conn.execute("UPDATE emailer_integration SET lease_owner = NULL, lease_until = NULL "
+        await conn.execute("UPDATE integration SET lease_owner = NULL, lease_until = NULL "
                            "WHERE lease_owner IS NOT NULL")
         await conn.execute("UPDATE delivery SET next_attempt_at = $1 WHERE status = 'sending'", now)
 
@@ -241,13 +241,13 @@ async def trial(args: argparse.Namespace) -> int:
                     serve = None
                     final_mark = datetime.now(UTC)
                     await prepare_restart(conn, rng, long_downtime=True)
-                    await conn.execute("UPDATE emailer_integration SET next_run_at = $1 WHERE enabled", final_mark)
+                    await conn.execute("UPDATE integration SET next_run_at = $1 WHERE enabled", final_mark)
                     serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log")
                     await serve.healthy(session, timeout=60)
 
                     async def settled() -> bool:
                         behind = await conn.fetchval("""
-                            SELECT count(*) FROM emailer_integration e WHERE e.enabled AND NOT EXISTS (
+                            SELECT count(*) FROM integration e WHERE e.enabled AND NOT EXISTS (
                               SELECT 1 FROM invoice_run r WHERE r.company_id = e.company_id AND r.cutoff >= $1
                                 AND r.outcome IN ('invoiced', 'no_orders'))""", final_mark)
                         unsent = await conn.fetchval("SELECT count(*) FROM delivery WHERE status IN ('pending', 'sending')")

@@ -303,7 +303,7 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
     f.violate("invoiced order not eligible (status, hold, error, starting_from, cutoff, company, unpriced)", await conn.fetch("""
         SELECT o.id, o.external_ref, o.status, o.on_hold, o.error, o.dispatched_at, i.period_end, i.display_number
         FROM "order" o JOIN invoice i ON i.id = o.invoice_id
-        JOIN emailer_integration e ON e.company_id = o.company_id
+        JOIN integration e ON e.company_id = o.company_id
         WHERE o.status <> 'dispatched' OR o.on_hold OR o.dispatched_at IS NULL
            OR (coalesce(o.error, '') <> '' AND NOT e.include_errors)
            OR (e.starting_from IS NOT NULL AND o.dispatched_at < e.starting_from)
@@ -326,7 +326,7 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
         WITH reach AS (SELECT company_id, max(cutoff) AS c FROM invoice_run
                        WHERE outcome IN ('invoiced', 'no_orders') GROUP BY company_id)
         SELECT o.id, o.external_ref, o.company_id, o.dispatched_at, r.c AS latest_cutoff
-        FROM "order" o JOIN emailer_integration e ON e.company_id = o.company_id
+        FROM "order" o JOIN integration e ON e.company_id = o.company_id
         JOIN reach r ON r.company_id = o.company_id
         WHERE o.invoice_id IS NULL AND o.status = 'dispatched' AND NOT o.on_hold AND o.dispatched_at < r.c
           AND (coalesce(o.error, '') = '' OR e.include_errors)

@@ -87,9 +87,9 @@ async def seed(url: str, companies: int, slot: datetime, rng: random.Random) -> 
         await OrderItem.bulk_create(items, batch_size=2000)
     conn = await asyncpg.connect(harness.pg_dsn(url))
     try:
-        await conn.execute("UPDATE emailer_integration SET enabled = true, schedule = 'daily', next_run_at = $1",
+        await conn.execute("UPDATE integration SET enabled = true, schedule = 'daily', next_run_at = $1",
                            slot)
-        await conn.execute("UPDATE emailer_integration SET bcc = $1::jsonb WHERE id % 7 = 0",
+        await conn.execute("UPDATE integration SET settings = jsonb_build_object('bcc', $1::jsonb) WHERE id % 7 = 0",
                            json.dumps(["audit@trials.example"]))
     finally:
         await conn.close()
@@ -142,7 +142,7 @@ async def trial(args: argparse.Namespace) -> int:
                         print(f"  {time.monotonic() - race_start:5.0f} s: {runs} runs, {sent} e-mails sent, "
                               f"{sum(p.poll() is None for _, _, p in manual)} manual runs going", flush=True)
                     behind = await conn.fetchval(
-                        "SELECT count(*) FROM emailer_integration WHERE enabled AND "
+                        "SELECT count(*) FROM integration WHERE enabled AND "
                         "(next_run_at <= $1 OR lease_owner IS NOT NULL)", slot)
                     unsent = await conn.fetchval("SELECT count(*) FROM delivery WHERE status IN ('pending', 'sending')")
                     running = sum(p.poll() is None for _, _, p in manual)

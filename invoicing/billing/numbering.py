@@ -9,15 +9,22 @@ The ``(tenant, number)`` unique constraint is the last line of defence.
 
 from __future__ import annotations
 
-from tortoise.expressions import F
-
+from invoicing.sql import Statement
 from models import Tenant
 
 
-async def take_next_number(tenant_id: int) -> tuple[int, str]:
-    """Return ``(number, display_number)`` for the next invoice of the tenant."""
-    await Tenant.filter(id=tenant_id).update(last_invoice_number=F("last_invoice_number") + 1)
-    tenant = await Tenant.get(id=tenant_id)
+async def take_next_number(tenant: Tenant) -> tuple[int, str]:
+    """Return ``(number, display_number)`` for the next invoice of ``tenant``.
+
+    One ``UPDATE … RETURNING``: the increment, the row lock and the read of the new
+    value (with the prefix and padding current at that moment) are one statement.
+    """
+    q = Statement()
+    rows = await q.rows(
+        "UPDATE tenant SET last_invoice_number = last_invoice_number + 1 "
+        f"WHERE id = {q(tenant.id)} RETURNING last_invoice_number, invoice_prefix, number_padding")
+    number, prefix, padding = rows[0]
+    tenant.last_invoice_number, tenant.invoice_prefix, tenant.number_padding = int(number), prefix, int(padding)
     return tenant.last_invoice_number, tenant.format_number(tenant.last_invoice_number)
 
 

@@ -1,15 +1,16 @@
-"""One invoice run for one company — the heart of InvoiceBot.
+"""The building blocks of an invoice run, shared by every integration kind that issues invoices.
 
-A run happens in **one database transaction**:
+An integration's run (``invoicing.integrations.<kind>.run``) holds **one database
+transaction** and composes these steps inside it:
 
-    claim the integration row → select eligible orders → take the next number
-    → create invoice + lines → mark orders invoiced → record run + outbox row → commit
+    lock the integration row → ``plan`` (eligible orders and their lines)
+    → ``issue`` (take the next number, create invoice + lines, mark orders invoiced)
+    → ``record_run`` → the kind's own outbox rows → commit
 
-Nothing leaves the process before commit: the PDF, e-mail and Slack notification
-are produced afterwards from the committed invoice and the outbox row. So a crash
-leaves either nothing (the number returns to the sequence) or a committed invoice
-whose delivery is retried. A dry run computes the same preview with no writes and
-no number taken.
+Nothing here commits, sends or notifies; nothing leaves the process before the
+caller's commit. So a crash leaves either nothing (the number returns to the
+sequence) or a committed invoice whose delivery the outbox retries. ``plan`` with
+``lock=False`` is the dry run: the same preview, no writes, no number taken.
 """
 
 from __future__ import annotations
@@ -21,21 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from tortoise.transactions import in_transaction
-
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason
-from invoicing.billing.money import line_net, totals
-from invoicing.billing.numbering import peek_next_number, take_next_number
+from invoicing.billing.money import Totals, line_net, totals
+from invoicing.billing.numbering import take_next_number
 from invoicing.billing.pricing import UnitPrice, load_price_book
-from invoicing.clock import Clock, utc_now
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible, NotFound
 from invoicing.parties.accounting import missing_fields
 from invoicing.validation import storable
 from models import (
     Company,
-    Delivery,
-    EmailerIntegration,
+    Integration,
     Invoice,
     InvoiceLine,
     InvoiceRun,
@@ -51,13 +48,6 @@ log = logging.getLogger(__name__)
 
 #: How many skipped orders a run keeps by reference (totals per reason are always complete).
 SKIPPED_KEEP = 200
-
-Checkpoint = Callable[[str], None]
-
-
-def _no_checkpoint(_: str) -> None:
-    return None
-
 
 @dataclass(frozen=True)
 class PlannedLine(DocumentLine):
@@ -94,6 +84,9 @@ class RunReport:
     skipped: tuple[Skipped, ...] = ()
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     message: str = ""
+    tenant_id: int = 0
+    company_id: int = 0
+    integration_id: int | None = None
 
     @property
     def skipped_count(self) -> int:
@@ -101,7 +94,9 @@ class RunReport:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class InvoicePlan:
+    """The lines a run would invoice, the orders they bill, and the orders skipped (with why)."""
+
     lines: tuple[PlannedLine, ...]
     order_ids: tuple[int, ...]
     skipped: tuple[Skipped, ...]
@@ -140,7 +135,11 @@ def check_can_invoice(tenant: Tenant, company: Company) -> None:
         raise IncompleteDetails(missing)
 
 
-async def _plan(company: Company, integration: EmailerIntegration, cutoff: datetime, *, lock: bool) -> _Plan:
+async def plan_invoice(company: Company, integration: Integration, cutoff: datetime, *, lock: bool) -> InvoicePlan:
+    """The company's orders in the run's scope, priced into invoice lines, or skipped with a reason.
+
+    ``lock=True`` (inside the run's transaction) locks the candidate orders on PostgreSQL.
+    """
     query = Order.filter(
         company_id=company.id, invoice_id=None, status=OrderStatus.DISPATCHED, dispatched_at__lt=cutoff
     )
@@ -198,162 +197,124 @@ async def _plan(company: Company, integration: EmailerIntegration, cutoff: datet
                     net=line_net(item.quantity, price.cost_price, price.shipping, company.currency),
                 )
             )
-    return _Plan(lines=tuple(lines), order_ids=tuple(order_ids), skipped=tuple(skipped))
+    return InvoicePlan(lines=tuple(lines), order_ids=tuple(order_ids), skipped=tuple(skipped))
 
 
-def _period_start(integration: EmailerIntegration) -> datetime | None:
+
+
+def period_start(integration: Integration) -> datetime | None:
+    """Where the next invoice's period starts: the last completed cutoff, else ``starting_from``."""
     return integration.last_cutoff_at or integration.starting_from
 
 
-def message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) -> str:
-    """Stable Message-ID of an invoice e-mail (a resend gets its own, numbered)."""
-    suffix = f".r{resend}" if resend else ""
-    return f"<invoice.{tenant_id}.{number}{suffix}@{domain}>"
+@dataclass(frozen=True)
+class Issued:
+    """An invoice written in the caller's transaction (not yet committed)."""
+
+    invoice: Invoice
+    number: int
+    display: str
+    money: Totals
 
 
-async def run_company(
-    tenant: Tenant,
-    short_name: str,
-    *,
-    trigger: RunTrigger = RunTrigger.MANUAL,
-    actor: str = "",
-    dry_run: bool = False,
-    cutoff: datetime | None = None,
-    clock: Clock = utc_now,
-    mail_domain: str = "invoicebot.local",
-    checkpoint: Checkpoint = _no_checkpoint,
-) -> RunReport:
-    """Invoice one company now (manual) or for a scheduled ``cutoff``.
+async def issue(tenant: Tenant, company: Company, integration: Integration, planned: InvoicePlan, *,
+                cutoff: datetime, now: datetime, on_step: Callable[[str], None]) -> Issued:
+    """Take the next number, write the invoice and its lines, mark the orders invoiced.
 
-    Raises ``NotFound`` for an unknown company and ``NotEligible`` (incl.
-    ``IncompleteDetails``) when invoicing is refused; a refused non-dry run is
-    recorded as a run with outcome ``refused``. ``checkpoint(name)`` is called at
-    each step inside the transaction (``claimed``, ``numbered``, ``invoice_created``,
-    ``orders_marked``, ``recorded``) so fault-injection trials can crash there.
+    Must run inside the caller's transaction, after ``plan_invoice(..., lock=True)``, with
+    ``planned.lines`` non-empty. The invoice is an immutable snapshot of seller, buyer,
+    prices and totals. Raises ``Conflict`` (so the caller rolls back) when another run
+    invoiced one of the orders meanwhile. ``on_step`` is told ``numbered``,
+    ``invoice_created`` and ``orders_marked`` (fault-injection trials crash there).
     """
-    company = await find_company(tenant, short_name)
-    tenant = await Tenant.get(id=tenant.id)  # fresh seller details and plan
-    now = clock()
-    cutoff = cutoff or now
-    base = dict(tenant=tenant.name, company=company.short_name, dry_run=dry_run, cutoff=cutoff, currency=company.currency)
-    try:
-        check_can_invoice(tenant, company)
-    except NotEligible as refusal:
-        if not dry_run:
-            await InvoiceRun.create(
-                tenant_id=tenant.id, company_id=company.id, trigger=trigger, actor=actor, started_at=now,
-                finished_at=now, cutoff=cutoff, outcome=RunOutcome.REFUSED, message=refusal.message,
+    number, display = await take_next_number(tenant)
+    on_step("numbered")
+    money = totals(((line.net, line.tax_rate) for line in planned.lines), company.currency)
+    invoice = await Invoice.create(
+        tenant_id=tenant.id, company_id=company.id, number=number, display_number=display,
+        issued_at=now, period_start=period_start(integration), period_end=cutoff, currency=company.currency,
+        timezone=company.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
+        buyer={"name": company.name, **company.accounting_dict()},
+        net_total=money.net, tax_total=money.tax, gross_total=money.gross,
+        tax_breakdown=[{"rate": str(b.rate), "net": str(b.net), "tax": str(b.tax)} for b in money.bands],
+        order_count=len(planned.order_ids), payment_terms_days=company.payment_terms_days,
+    )
+    await InvoiceLine.bulk_create(
+        [
+            InvoiceLine(
+                invoice_id=invoice.id, position=pos, order_id_ref=line.order_id, order_ref=line.order_ref,
+                dispatched_at=line.dispatched_at, sku=line.sku, description=line.description[:300],
+                quantity=line.quantity, unit_cost=line.unit_cost, unit_shipping=line.unit_shipping,
+                tax_rate=line.tax_rate, net=line.net,
             )
-        raise
-
-    if dry_run:
-        integration = await EmailerIntegration.get(company_id=company.id)
-        plan = await _plan(company, integration, cutoff, lock=False)
-        return _report(base, plan, _period_start(integration),
-                       number=await peek_next_number(tenant.id) if plan.lines else None)
-
-    try:
-        async with in_transaction():
-            # Claim: an UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) at once,
-            # so two runs of one company queue here instead of racing.
-            await EmailerIntegration.filter(company_id=company.id).update(updated_at=now)
-            integration = await EmailerIntegration.get(company_id=company.id)
-            checkpoint("claimed")
-            plan = await _plan(company, integration, cutoff, lock=True)
-            period_start = _period_start(integration)
-            if not plan.lines:
-                run = await InvoiceRun.create(
-                    tenant_id=tenant.id, company_id=company.id, trigger=trigger, actor=actor,
-                    started_at=now, finished_at=clock(), cutoff=cutoff, outcome=RunOutcome.NO_ORDERS,
-                    **_skipped_fields(plan), message="No eligible orders: no invoice, no number used.",
-                )
-                return _report(base, plan, period_start, run_id=run.id)
-            number, display = await take_next_number(tenant.id)
-            checkpoint("numbered")
-            money = totals(((l.net, l.tax_rate) for l in plan.lines), company.currency)
-            invoice = await Invoice.create(
-                tenant_id=tenant.id, company_id=company.id, number=number, display_number=display,
-                issued_at=now, period_start=period_start, period_end=cutoff, currency=company.currency,
-                timezone=company.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
-                buyer={"name": company.name, **company.accounting_dict()},
-                net_total=money.net, tax_total=money.tax, gross_total=money.gross,
-                tax_breakdown=[{"rate": str(b.rate), "net": str(b.net), "tax": str(b.tax)} for b in money.bands],
-                order_count=len(plan.order_ids), payment_terms_days=company.payment_terms_days,
-            )
-            await InvoiceLine.bulk_create(
-                [
-                    InvoiceLine(
-                        invoice_id=invoice.id, position=pos, order_id_ref=l.order_id, order_ref=l.order_ref,
-                        dispatched_at=l.dispatched_at, sku=l.sku, description=l.description[:300],
-                        quantity=l.quantity, unit_cost=l.unit_cost, unit_shipping=l.unit_shipping,
-                        tax_rate=l.tax_rate, net=l.net,
-                    )
-                    for pos, l in enumerate(plan.lines, start=1)
-                ]
-            )
-            checkpoint("invoice_created")
-            marked = await Order.filter(id__in=list(plan.order_ids), invoice_id=None).update(invoice_id=invoice.id)
-            if marked != len(plan.order_ids):
-                raise Conflict(
-                    f"{len(plan.order_ids) - marked} order(s) of '{company.short_name}' were invoiced by another "
-                    "run meanwhile; this run was rolled back. Run it again."
-                )
-            checkpoint("orders_marked")
-            integration.last_cutoff_at = max(filter(None, (integration.last_cutoff_at, cutoff)))
-            await integration.save(update_fields=["last_cutoff_at"])
-            run = await InvoiceRun.create(
-                tenant_id=tenant.id, company_id=company.id, trigger=trigger, actor=actor, started_at=now,
-                finished_at=clock(), cutoff=cutoff, outcome=RunOutcome.INVOICED,
-                orders_invoiced=len(plan.order_ids), **_skipped_fields(plan), invoice_id=invoice.id,
-                message=f"Invoice {display} issued for {len(plan.order_ids)} order(s).",
-            )
-            await Delivery.create(
-                invoice_id=invoice.id, message_id=message_id_for(tenant.id, number, mail_domain),
-                to_addr=company.email, bcc=list(integration.bcc), next_attempt_at=now,
-            )
-            checkpoint("recorded")
-    except Exception as exc:
-        log.warning("run failed tenant=%s company=%s error=%s", tenant.name, company.short_name, type(exc).__name__)
-        await _record_failure(tenant, company, trigger, actor, now, cutoff, exc)
-        raise
-    log.info("invoice issued tenant=%s company=%s invoice=%s orders=%d", tenant.name, company.short_name,
-             display, len(plan.order_ids))
-    return _report(base, plan, period_start, run_id=run.id, number=display, invoice_id=invoice.id, money=money)
+            for pos, line in enumerate(planned.lines, start=1)
+        ]
+    )
+    on_step("invoice_created")
+    marked = await Order.filter(id__in=list(planned.order_ids), invoice_id=None).update(invoice_id=invoice.id)
+    if marked != len(planned.order_ids):
+        raise Conflict(
+            f"{len(planned.order_ids) - marked} order(s) of '{company.short_name}' were invoiced by another "
+            "run meanwhile; this run was rolled back. Run it again."
+        )
+    on_step("orders_marked")
+    integration.last_cutoff_at = max(filter(None, (integration.last_cutoff_at, cutoff)))
+    await integration.save(update_fields=["last_cutoff_at"])
+    return Issued(invoice=invoice, number=number, display=display, money=money)
 
 
-async def _record_failure(
-    tenant: Tenant, company: Company, trigger: RunTrigger, actor: str, now: datetime, cutoff: datetime, exc: Exception
-) -> None:
+@dataclass(frozen=True)
+class RunContext:
+    """Who runs what, when: the fields every run record and report of one run share."""
+
+    tenant: Tenant
+    company: Company
+    integration: Integration
+    trigger: RunTrigger
+    actor: str
+    started_at: datetime
+    cutoff: datetime
+
+
+async def record_run(ctx: RunContext, outcome: RunOutcome, *, finished_at: datetime, message: str,
+                     planned: InvoicePlan | None = None, invoice_id: int | None = None) -> InvoiceRun:
+    """Write the run record (in the caller's transaction, or alone for a refusal)."""
+    return await InvoiceRun.create(
+        tenant_id=ctx.tenant.id, company_id=ctx.company.id, integration_id=ctx.integration.id, trigger=ctx.trigger,
+        actor=ctx.actor, started_at=ctx.started_at, finished_at=finished_at, cutoff=ctx.cutoff, outcome=outcome,
+        message=message, invoice_id=invoice_id,
+        **(_skipped_fields(planned) if planned is not None else {}),
+    )
+
+
+async def record_failure(ctx: RunContext, exc: Exception) -> None:
     """Best effort: the run rolled back; leave a trace for ops unless the database itself is gone."""
     message = getattr(exc, "message", None) or f"Run failed ({type(exc).__name__}); nothing was issued."
     try:
-        await InvoiceRun.create(
-            tenant_id=tenant.id, company_id=company.id, trigger=trigger, actor=actor, started_at=now,
-            finished_at=now, cutoff=cutoff, outcome=RunOutcome.FAILED, message=message,
-        )
+        await record_run(ctx, RunOutcome.FAILED, finished_at=ctx.started_at, message=message)
     except Exception:  # noqa: BLE001 - the original error is what matters and is re-raised
-        log.exception("could not record failed run tenant=%s company=%s", tenant.name, company.short_name)
+        log.exception("could not record failed run tenant=%s company=%s", ctx.tenant.name, ctx.company.short_name)
 
 
-def _skipped_fields(plan: _Plan) -> dict[str, object]:
+def _skipped_fields(planned: InvoicePlan) -> dict[str, object]:
     return {
-        "orders_skipped": len(plan.skipped),
-        "skipped": [{"ref": s.ref, "reason": s.reason} for s in plan.skipped[:SKIPPED_KEEP]],
-        "skipped_by_reason": plan.skipped_by_reason(),
+        "orders_invoiced": len(planned.order_ids) if planned.lines else 0,
+        "orders_skipped": len(planned.skipped),
+        "skipped": [{"ref": s.ref, "reason": s.reason} for s in planned.skipped[:SKIPPED_KEEP]],
+        "skipped_by_reason": planned.skipped_by_reason(),
     }
 
 
-def _report(
-    base: dict[str, object], plan: _Plan, period_start: datetime | None, *,
-    run_id: int | None = None, number: str | None = None, invoice_id: int | None = None, money=None,
-) -> RunReport:
-    currency = str(base["currency"])
-    money = money or totals(((l.net, l.tax_rate) for l in plan.lines), currency)
-    outcome = RunOutcome.INVOICED if plan.lines else RunOutcome.NO_ORDERS
+def report(ctx: RunContext, planned: InvoicePlan, *, dry_run: bool, run_id: int | None = None,
+           issued: Issued | None = None, number: str | None = None) -> RunReport:
+    """What the run did (or, for a dry run, would do) as a plain value for every adapter."""
+    money = issued.money if issued else totals(((l.net, l.tax_rate) for l in planned.lines), ctx.company.currency)
     return RunReport(
-        **base,  # type: ignore[arg-type]
-        outcome=outcome, period_start=period_start, invoice_number=number, invoice_id=invoice_id, run_id=run_id,
-        orders_invoiced=len(plan.order_ids), lines=len(plan.lines), net=money.net, tax=money.tax,
-        gross=money.gross, skipped=plan.skipped[:SKIPPED_KEEP],
-        skipped_by_reason=plan.skipped_by_reason(),
+        tenant=ctx.tenant.name, company=ctx.company.short_name, tenant_id=ctx.tenant.id, company_id=ctx.company.id,
+        integration_id=ctx.integration.id, dry_run=dry_run, cutoff=ctx.cutoff, currency=ctx.company.currency,
+        outcome=RunOutcome.INVOICED if planned.lines else RunOutcome.NO_ORDERS,
+        period_start=issued.invoice.period_start if issued else period_start(ctx.integration), invoice_number=issued.display if issued else number,
+        invoice_id=issued.invoice.id if issued else None, run_id=run_id,
+        orders_invoiced=len(planned.order_ids), lines=len(planned.lines), net=money.net, tax=money.tax,
+        gross=money.gross, skipped=planned.skipped[:SKIPPED_KEEP], skipped_by_reason=planned.skipped_by_reason(),
     )

@@ -22,6 +22,7 @@ import unicodedata
 
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import normalise_email
+from models import Integration
 
 MAX_BCC = 20
 
@@ -59,3 +60,8 @@ def _reject_control_characters(text: str) -> None:
                 "bcc", f"entry {position} ({entry.strip()!r}) contains a line break or control character; "
                 "separate addresses with commas or spaces only"
             )
+
+
+def bcc_of(integration: Integration) -> list[str]:
+    """The BCC list a PDF Emailer stores in its ``settings`` (already parsed by ``parse_bcc``)."""
+    return list(integration.settings.get("bcc") or [])

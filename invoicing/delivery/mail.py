@@ -125,6 +125,12 @@ def compose_invoice_email(
     return message
 
 
+def message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) -> str:
+    """Stable Message-ID of an invoice e-mail (a resend gets its own, numbered)."""
+    suffix = f".r{resend}" if resend else ""
+    return f"<invoice.{tenant_id}.{number}{suffix}@{domain}>"
+
+
 def envelope_recipients(to: str, bcc: list[str]) -> list[str]:
     """SMTP RCPT TO list: ``to`` first, then BCC; an address listed twice gets one copy (case-insensitive)."""
     recipients: list[str] = []

@@ -61,13 +61,14 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from invoicing.billing.document import InvoiceDocument
-from invoicing.billing.runs import message_id_for
 from invoicing.clock import Clock, utc_now
+from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import (
     compose_invoice_email,
     envelope_recipients,
     envelope_sender,
     mail_domain,
+    message_id_for,
 )
 from invoicing.delivery.transport import (
     PermanentDeliveryError,
@@ -80,7 +81,8 @@ from models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
-    EmailerIntegration,
+    Integration,
+    IntegrationKind,
     Invoice,
     InvoiceLine,
     Tenant,
@@ -224,11 +226,11 @@ class Outbox:
             if not recipient:
                 raise InvalidInput("to", f"invoice {number} has no buyer e-mail; give an address to send it to")
             previous = await Delivery.filter(invoice_id=invoice.id, kind=DeliveryKind.RESEND).count()
-            integration = await EmailerIntegration.get_or_none(company_id=invoice.company_id)
+            integration = await Integration.get_or_none(company_id=invoice.company_id, kind=IntegrationKind.PDF_EMAILER)
             delivery = await Delivery.create(
                 invoice_id=invoice.id, kind=DeliveryKind.RESEND,
                 message_id=message_id_for(tenant_id, invoice.number, self._domain, resend=previous + 1),
-                to_addr=recipient, bcc=list(integration.bcc) if integration else [], next_attempt_at=self._clock(),
+                to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=self._clock(),
             )
         log.info("resend queued delivery=%d invoice=%s tenant=%d resend=%d", delivery.id, number, tenant_id,
                  previous + 1)

@@ -20,9 +20,9 @@ from invoicing.parties.accounting import normalise_accounting, normalise_country
 from models import (
     AuditEntry,
     Company,
-    EmailerIntegration,
+    Integration,
+    IntegrationKind,
     Invoice,
-    Plan,
     Price,
     Tenant,
 )
@@ -40,7 +40,7 @@ async def create_company(
     accounting: Mapping[str, Any] | None = None,
     actor: str = "cli",
 ) -> Company:
-    """A dropship company with its (disabled) PDF Emailer row; accounting keys optional."""
+    """A dropship company with one (disabled) row per integration kind; accounting keys optional."""
     short = validation.short_name(short_name)
     values = {
         "name": validation.text(name, "name"),
@@ -54,7 +54,7 @@ async def create_company(
         raise Conflict(f"Company '{short}' already exists in {tenant.name}.")
     async with in_transaction():
         company = await Company.create(tenant_id=tenant.id, short_name=short, **{**values, **details})
-        await EmailerIntegration.create(company=company)
+        await Integration.bulk_create([Integration(company_id=company.id, kind=kind) for kind in IntegrationKind])
         await AuditEntry.create(tenant_id=tenant.id, actor=actor, action="company.add", target=f"company:{short}",
                                 new={**values, **details})
     return company

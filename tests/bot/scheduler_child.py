@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.db import database
 from bot.scheduler import Scheduler
-from invoicing.billing.runs import run_company
+from invoicing.integrations.pdf_emailer.run import KIND, run_company
 
 REPLICA = "doomed-replica"
 
@@ -30,7 +30,7 @@ async def main(url: str, now_iso: str, marker: str) -> None:
             time.sleep(120)  # blocks the whole process, transaction open, until it is killed
 
     async with database(url, apply_migrations=False):
-        scheduler = Scheduler(clock=lambda: now, runner=partial(run_company, checkpoint=hang), concurrency=1,
+        scheduler = Scheduler(clock=lambda: now, runners={KIND: partial(run_company, checkpoint=hang)}, concurrency=1,
                               replica=REPLICA)
         await scheduler.tick()
 

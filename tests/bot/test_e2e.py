@@ -20,7 +20,14 @@ from pypdf import PdfReader
 
 from bot.app import Service
 from bot.settings import Settings
-from models import Delivery, EmailerIntegration, Invoice, InvoiceRun, RunTrigger
+from models import (
+    Delivery,
+    Integration,
+    IntegrationKind,
+    Invoice,
+    InvoiceRun,
+    RunTrigger,
+)
 from tests import factories as f
 from tests.bot.slack_harness import SIGNING_SECRET, sign
 from tests.fakes.slack_api import FakeSlack, text_of
@@ -139,7 +146,7 @@ async def test_the_scheduler_runs_the_emailer_at_its_slot_and_notifies(world):
     await f.order(company, dispatched_at=clock.now - timedelta(hours=2))
     await f.emailer(company, bcc=["ops@inkwell.example"])
     assert await slash(session, service, "emailer acme enable", fake=fake) == 200
-    integration = await until(lambda: EmailerIntegration.filter(company_id=company.id, enabled=True).first())
+    integration = await until(lambda: Integration.filter(company_id=company.id, kind=IntegrationKind.PDF_EMAILER, enabled=True).first())
     slot = integration.next_run_at
     assert slot == datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # the next top of the hour
 
@@ -151,7 +158,7 @@ async def test_the_scheduler_runs_the_emailer_at_its_slot_and_notifies(world):
     assert inbox.received[0].rcpt_tos == ["ap@acme.example", "ops@inkwell.example"]
     posts = await fake.wait_for("chat.postMessage")
     assert any("invoice 000001 issued" in text_of(p.params) for p in posts)
-    following = await EmailerIntegration.get(company_id=company.id)
+    following = await Integration.get(company_id=company.id, kind=IntegrationKind.PDF_EMAILER)
     assert following.next_run_at == datetime(2026, 11, 29, 0, 0, tzinfo=UTC)  # then Sunday 00:00 London
     assert await Invoice.all().count() == 1
 
@@ -171,7 +178,7 @@ async def test_a_refused_scheduled_run_tells_the_channel_what_to_fix(world):
     await f.price(tenant, "MUG", "5.00")
     await f.order(company, dispatched_at=clock.now - timedelta(hours=2))
     assert await slash(session, service, "emailer acme enable", fake=fake) == 200
-    integration = await until(lambda: EmailerIntegration.filter(company_id=company.id, enabled=True).first())
+    integration = await until(lambda: Integration.filter(company_id=company.id, kind=IntegrationKind.PDF_EMAILER, enabled=True).first())
     clock.now = integration.next_run_at + timedelta(seconds=1)
     service.scheduler.wake()
     posts = await fake.wait_for("chat.postMessage")

@@ -14,8 +14,8 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from bot.feed import FEED_PREFIX, create_feed_app
-from invoicing.billing.runs import run_company
 from invoicing.ingest.tokens import create_token, revoke_token
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import (
     AuditEntry,
     Company,
@@ -122,7 +122,7 @@ async def test_requests_without_a_valid_token_are_401_and_name_no_secret(feed):
 
 async def test_a_token_never_sees_another_tenants_data_404_not_403(feed):
     assert (await feed.call("PUT", "/orders/acme/SO-1", order())).status == 201
-    await run_company(feed.tenant, "acme", clock=lambda: T0)
+    await run_by_name(feed.tenant, "acme", clock=lambda: T0)
     rival = feed.rival_token
     assert (await feed.call("PUT", "/orders/acme/SO-1", order(status="cancelled"), token=rival)).status == 404
     assert (await feed.call("GET", "/orders?company=acme", token=rival)).status == 404
@@ -282,7 +282,7 @@ async def test_a_newer_update_wins_and_an_out_of_order_older_one_is_ignored(feed
 async def test_an_invoiced_orders_items_and_company_are_refused_409_but_its_status_is_recorded(feed):
     await f.company(feed.tenant, "gamma")
     await feed.call("PUT", "/orders/acme/SO-1", order())
-    report = await run_company(feed.tenant, "acme", clock=lambda: T0)
+    report = await run_by_name(feed.tenant, "acme", clock=lambda: T0)
     invoice_before = await Invoice.get(id=report.invoice_id)
     changed = order(items=[{"sku": "MUG", "quantity": 3}], updated_at="2026-11-02T10:00:00Z")
     reply = await feed.call("PUT", "/orders/acme/SO-1", changed)
@@ -333,8 +333,8 @@ async def test_orders_pushed_over_the_feed_are_invoiced_exactly_once_and_listed_
              + [{**order(status="received", dispatched_at=None), "company": "delta", "ref": "D-4"}]}
     reply = await feed.call("POST", "/orders:batch", batch)
     assert reply.status == 200 and reply.body["counts"] == {"created": 4}
-    first = await run_company(feed.tenant, "delta", clock=lambda: T0)
-    second = await run_company(feed.tenant, "delta", clock=lambda: T0)
+    first = await run_by_name(feed.tenant, "delta", clock=lambda: T0)
+    second = await run_by_name(feed.tenant, "delta", clock=lambda: T0)
     assert (first.outcome, first.orders_invoiced, first.invoice_number) == (RunOutcome.INVOICED, 3, "INK-000001")
     assert second.outcome == RunOutcome.NO_ORDERS
     assert first.net == Decimal("24.90")  # (1 + 2 + 3) × (3.05 + 1.10)

@@ -11,11 +11,12 @@ from functools import partial
 from pathlib import Path
 
 from bot.scheduler import ScheduledOutcome, Scheduler
-from invoicing.billing.runs import run_company
+from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.pdf_emailer.settings import configure
 from models import (
     Company,
-    EmailerIntegration,
+    Integration,
+    IntegrationKind,
     Invoice,
     InvoiceLine,
     InvoiceRun,
@@ -80,8 +81,8 @@ async def setup_tenant() -> Tenant:
     return t
 
 
-async def integration(c: Company) -> EmailerIntegration:
-    return await EmailerIntegration.get(company_id=c.id)
+async def integration(c: Company) -> Integration:
+    return await Integration.get(company_id=c.id, kind=IntegrationKind.PDF_EMAILER)
 
 
 async def test_a_due_integration_runs_once_at_its_slot_with_the_slot_as_cutoff(db):
@@ -143,15 +144,15 @@ async def test_a_failing_company_does_not_block_the_others_and_its_error_is_anno
     boom = await due_company(t, "boom")
     await f.order(boom)
 
-    async def runner(tenant, short, **kwargs):
+    async def runner(tenant, company, **kwargs):
         def crash(step: str) -> None:
-            if step == "numbered" and short == "boom":
+            if step == "numbered" and company.short_name == "boom":
                 raise RuntimeError("disk full")
-        return await run_company(tenant, short, checkpoint=crash, **kwargs)
+        return await run_company(tenant, company, checkpoint=crash, **kwargs)
 
     seen = Recorder()
     outcomes = await Scheduler(on_result=seen.on_result, after_commit=seen.after_commit, clock=at(SLOT),
-                               runner=runner).tick()
+                               runners={KIND: runner}).tick()
     by_company = {o.company: o for o in seen.outcomes}
     assert sorted(by_company) == sorted(o.company for o in outcomes) == ["boom", "broke", "good"]
     assert by_company["good"].ok and by_company["good"].report.outcome == RunOutcome.INVOICED
@@ -161,7 +162,7 @@ async def test_a_failing_company_does_not_block_the_others_and_its_error_is_anno
     runs = {r.company_id: r.outcome for r in await InvoiceRun.all()}
     assert runs == {good.id: RunOutcome.INVOICED, broke.id: RunOutcome.REFUSED, boom.id: RunOutcome.FAILED}
     # Every one moves on to its next slot; a failure is retried at the next slot, not in a hot loop.
-    rows = await EmailerIntegration.filter(company_id__in=[good.id, broke.id, boom.id])
+    rows = await Integration.filter(company_id__in=[good.id, broke.id, boom.id])
     assert {(r.next_run_at, r.lease_owner) for r in rows} == {(SUNDAY, None)}
     assert [i.number for i in await Invoice.all()] == [1]
 
@@ -201,7 +202,7 @@ async def test_stop_lets_an_in_flight_run_finish_then_returns(db):
     c = await due_company(t)
     order = await f.order(c)
     gate = Gate()
-    scheduler = Scheduler(clock=at(SLOT), runner=gate.runner, shutdown_grace=30)
+    scheduler = Scheduler(clock=at(SLOT), runners={KIND: gate.runner}, shutdown_grace=30)
     loop = asyncio.create_task(scheduler.run_forever())
     await asyncio.wait_for(gate.entered.wait(), 5)
     scheduler.stop()
@@ -223,7 +224,7 @@ async def test_a_run_cancelled_after_the_shutdown_grace_rolls_back_and_frees_its
         if step == "orders_marked":  # the in-process stand-in for a kill: cancel inside the transaction
             asyncio.current_task().cancel()
 
-    doomed = Scheduler(clock=at(SLOT), runner=partial(run_company, checkpoint=cancel_mid_transaction))
+    doomed = Scheduler(clock=at(SLOT), runners={KIND: partial(run_company, checkpoint=cancel_mid_transaction)})
     assert await doomed.tick() == []
     assert (await Order.get(id=order.id)).invoice_id is None
     assert (await Tenant.get(id=t.id)).last_invoice_number == 0 and await Invoice.all().count() == 0
@@ -231,7 +232,7 @@ async def test_a_run_cancelled_after_the_shutdown_grace_rolls_back_and_frees_its
     assert (row.next_run_at, row.lease_owner) == (SLOT, None)  # released at once, not after 15 minutes
 
     gate = Gate()
-    stopping = Scheduler(clock=at(SLOT), runner=gate.runner, shutdown_grace=0.05)
+    stopping = Scheduler(clock=at(SLOT), runners={KIND: gate.runner}, shutdown_grace=0.05)
     loop = asyncio.create_task(stopping.run_forever())
     await asyncio.wait_for(gate.entered.wait(), 5)
     stopping.stop()
@@ -247,7 +248,7 @@ async def test_a_settings_change_during_a_run_wins_over_the_advance(db):
     t = await setup_tenant()
     c = await due_company(t)
     gate = Gate()
-    tick = asyncio.create_task(Scheduler(clock=at(SLOT), runner=gate.runner).tick())
+    tick = asyncio.create_task(Scheduler(clock=at(SLOT), runners={KIND: gate.runner}).tick())
     await asyncio.wait_for(gate.entered.wait(), 5)
     await configure(c, now=SLOT, actor="slack:U1", next="2026-11-03 12:00")
     gate.opened.set()
@@ -264,8 +265,8 @@ async def seed_due(t: Tenant, count: int) -> list[int]:
         for i in range(count)
     ])
     ids = list(await Company.filter(tenant_id=t.id).order_by("id").values_list("id", flat=True))
-    await EmailerIntegration.bulk_create(
-        [EmailerIntegration(company_id=i, enabled=True, next_run_at=SLOT) for i in ids])
+    await Integration.bulk_create(
+        [Integration(company_id=i, kind=IntegrationKind.PDF_EMAILER, enabled=True, next_run_at=SLOT) for i in ids])
     await Order.bulk_create([
         Order(company_id=i, external_ref=f"ORD-{i}", status=OrderStatus.DISPATCHED,
               dispatched_at=SLOT - timedelta(days=1))
@@ -297,7 +298,7 @@ async def test_two_replicas_run_300_due_integrations_exactly_once_with_gapless_n
     assert await Order.filter(invoice_id=None).count() == 0
     refs = await InvoiceLine.all().values_list("order_ref", flat=True)
     assert len(refs) == len(set(refs)) == 300  # every order on exactly one invoice
-    assert await EmailerIntegration.filter(next_run_at=SUNDAY, lease_owner=None).count() == 300
+    assert await Integration.filter(next_run_at=SUNDAY, lease_owner=None).count() == 300
 
 
 async def test_a_replica_killed_mid_run_is_taken_over_after_its_lease_expires(db, tmp_path):
@@ -312,7 +313,7 @@ async def test_a_replica_killed_mid_run_is_taken_over_after_its_lease_expires(db
         while not marker.exists():
             assert child.returncode is None and time.monotonic() < deadline, "the child never reached its run"
             await asyncio.sleep(0.05)
-        assert await EmailerIntegration.filter(lease_owner=scheduler_child.REPLICA).count() == 3
+        assert await Integration.filter(lease_owner=scheduler_child.REPLICA).count() == 3
         if db.backend == "postgres":
             assert await _idle_in_transaction(db) >= 1  # really killed inside the run's transaction
     finally:
@@ -326,7 +327,7 @@ async def test_a_replica_killed_mid_run_is_taken_over_after_its_lease_expires(db
     assert sorted(await Invoice.all().values_list("number", flat=True)) == [1, 2, 3]
     assert await Order.filter(invoice_id=None).count() == 0
     assert await InvoiceRun.all().count() == 3  # the killed run left nothing behind
-    assert await EmailerIntegration.filter(lease_owner__not_isnull=True).count() == 0
+    assert await Integration.filter(lease_owner__not_isnull=True).count() == 0
 
 
 async def _idle_in_transaction(db) -> int:

@@ -207,14 +207,14 @@ async def test_long_lists_stay_within_slack_block_limits(slack: SlackHarness, te
 
 
 async def test_orders_lists_which_invoice_each_order_is_on_and_filters(slack: SlackHarness, tenant):
-    from invoicing.billing.runs import run_company
+    from invoicing.integrations.pdf_emailer.run import run_by_name
 
     c = await f.company(tenant, "acme")
     await f.price(tenant, "MUG", "5.00")
     billed = await f.order(c, ref="SO-1")
     await f.order(c, ref="SO-2", on_hold=True)
     await f.order(c, ref="SO-3", error="artwork missing")
-    await run_company(tenant, "acme", clock=lambda: f.T0)
+    await run_by_name(tenant, "acme", clock=lambda: f.T0)
     shown = text_of(await slack.reply("orders acme invoiced"))
     assert "`SO-1`" in shown and "on *000001*" in shown and "SO-2" not in shown
     assert billed.external_ref == "SO-1"
@@ -245,12 +245,12 @@ async def test_orders_with_a_bad_date_or_filter_says_how_to_fix_it(slack: SlackH
 
 
 async def test_invoice_shows_the_summary_and_uploads_the_pdf(slack: SlackHarness, tenant):
-    from invoicing.billing.runs import run_company
+    from invoicing.integrations.pdf_emailer.run import run_by_name
 
     c = await f.company(tenant, "acme")
     await f.price(tenant, "MUG", "5.00")
     await f.order(c, quantity=2)
-    await run_company(tenant, "acme", clock=lambda: f.T0)
+    await run_by_name(tenant, "acme", clock=lambda: f.T0)
     response = await slack.command("invoice 000001")
     assert response.status == 200
     [upload] = await slack.fake.wait_for("upload")
@@ -273,9 +273,9 @@ async def test_invoice_resend_is_for_admins_and_queues_a_new_email(db):
     from pathlib import Path
 
     from commands.context import Services
-    from invoicing.billing.runs import run_company
     from invoicing.delivery.outbox import Outbox
     from invoicing.delivery.transport import FileTransport
+    from invoicing.integrations.pdf_emailer.run import run_by_name
     from models import Delivery
 
     outbox = Outbox(FileTransport(Path(tempfile.mkdtemp())), lambda doc: b"%PDF", "invoices@inkwell.example")
@@ -285,7 +285,7 @@ async def test_invoice_resend_is_for_admins_and_queues_a_new_email(db):
         c = await f.company(t, "acme")
         await f.price(t, "MUG", "5.00")
         await f.order(c)
-        await run_company(t, "acme", clock=lambda: f.T0)
+        await run_by_name(t, "acme", clock=lambda: f.T0)
         denied = text_of(await harness.reply("invoice 000001 resend", user="UMEMBER"))
         assert "can re-send invoices" in denied
         assert await Delivery.filter(kind="resend").count() == 0

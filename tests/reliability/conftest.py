@@ -22,7 +22,7 @@ from models import (
     AuditEntry,
     Company,
     Delivery,
-    EmailerIntegration,
+    Integration,
     Invoice,
     InvoiceLine,
     InvoiceRun,
@@ -37,7 +37,7 @@ from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
 from tests.bot.test_feed import Reply, request_feed
 from tests.fakes.slack_api import text_of as slack_text_of
 
-ALL_MODELS = (Tenant, Company, EmailerIntegration, Product, Price, Order, OrderItem, Invoice, InvoiceLine,
+ALL_MODELS = (Tenant, Company, Integration, Product, Price, Order, OrderItem, Invoice, InvoiceLine,
               InvoiceRun, Delivery, AuditEntry, ApiToken)
 #: Columns that change on reads or on no-op writes (timestamps) and say nothing about data.
 _VOLATILE = {"updated_at", "created_at", "at", "last_used_at"}
@@ -78,7 +78,7 @@ class Feed:
 
 async def two_tenants() -> tuple[Tenant, Tenant]:
     """inkwell (team T1, acme, priced MUG, one uninvoiced order) and rival (team T2, beta, invoice RIV-000001)."""
-    from invoicing.billing.runs import run_company
+    from invoicing.integrations.pdf_emailer.run import run_by_name
 
     t = await f.tenant(team="T1")
     await f.company(t, "acme")
@@ -90,7 +90,7 @@ async def two_tenants() -> tuple[Tenant, Tenant]:
     beta = await f.company(rival, "beta")
     await f.price(rival, "MUG", "7.00")
     await f.order(beta, ref="RIV-ORD-1")
-    await run_company(rival, "beta", clock=lambda: f.T0)
+    await run_by_name(rival, "beta", clock=lambda: f.T0)
     return await Tenant.get(id=t.id), await Tenant.get(id=rival.id)
 
 

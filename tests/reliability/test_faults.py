@@ -20,9 +20,9 @@ import pytest
 from bot.notifier import Notifier
 from bot.slack import ChannelPoster, web_client
 from commands.replies import Reply
-from invoicing.billing.runs import run_company
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.transport import SmtpTransport, Transport
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import Company, Delivery, Invoice, InvoiceRun, Order, RunOutcome, Tenant
 from tests import factories as f
 from tests.conftest import POSTGRES_URL
@@ -237,7 +237,7 @@ async def test_a_dropped_database_connection_mid_run_rolls_everything_back(db, s
             killed.append(_terminate_idle_in_transaction(database))
 
     with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises for a dead connection
-        await run_company(t, "acme", clock=lambda: T0, checkpoint=checkpoint)
+        await run_by_name(t, "acme", clock=lambda: T0, checkpoint=checkpoint)
 
     assert killed == [1]
     assert await Invoice.all().count() == 0
@@ -246,7 +246,7 @@ async def test_a_dropped_database_connection_mid_run_rolls_everything_back(db, s
     assert await Delivery.all().count() == 0
     assert await InvoiceRun.filter(outcome=RunOutcome.INVOICED).count() == 0
 
-    report = await run_company(t, "acme", clock=lambda: T0 + timedelta(minutes=1))
+    report = await run_by_name(t, "acme", clock=lambda: T0 + timedelta(minutes=1))
 
     assert (report.invoice_number, report.orders_invoiced) == ("000001", len(orders))
     assert await Order.filter(invoice_id=report.invoice_id).count() == len(orders)

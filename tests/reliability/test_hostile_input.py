@@ -44,7 +44,6 @@ from invoicing.billing.document import (
     InvoiceDocument,
     Party,
 )
-from invoicing.billing.runs import run_company
 from invoicing.delivery.bcc import MAX_BCC, parse_bcc
 from invoicing.delivery.mail import compose_invoice_email
 from invoicing.delivery.outbox import Outbox
@@ -56,6 +55,7 @@ from invoicing.ingest.csv_import import (
     import_orders,
     import_prices,
 )
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.companies import create_company, upsert_company
 from models import Invoice, Tenant
 from tests.factories import T0
@@ -451,7 +451,7 @@ async def test_an_invoice_prefix_with_dots_and_slashes_never_escapes_the_outbox_
     ctx = context(tenant, admin=True)
     # ``/`` and ``.`` are legitimate in numbering schemes (INV/2026/000001), so the prefix is allowed…
     assert not (await dispatch('seller set invoice_prefix="../../etc/"', ctx)).error
-    report = await run_company(await Tenant.get(id=tenant.id), "acme", clock=lambda: T0, mail_domain="inkwell.example")
+    report = await run_by_name(await Tenant.get(id=tenant.id), "acme", clock=lambda: T0, mail_domain="inkwell.example")
     assert report.invoice_number == "../../etc/000001"
 
     # …and every place that turns the number into a file name must neutralise it.

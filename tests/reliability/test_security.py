@@ -17,9 +17,9 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.settings import Settings
-from invoicing.billing.runs import run_company
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.transport import SmtpTransport
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import Company, Tenant
 from tests import factories as f
 from tests.bot.slack_harness import SIGNING_SECRET, SlackHarness, sign
@@ -115,7 +115,7 @@ MUTATING = [
 
 async def test_a_non_admin_is_refused_every_mutating_command_and_nothing_changes(slack: SlackHarness, tenants):
     inkwell, _ = tenants
-    await run_company(inkwell, "acme", clock=lambda: T0)  # invoice 000001 exists (for resend)
+    await run_by_name(inkwell, "acme", clock=lambda: T0)  # invoice 000001 exists (for resend)
     await f.order(await Company.get(tenant_id=inkwell.id, short_name="acme"))  # and run would have work to do
     inkwell = await Tenant.get(id=inkwell.id)
     inkwell.admin_user_ids = ["UINK"]

@@ -28,7 +28,9 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
+from invoicing import audit
 from invoicing.billing.runs import check_plan
+from invoicing.delivery.bcc import bcc_of
 from invoicing.errors import InvalidInput
 from invoicing.scheduling.schedule import (
     Schedule,
@@ -39,7 +41,7 @@ from invoicing.scheduling.schedule import (
     slot_at_or_after,
     to_utc,
 )
-from models import AuditEntry, Company, EmailerIntegration, Tenant
+from models import Company, Integration, IntegrationKind, Tenant
 
 _TRUE = frozenset({"on", "true", "yes", "1"})
 _FALSE = frozenset({"off", "false", "no", "0"})
@@ -78,9 +80,12 @@ class _Changes:
     next: datetime | None | _Unset = _UNSET
 
 
+KIND = IntegrationKind.PDF_EMAILER
+
+
 async def settings(company: Company) -> EmailerSettings:
     """The current settings of ``company``'s PDF Emailer."""
-    return _view(company, await EmailerIntegration.get(company_id=company.id))
+    return _view(company, await Integration.get(company_id=company.id, kind=KIND))
 
 
 async def enable(company: Company, *, now: datetime, actor: str) -> EmailerSettings:
@@ -161,13 +166,13 @@ async def configure(
     return _view(company, row)
 
 
-def _apply(company: Company, row: EmailerIntegration, changes: _Changes, now: datetime) -> None:
+def _apply(company: Company, row: Integration, changes: _Changes, now: datetime) -> None:
     """Write the parsed changes onto ``row`` and recompute ``next_run_at`` (may raise InvalidInput)."""
     tz = company.timezone
     if not isinstance(changes.include_errors, _Unset):
         row.include_errors = changes.include_errors
     if not isinstance(changes.bcc, _Unset):
-        row.bcc = list(changes.bcc)
+        row.settings = {**row.settings, "bcc": list(changes.bcc)}
     if not isinstance(changes.starting_from, _Unset):
         row.starting_from = changes.starting_from
     if not isinstance(changes.schedule, _Unset):
@@ -244,30 +249,27 @@ def _aware_future(moment: datetime, tz: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-async def _locked(company: Company) -> EmailerIntegration:
+async def _locked(company: Company) -> Integration:
     """The integration row, locked for the transaction (serialises concurrent changes)."""
-    return await EmailerIntegration.filter(company_id=company.id).select_for_update().get()
+    return await Integration.filter(company_id=company.id, kind=KIND).select_for_update().get()
 
 
 async def _save_and_audit(
-    company: Company, row: EmailerIntegration, old: dict[str, str], *, actor: str, action: str
+    company: Company, row: Integration, old: dict[str, str], *, actor: str, action: str
 ) -> None:
-    await row.save(update_fields=["enabled", "include_errors", "starting_from", "bcc", "schedule", "next_run_at"])
-    new = _snapshot(row)
-    changed = [key for key in new if new[key] != old[key]]
-    await AuditEntry.create(
-        tenant_id=company.tenant_id, actor=actor, action=action, target=f"company:{company.short_name}",
-        old={key: old[key] for key in changed}, new={key: new[key] for key in changed},
-    )
+    await row.save(update_fields=["enabled", "include_errors", "starting_from", "settings", "schedule", "next_run_at"])
+    before, after = audit.changed(old, _snapshot(row))
+    await audit.record(company.tenant_id, actor=actor, action=action, target=f"company:{company.short_name}",
+                       old=before, new=after)
 
 
-def _snapshot(row: EmailerIntegration) -> dict[str, str]:
+def _snapshot(row: Integration) -> dict[str, str]:
     """The audited fields as JSON-safe strings (times in UTC ISO 8601, ``none`` for unset)."""
     return {
         "enabled": "on" if row.enabled else "off",
         "include_errors": "on" if row.include_errors else "off",
         "starting_from": _iso(row.starting_from),
-        "bcc": ",".join(row.bcc) or "none",
+        "bcc": ",".join(bcc_of(row)) or "none",
         "schedule": row.schedule,
         "next_run_at": _iso(row.next_run_at),
     }
@@ -282,9 +284,9 @@ def _local(moment: datetime, tz: str) -> str:
     return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
-def _view(company: Company, row: EmailerIntegration) -> EmailerSettings:
+def _view(company: Company, row: Integration) -> EmailerSettings:
     return EmailerSettings(
         company=company.short_name, timezone=company.timezone, enabled=row.enabled,
-        include_errors=row.include_errors, starting_from=row.starting_from, bcc=tuple(row.bcc),
+        include_errors=row.include_errors, starting_from=row.starting_from, bcc=tuple(bcc_of(row)),
         schedule=row.schedule, next_run_at=row.next_run_at,
     )

@@ -6,7 +6,7 @@ import asyncio
 import random
 from datetime import timedelta
 
-from invoicing.billing.runs import run_company
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import Invoice, InvoiceLine, InvoiceRun, Order, RunOutcome, Tenant
 from tests import factories as f
 from tests.factories import T0
@@ -24,7 +24,7 @@ async def test_fifty_concurrent_runs_across_ten_companies_yield_gapless_unique_n
     jobs = [(short, T0 - timedelta(hours=k)) for short in shorts for k in range(5)]
     rng.shuffle(jobs)
     reports = await asyncio.gather(
-        *(run_company(t, short, cutoff=cutoff, clock=lambda: T0) for short, cutoff in jobs)
+        *(run_by_name(t, short, cutoff=cutoff, clock=lambda: T0) for short, cutoff in jobs)
     )
 
     invoiced = [r for r in reports if r.outcome == RunOutcome.INVOICED]
@@ -45,7 +45,7 @@ async def test_concurrent_runs_of_one_company_issue_one_invoice(db):
     c = await f.company(t)
     for _ in range(5):
         await f.order(c)
-    reports = await asyncio.gather(*(run_company(t, "acme", clock=lambda: T0) for _ in range(8)))
+    reports = await asyncio.gather(*(run_by_name(t, "acme", clock=lambda: T0) for _ in range(8)))
     assert sorted(r.outcome for r in reports).count(RunOutcome.INVOICED) == 1
     assert [i.number for i in await Invoice.all()] == [1]
     assert await Order.filter(invoice_id=None).count() == 0
@@ -61,9 +61,9 @@ async def test_two_tenants_have_independent_sequences(db):
     await f.order(a)
     await f.order(b)
     await f.order(b, ref="ORD-B2", dispatched_at=T0 - timedelta(hours=2))
-    r1 = await run_company(first, "acme", cutoff=T0, clock=lambda: T0)
-    r2 = await run_company(second, "acme", cutoff=T0 - timedelta(hours=3), clock=lambda: T0)
-    r3 = await run_company(second, "acme", cutoff=T0, clock=lambda: T0)
+    r1 = await run_by_name(first, "acme", cutoff=T0, clock=lambda: T0)
+    r2 = await run_by_name(second, "acme", cutoff=T0 - timedelta(hours=3), clock=lambda: T0)
+    r3 = await run_by_name(second, "acme", cutoff=T0, clock=lambda: T0)
     assert (r1.invoice_number, r2.invoice_number, r3.invoice_number) == ("000001", "000001", "000002")
 
 
@@ -74,6 +74,6 @@ async def test_the_prefix_and_padding_shape_the_printed_number(db):
     await f.price(t, "MUG", "5.00")
     c = await f.company(t)
     await f.order(c)
-    report = await run_company(t, "acme", clock=lambda: T0)
+    report = await run_by_name(t, "acme", clock=lambda: T0)
     assert report.invoice_number == "INK-0001"
     assert (await Invoice.get(id=report.invoice_id)).number == 1

@@ -28,7 +28,6 @@ from fpdf import FPDF
 from pypdf import PdfReader
 
 from invoicing.billing.document import InvoiceDocument, Party
-from invoicing.billing.runs import run_company
 from invoicing.delivery.mail import compose_invoice_email, envelope_recipients
 from invoicing.delivery.outbox import UNKNOWN_OUTCOME, Outbox
 from invoicing.delivery.transport import (
@@ -38,6 +37,7 @@ from invoicing.delivery.transport import (
     Transport,
 )
 from invoicing.errors import InvalidInput, NotFound
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import Company, Delivery, DeliveryKind, Invoice
 from tests import factories as f
 from tests.factories import T0
@@ -91,7 +91,7 @@ async def issue_invoice(bcc: list[str] | None = None, short: str = "acme", tenan
     await f.price(t, "MUG", "5.00", shipping="1.50")
     await f.emailer(c, bcc=bcc or [])
     await f.order(c, quantity=2)
-    report = await run_company(t, short, clock=lambda: T0, mail_domain="inkwell.example")
+    report = await run_by_name(t, short, clock=lambda: T0, mail_domain="inkwell.example")
     return t, await Delivery.get(invoice_id=report.invoice_id)
 
 

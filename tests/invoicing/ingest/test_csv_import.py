@@ -7,8 +7,8 @@ import io
 import time
 from decimal import Decimal
 
-from invoicing.billing.runs import run_company
 from invoicing.ingest.csv_import import decode, import_orders, import_prices
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import AuditEntry, Order, OrderItem, Price, Product
 from tests import factories as f
 from tests.factories import T0
@@ -97,7 +97,7 @@ async def test_header_problems_are_reported_before_any_row(db):
 async def test_changing_an_invoiced_order_in_a_file_is_refused_naming_the_invoice(db):
     t = await setup()
     await import_orders(t, orders_csv(row("SO-1")))
-    report = await run_company(t, "acme", clock=lambda: T0)
+    report = await run_by_name(t, "acme", clock=lambda: T0)
     result = await import_orders(t, orders_csv(row("SO-2"), row("SO-1", quantity="5")))
     assert [str(e) for e in result.errors] == [
         f"row 3, column ref: Order SO-1 of 'acme' is on invoice {report.invoice_number}; "

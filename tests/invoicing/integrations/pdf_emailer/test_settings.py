@@ -13,7 +13,7 @@ from invoicing.integrations.pdf_emailer.settings import (
     enable,
     settings,
 )
-from models import AuditEntry, EmailerIntegration
+from models import AuditEntry, Integration, IntegrationKind
 from tests import factories as f
 from tests.factories import T0  # Monday 2026-11-02 09:00 UTC (GMT in London)
 
@@ -28,8 +28,8 @@ async def audit(action: str | None = None) -> list[AuditEntry]:
 
 
 async def snapshot(company) -> dict:
-    row = await EmailerIntegration.get(company_id=company.id)
-    return {k: getattr(row, k) for k in ("enabled", "include_errors", "starting_from", "bcc", "schedule", "next_run_at")}
+    row = await Integration.get(company_id=company.id, kind=IntegrationKind.PDF_EMAILER)
+    return {k: getattr(row, k) for k in ("enabled", "include_errors", "starting_from", "settings", "schedule", "next_run_at")}
 
 
 async def test_enabling_runs_first_at_the_next_hour_and_is_audited(db):

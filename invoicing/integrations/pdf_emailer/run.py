@@ -1,0 +1,129 @@
+"""One run of a company's PDF Emailer: issue an invoice for its eligible orders and queue the e-mail.
+
+The whole run is **one database transaction**:
+
+    lock this integration row → plan the lines → take the next number → create the
+    invoice + lines → mark the orders invoiced → record the run → queue the e-mail
+    (an outbox ``Delivery``) → commit
+
+The e-mail, the PDF and the Slack notice are produced after commit, from the outbox
+(``invoicing.delivery.outbox``). A refused run (plan, incomplete details) is recorded
+as ``refused``; a run that fails rolls back and is recorded as ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from invoicing.billing import runs
+from invoicing.billing.numbering import peek_next_number
+from invoicing.billing.runs import RunContext, RunReport
+from invoicing.clock import Clock, utc_now
+from invoicing.delivery.bcc import bcc_of
+from invoicing.delivery.mail import message_id_for
+from invoicing.errors import NotEligible
+from models import (
+    Company,
+    Delivery,
+    Integration,
+    IntegrationKind,
+    RunOutcome,
+    RunTrigger,
+    Tenant,
+)
+
+log = logging.getLogger(__name__)
+
+KIND = IntegrationKind.PDF_EMAILER
+
+#: ``checkpoint(step)`` is called at each step inside the transaction (trials crash there).
+Checkpoint = Callable[[str], None]
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+async def run_company(
+    tenant: Tenant,
+    company: Company,
+    *,
+    trigger: RunTrigger = RunTrigger.MANUAL,
+    actor: str = "",
+    dry_run: bool = False,
+    cutoff: datetime | None = None,
+    clock: Clock = utc_now,
+    mail_domain: str = "invoicebot.local",
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> RunReport:
+    """Invoice ``company`` of ``tenant`` now (manual) or for a scheduled ``cutoff``.
+
+    ``tenant`` must be freshly read by the caller (its seller details and plan are
+    used as given; the scheduler and every command read it once per run). Raises
+    ``NotEligible`` (incl. ``IncompleteDetails``) when invoicing is refused; a refused
+    non-dry run is recorded with outcome ``refused``. ``checkpoint(name)`` is called
+    at ``claimed``, ``numbered``, ``invoice_created``, ``orders_marked``, ``recorded``.
+    """
+    now = clock()
+    cutoff = cutoff or now
+    if dry_run:
+        runs.check_can_invoice(tenant, company)
+        integration = await Integration.get(company_id=company.id, kind=KIND)
+        ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+        planned = await runs.plan_invoice(company, integration, cutoff, lock=False)
+        number = await peek_next_number(tenant.id) if planned.lines else None
+        return runs.report(ctx, planned, dry_run=True, number=number)
+    try:
+        runs.check_can_invoice(tenant, company)
+    except NotEligible as refusal:
+        integration = await Integration.get(company_id=company.id, kind=KIND)
+        ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+        await runs.record_run(ctx, RunOutcome.REFUSED, finished_at=now, message=refusal.message)
+        raise
+    integration = await Integration.get(company_id=company.id, kind=KIND)
+    ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+    try:
+        async with in_transaction():
+            # Claim: an UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) at once,
+            # so two runs of one company's emailer queue here instead of racing.
+            await Integration.filter(id=integration.id).update(updated_at=now)
+            integration = await Integration.get(id=integration.id)
+            ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+            checkpoint("claimed")
+            planned = await runs.plan_invoice(company, integration, cutoff, lock=True)
+            if not planned.lines:
+                run = await runs.record_run(ctx, RunOutcome.NO_ORDERS, finished_at=clock(), planned=planned,
+                                            message="No eligible orders: no invoice, no number used.")
+                return runs.report(ctx, planned, dry_run=False, run_id=run.id)
+            issued = await runs.issue(tenant, company, integration, planned, cutoff=cutoff, now=now,
+                                      on_step=checkpoint)
+            run = await runs.record_run(
+                ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
+                message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
+            await Delivery.create(
+                invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
+                to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
+            )
+            checkpoint("recorded")
+    except Exception as exc:
+        log.warning("run failed tenant=%s company=%s error=%s", tenant.name, company.short_name, type(exc).__name__)
+        await runs.record_failure(ctx, exc)
+        raise
+    log.info("invoice issued tenant=%s company=%s invoice=%s orders=%d", tenant.name, company.short_name,
+             issued.display, len(planned.order_ids))
+    return runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
+
+
+async def run_by_name(tenant: Tenant, short_name: str, **options: Any) -> RunReport:
+    """``run_company`` for adapters that hold a name (CLI, Slack ``run <co>``, the demo).
+
+    Finds the tenant's company (``NotFound`` for an unknown one) and reads the tenant
+    once, fresh, so seller details changed a moment ago are the ones invoiced.
+    """
+    company = await runs.find_company(tenant, short_name)
+    return await run_company(await Tenant.get(id=tenant.id), company, **options)

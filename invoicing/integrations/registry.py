@@ -1,0 +1,21 @@
+"""Where each integration kind plugs in: its run function, keyed by kind.
+
+The scheduler claims due integrations of every kind with one statement and calls
+``RUNNERS[kind]`` for each. A new kind adds a value to ``models.IntegrationKind``, a
+package ``invoicing/integrations/<kind>/`` with its settings and run function, and
+one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from invoicing.billing.runs import RunReport
+from invoicing.integrations.pdf_emailer.run import run_company
+from models import IntegrationKind
+
+#: ``run(tenant, company, *, trigger, cutoff, clock, actor) -> RunReport``; the composition
+#: root binds deployment settings (e.g. the mail domain) with ``functools.partial``.
+Runner = Callable[..., Awaitable[RunReport]]
+
+RUNNERS: Mapping[IntegrationKind, Runner] = {IntegrationKind.PDF_EMAILER: run_company}

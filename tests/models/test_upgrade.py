@@ -1,0 +1,110 @@
+"""Upgrading a database of the previous release (PDF Emailer rows) to integrations loses nothing.
+
+The database is built with the migrations as released before integrations existed
+(up to 0005), filled through plain SQL with the data that release wrote, then
+migrated to the newest schema; every setting, schedule, pending run and lease must
+be on the company's ``pdf_emailer`` integration, and old runs linked to it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from tortoise.context import TortoiseContext
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from bot.db import database, database_url_with_name, migrate, postgres_admin, tortoise_config
+from invoicing.delivery.bcc import bcc_of
+from invoicing.sql import Statement
+from invoicing.parties.companies import create_company
+from models import Integration, IntegrationKind, InvoiceRun, Tenant
+from tests.conftest import BACKENDS, POSTGRES_URL
+
+PREVIOUS_RELEASE = "models.0005_auto_20261125_1236"
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+_PARTY = {"legal_name": "", "address_line1": "", "address_line2": "", "city": "", "region": "", "postcode": "",
+          "country": "GB", "vat_number": "", "company_number": "", "email": "", "phone": "",
+          "payment_terms_days": 30, "iban": "", "bic": ""}
+
+#: What the previous release stored per company: (short name, emailer columns).
+EMAILERS = {
+    "acme": {"enabled": True, "include_errors": True, "starting_from": datetime(2026, 11, 1, tzinfo=UTC),
+             "bcc": ["ops@inkwell.example", "ap@acme.example"], "schedule": "daily",
+             "next_run_at": datetime(2026, 11, 21, 0, 0, tzinfo=UTC), "last_cutoff_at": datetime(2026, 11, 20, tzinfo=UTC),
+             "lease_owner": "host-1234-abcdef", "lease_until": datetime(2026, 11, 21, 0, 15, tzinfo=UTC)},
+    "beta": {"enabled": False, "include_errors": False, "starting_from": None, "bcc": [], "schedule": "0 9 * * 1-5",
+             "next_run_at": None, "last_cutoff_at": None, "lease_owner": None, "lease_until": None},
+    "gamma": {"enabled": True, "include_errors": False, "starting_from": None, "bcc": ["x@y.example"],
+              "schedule": "weekly", "next_run_at": datetime(2026, 11, 22, 0, 0, tzinfo=UTC), "last_cutoff_at": None,
+              "lease_owner": None, "lease_until": None},
+}
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
+    """A database with no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/old.db"
+        return
+    name = f"invoicebot_up_{uuid.uuid4().hex[:10]}"
+    await postgres_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url_with_name(POSTGRES_URL, name)
+    finally:
+        await postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _insert(table: str, values: dict[str, object]) -> int:
+    q = Statement()
+    columns = ", ".join(f'"{c}"' for c in values)
+    marks = ", ".join(q(v) for v in values.values())
+    rows = await q.rows(f'INSERT INTO "{table}" ({columns}) VALUES ({marks}) RETURNING id')
+    return int(rows[0][0])
+
+
+async def _fill_previous_release() -> dict[str, int]:
+    tenant_id = await _insert("tenant", {**_PARTY, "name": "inkwell", "slack_team_id": "T0OLD", "plan": "oms",
+                                         "currency": "GBP", "timezone": "Europe/London", "invoice_prefix": "INK-",
+                                         "number_padding": 6, "last_invoice_number": 7, "created_at": T0,
+                                         "admin_user_ids": json.dumps(["U1"])})
+    companies = {}
+    for short, emailer in EMAILERS.items():
+        company_id = await _insert("company", {**_PARTY, "short_name": short, "name": short.title(), "currency": "GBP",
+                                               "timezone": "Europe/London", "slack_channel": "", "created_at": T0,
+                                               "tenant_id": tenant_id})
+        await _insert("emailer_integration", {**emailer, "bcc": json.dumps(emailer["bcc"]), "updated_at": T0,
+                                              "company_id": company_id})
+        await _insert("invoice_run", {"trigger": "schedule", "actor": "scheduler", "started_at": T0, "finished_at": T0,
+                                      "cutoff": T0, "outcome": "no_orders", "orders_invoiced": 0, "orders_skipped": 0,
+                                      "skipped": "[]", "skipped_by_reason": "{}", "message": "", "company_id": company_id,
+                                      "tenant_id": tenant_id})
+        companies[short] = company_id
+    return companies
+
+
+async def test_every_emailer_setting_schedule_and_lease_survives_the_upgrade(empty_url: str) -> None:
+    async with TortoiseContext():
+        await tortoise_migrate(config=tortoise_config(empty_url), target=PREVIOUS_RELEASE)
+    async with database(empty_url, apply_migrations=False):
+        companies = await _fill_previous_release()
+
+    await migrate(empty_url)
+
+    async with database(empty_url, apply_migrations=False):
+        for short, before in EMAILERS.items():
+            row = await Integration.get(company_id=companies[short], kind=IntegrationKind.PDF_EMAILER)
+            after = {key: getattr(row, key) for key in before if key != "bcc"} | {"bcc": bcc_of(row)}
+            assert after == before, short
+            [run] = await InvoiceRun.filter(company_id=companies[short])
+            assert run.integration_id == row.id  # type: ignore[attr-defined]
+        assert await Integration.all().count() == len(EMAILERS)
+        # New rows get fresh ids after the copied ones (PostgreSQL's sequence was moved on).
+        delta = await create_company(await Tenant.get(name="inkwell"), "delta", name="Delta", country="GB",
+                                     currency="GBP")
+        assert (await Integration.get(company_id=delta.id)).id > max(
+            (await Integration.filter(company_id__in=list(companies.values())).values_list("id", flat=True)))
