@@ -30,12 +30,17 @@ def connection(name: str = "default") -> BaseDBAsyncClient:
     return connections.get(name)
 
 
+def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
+    """Whether ``conn`` (default: the current connection) is PostgreSQL rather than SQLite."""
+    return (conn if conn is not None else connection()).capabilities.dialect == "postgres"
+
+
 class Statement:
     """One statement's text being built and its bound parameters, in the connection's dialect."""
 
     def __init__(self, conn: BaseDBAsyncClient | None = None) -> None:
         self.conn = conn if conn is not None else connection()
-        self.postgres = self.conn.capabilities.dialect == "postgres"
+        self.postgres = is_postgres(self.conn)
         self.params: list[Any] = []
 
     def param(self, value: Any) -> str:
@@ -60,10 +65,14 @@ class Statement:
     async def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """Run ``sql`` (built with this statement's placeholders) and return its rows as tuples.
 
-        Also for ``INSERT/UPDATE … RETURNING``: Tortoise's asyncpg ``execute_query`` drops
-        the rows of any statement starting with INSERT/UPDATE/DELETE, its dict variant does not.
+        Also for ``INSERT/UPDATE/DELETE … RETURNING``: Tortoise's asyncpg ``execute_query``
+        drops the rows of such statements, so they are fetched through its dict variant
+        (their RETURNING columns must then have distinct names).
         """
-        return [tuple(row.values()) for row in await self.conn.execute_query_dict(sql, self.params)]
+        if self.postgres and sql.lstrip()[:6].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            return [tuple(row.values()) for row in await self.conn.execute_query_dict(sql, self.params)]
+        _, rows = await self.conn.execute_query(sql, self.params)
+        return [tuple(row) for row in rows]
 
     async def dicts(self, sql: str) -> list[dict[str, Any]]:
         """Run ``sql`` and return its rows as dicts keyed by column name."""

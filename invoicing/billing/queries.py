@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
+from invoicing.sql import Statement, instant
 from invoicing.validation import storable
-from models import Company, Invoice, InvoiceLine, Order
+from models import Company, Invoice, InvoiceLine
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -112,11 +113,6 @@ _PAGE_SQL = (
 )
 
 
-def _instant(value: datetime | str | None) -> datetime | None:
-    """asyncpg returns aware datetimes, SQLite the ISO text Tortoise stored."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
 async def list_orders(
     tenant_id: int, flt: OrderFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
 ) -> OrderPage:
@@ -131,14 +127,7 @@ async def list_orders(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
     after = decode_cursor(cursor) if cursor else None
-    conn = Order._meta.db
-    postgres = conn.capabilities.dialect == "postgres"
-    params: list[object] = []
-
-    def param(value: object) -> str:
-        params.append(value)
-        return f"${len(params)}" if postgres else "?"
-
+    param = Statement()
     where = [f"c.tenant_id = {param(tenant_id)}"]
     if flt.company is not None:
         name = flt.company.strip().lower()
@@ -161,11 +150,11 @@ async def list_orders(
     if offset < 0:
         raise InvalidInput("offset", "must not be negative")
     sql = _PAGE_SQL.format(where=" AND ".join(where), limit=param(limit + 1), offset=param(offset))
-    _, rows = await conn.execute_query(sql, params)
+    rows = await param.rows(sql)
     more = len(rows) > limit
     page = [
         OrderRow(id=r[0], company=r[7], ref=r[1], status=r[2], on_hold=bool(r[3]), error=r[4],
-                 dispatched_at=_instant(r[5]), invoice_number=r[6])
+                 dispatched_at=instant(r[5]), invoice_number=r[6])
         for r in rows[:limit]
     ]
     return OrderPage(rows=tuple(page), next_cursor=encode_cursor(page[-1].id) if more else None)

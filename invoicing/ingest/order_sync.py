@@ -20,6 +20,7 @@ from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
 from invoicing.ingest.catalog import retailers_of
 from invoicing.parties.accounting import normalise_country
+from invoicing.sql import Statement, connection, instant, is_postgres, json_text, json_value
 from models import (
     Company,
     Invoice,
@@ -271,43 +272,16 @@ async def upsert_orders(
             raise InvoicedOrderConflict(refusals)
         ids = await _write_orders(conn, plans, progress)
     written = sum(1 for p in plans if p.write_row)
-    if written >= ANALYZE_AFTER and conn.capabilities.dialect == "postgres":
+    if written >= ANALYZE_AFTER and is_postgres(conn):
         # After a bulk load the planner's statistics still describe the old, smaller table,
         # and the next import's lookups would be planned as scans (minutes, not seconds).
         for table in ("order", "order_item"):
-            await Order._meta.db.execute_script(f'ANALYZE "{table}"')
+            await connection().execute_script(f'ANALYZE "{table}"')
     return [
         OrderOutcome(p.order.company, p.order.ref, ids.get(p.index) or p.stored.id,  # type: ignore[union-attr]
                      p.result, p.stored.invoice_number if p.stored else None)
         for p in plans
     ]
-
-
-class _Sql:
-    """Parameter placeholders in the connection's dialect (``$1`` for asyncpg, ``?`` for SQLite).
-
-    The order write path uses hand-written statements: at 500–1,000 orders per request,
-    the ORM's per-row objects and query building cost more than the database work.
-    """
-
-    def __init__(self, conn: BaseDBAsyncClient) -> None:
-        self.postgres = conn.capabilities.dialect == "postgres"
-        self.params: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.params.append(value)
-        return f"${len(self.params)}" if self.postgres else "?"
-
-    def any_of(self, values: Sequence[Any], pg_type: str) -> str:
-        """``= ANY($n::int[])`` (one prepared statement for any length) or ``IN (?, ?, …)``."""
-        if self.postgres:
-            return f"= ANY({self(list(values))}::{pg_type}[])"
-        return f"IN ({','.join(self(v) for v in values)})"
-
-
-def _instant(value: datetime | str | None) -> datetime | None:
-    """asyncpg returns aware datetimes; SQLite the ISO text Tortoise stores."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 async def _load_orders(conn: BaseDBAsyncClient, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], _Stored]:
@@ -319,28 +293,27 @@ async def _load_orders(conn: BaseDBAsyncClient, keys: Sequence[tuple[int, str]])
     rows: list[Any] = []
     for company_id in sorted(by_company):  # one lock order for every writer (no deadlocks between batches)
         for chunk in chunks(sorted(set(by_company[company_id]))):
-            q = _Sql(conn)
+            q = Statement(conn)
             sql = ("SELECT id, company_id, external_ref, invoice_id, source_updated_at, status, on_hold, error, "
                    f'dispatched_at, ship_to FROM "order" WHERE company_id = {q(company_id)} '
-                   f"AND external_ref {q.any_of(chunk, 'varchar')} ORDER BY id" + (" FOR UPDATE" if q.postgres else ""))
-            rows += (await conn.execute_query(sql, q.params))[1]
+                   f"AND external_ref {q.any_of(chunk, 'varchar')} ORDER BY id{q.for_update()}")
+            rows += await q.rows(sql)
     items: dict[int, list[ItemInput]] = {}
     for chunk in chunks([row[0] for row in rows]):
-        q = _Sql(conn)
+        q = Statement(conn)
         sql = (f"SELECT order_id, sku, quantity, description FROM order_item WHERE order_id {q.any_of(chunk, 'int')} "
                "ORDER BY order_id, position, id")
-        for order_id, sku, quantity, description in (await conn.execute_query(sql, q.params))[1]:
+        for order_id, sku, quantity, description in await q.rows(sql):
             items.setdefault(order_id, []).append(ItemInput(sku, quantity, description))
     invoice_ids = sorted({row[3] for row in rows if row[3] is not None})
     numbers: dict[int, str] = {}
     for chunk in chunks(invoice_ids):
         numbers.update(await Invoice.filter(id__in=chunk).values_list("id", "display_number"))  # type: ignore[arg-type]
-    decode = Order._meta.fields_map["ship_to"].to_python_value  # the field's own JSON decoding
     return {
         (company_id, ref): _Stored(
-            id=order_id, company_id=company_id, source_updated_at=_instant(stamp), invoice_id=invoice_id,
+            id=order_id, company_id=company_id, source_updated_at=instant(stamp), invoice_id=invoice_id,
             values={"status": OrderStatus(status), "on_hold": bool(on_hold), "error": error,
-                    "dispatched_at": _instant(dispatched_at), "ship_to": decode(ship_to)},
+                    "dispatched_at": instant(dispatched_at), "ship_to": json_value(ship_to)},
             items=tuple(items.get(order_id, ())), invoice_number=numbers.get(invoice_id),  # type: ignore[arg-type]
         )
         for order_id, company_id, ref, invoice_id, stamp, status, on_hold, error, dispatched_at, ship_to in rows
@@ -362,13 +335,13 @@ async def _insert_rows(
     tail = " RETURNING " + ",".join(f'"{c}"' for c in returning) if returning else ""
     out: list[dict[str, Any]] = []
     for chunk in chunks(rows, per_statement):
-        q = _Sql(conn)
+        q = Statement(conn)
         groups = ",".join("(" + ",".join(q(value) for value in row) + ")" for row in chunk)
         sql = f'INSERT INTO "{table}" ({quoted}) VALUES {groups}{tail}'
         if returning:
-            out += await conn.execute_query_dict(sql, q.params)
+            out += await q.dicts(sql)
         else:
-            await conn.execute_query(sql, q.params)
+            await q.execute(sql)
     return out
 
 
@@ -381,8 +354,7 @@ def _db_values(p: _Plan, now: datetime) -> tuple[Any, ...]:
     o = p.order
     stored_stamp = p.stored.source_updated_at if p.stored else None
     stamp = max(filter(None, (o.updated_at, stored_stamp)), default=None)  # never moves backwards
-    ship_to = Order._meta.fields_map["ship_to"].to_db_value(o.ship_to, None)  # the field's own JSON encoding
-    return (p.company_id, o.status.value, o.on_hold, o.error, o.dispatched_at, ship_to, stamp, now)
+    return (p.company_id, o.status.value, o.on_hold, o.error, o.dispatched_at, json_text(o.ship_to), stamp, now)
 
 
 async def _write_orders(
@@ -403,17 +375,17 @@ async def _write_orders(
         done += len(chunk)
         if progress:
             progress(done, total)
-    q = _Sql(conn)
+    q = Statement(conn)
     assignments = ", ".join(f"{column} = {q(None)}" for column in _WRITTEN)
     update_sql = f'UPDATE "order" SET {assignments} WHERE id = {q(None)}'
     for chunk in chunks(updates):
-        await conn.execute_many(update_sql, [[*_db_values(p, now), p.stored.id] for p in chunk])  # type: ignore[union-attr]
+        await q.execute_many(update_sql, [[*_db_values(p, now), p.stored.id] for p in chunk])  # type: ignore[union-attr]
         done += len(chunk)
         if progress:
             progress(done, total)
     for chunk in chunks([p.stored.id for p in plans if p.write_items and p.stored is not None]):
-        q = _Sql(conn)
-        await conn.execute_query(f"DELETE FROM order_item WHERE order_id {q.any_of(chunk, 'int')}", q.params)
+        q = Statement(conn)
+        await q.execute(f"DELETE FROM order_item WHERE order_id {q.any_of(chunk, 'int')}")
     await _insert_rows(conn, "order_item", _ITEM_COLUMNS, [
         (ids.get(p.index) or p.stored.id, pos, item.sku, item.quantity, item.description)  # type: ignore[union-attr]
         for p in plans if p.write_items for pos, item in enumerate(p.order.items)])

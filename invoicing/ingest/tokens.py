@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from invoicing import validation
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import NotFound
+from invoicing.sql import Statement, instant
 from models import ApiToken, AuditEntry, Tenant
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ async def revoke_token(tenant: Tenant, prefix: str, *, actor: str = "cli", clock
 
 
 _AUTH_SQL = ("SELECT k.id, k.prefix, k.token_hash, k.last_used_at, t.id, t.name FROM api_token k "
-             "JOIN tenant t ON t.id = k.tenant_id WHERE k.token_hash = {p} AND k.revoked_at IS NULL")
+             "JOIN tenant t ON t.id = k.tenant_id WHERE k.token_hash = {digest} AND k.revoked_at IS NULL")
 
 
 async def authenticate(presented: str, *, clock: Clock = utc_now) -> Principal | None:
@@ -143,14 +144,12 @@ async def authenticate(presented: str, *, clock: Clock = utc_now) -> Principal |
     if not _SHAPE.match(presented):
         return None
     digest = hash_token(presented)
-    conn = ApiToken._meta.db
-    _, rows = await conn.execute_query(
-        _AUTH_SQL.format(p="$1" if conn.capabilities.dialect == "postgres" else "?"), [digest])
+    q = Statement()
+    rows = await q.rows(_AUTH_SQL.format(digest=q(digest)))
     if not rows or not hmac.compare_digest(rows[0][2], digest):
         return None
     token_id, prefix, _, last_used, tenant_id, tenant_name = rows[0]
-    if isinstance(last_used, str):  # SQLite keeps ISO text
-        last_used = datetime.fromisoformat(last_used)
+    last_used = instant(last_used)
     now = clock()
     if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
         await ApiToken.filter(id=token_id).update(last_used_at=now)
