@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -26,6 +27,9 @@ from invoicing.errors import InvoiceBotError, NotFound
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.tenants import create_tenant, get_tenant
 from models import Tenant
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 # Wide enough for the summary table even when stdout is a pipe or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 132)
@@ -90,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = exc.errors()[0]
         print(f"invoicebot: error: setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
         return 2
-    handlers: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] = {
+    handlers: dict[str, Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]] = {
         "token": _token, "import": _import,
         "demo": _demo, "migrate": _migrate, "tenant": _tenant, "run": _run, "serve": _serve,
     }
@@ -237,8 +241,8 @@ class _ImportProgress:
     _LABELS = {"check": "Checking rows", "write": "Writing"}
 
     def __init__(self) -> None:
-        self._bar = None
-        self._tasks: dict[str, object] = {}
+        self._bar: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> Callable[[str, int, int], None] | None:
         if not sys.stdout.isatty():
@@ -253,7 +257,7 @@ class _ImportProgress:
         assert self._bar is not None
         if phase not in self._tasks:
             self._tasks[phase] = self._bar.add_task(self._LABELS.get(phase, phase), total=total)
-        self._bar.update(self._tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+        self._bar.update(self._tasks[phase], completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

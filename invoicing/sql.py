@@ -27,7 +27,8 @@ _json_dumps = partial(json.dumps, separators=(",", ":"))
 
 def connection(name: str = "default") -> BaseDBAsyncClient:
     """The current connection (or transaction) of the given Tortoise connection name."""
-    return connections.get(name)
+    conn: BaseDBAsyncClient = connections.get(name)
+    return conn
 
 
 def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:

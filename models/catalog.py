@@ -1,12 +1,23 @@
 """Products and their prices: one default price plus optional per-retailer overrides."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.company import Company
+    from models.tenant import Tenant
 
 
 class Product(Model):
     id = fields.IntField(primary_key=True)
-    tenant = fields.ForeignKeyField("models.Tenant", related_name="products", on_delete=fields.RESTRICT)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="products", on_delete=fields.RESTRICT
+    )
+    tenant_id: int
     sku = fields.CharField(max_length=64)
     name = fields.CharField(max_length=200)
 
@@ -25,10 +36,14 @@ class Price(Model):
     """
 
     id = fields.IntField(primary_key=True)
-    product = fields.ForeignKeyField("models.Product", related_name="prices", on_delete=fields.CASCADE)
-    retailer = fields.ForeignKeyField(
+    product: fields.ForeignKeyRelation[Product] = fields.ForeignKeyField(
+        "models.Product", related_name="prices", on_delete=fields.CASCADE
+    )
+    product_id: int
+    retailer: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
         "models.Company", related_name="prices", null=True, on_delete=fields.CASCADE
     )
+    retailer_id: int | None
     currency = fields.CharField(max_length=3)
     cost_price = fields.DecimalField(max_digits=14, decimal_places=4)
     shipping = fields.DecimalField(max_digits=14, decimal_places=4, default=0)

@@ -1,13 +1,23 @@
 """A dropship company (retailer): the buyer of the invoices issued under a tenant."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 
 from models.accounting import AccountingFields
 
+if TYPE_CHECKING:
+    from models.tenant import Tenant
+
 
 class Company(AccountingFields):
     id = fields.IntField(primary_key=True)
-    tenant = fields.ForeignKeyField("models.Tenant", related_name="companies", on_delete=fields.RESTRICT)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="companies", on_delete=fields.RESTRICT
+    )
+    tenant_id: int
     # The handle ops type in Slack (``acme``); unique within a tenant.
     short_name = fields.CharField(max_length=40)
     name = fields.CharField(max_length=200)

@@ -1,9 +1,15 @@
 """The outbox: one row per e-mail that must leave for an invoice."""
 
+from __future__ import annotations
+
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.invoice import Invoice
 
 
 class DeliveryKind(StrEnum):
@@ -27,12 +33,15 @@ class Delivery(Model):
     """
 
     id = fields.IntField(primary_key=True)
-    invoice = fields.ForeignKeyField("models.Invoice", related_name="deliveries", on_delete=fields.RESTRICT)
+    invoice: fields.ForeignKeyRelation[Invoice] = fields.ForeignKeyField(
+        "models.Invoice", related_name="deliveries", on_delete=fields.RESTRICT
+    )
+    invoice_id: int
     kind = fields.CharEnumField(DeliveryKind, default=DeliveryKind.INITIAL, max_length=10)
     status = fields.CharEnumField(DeliveryStatus, default=DeliveryStatus.PENDING, max_length=10)
     message_id = fields.CharField(max_length=200)
     to_addr = fields.CharField(max_length=254)
-    bcc = fields.JSONField(default=list)
+    bcc: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField(null=True, db_index=True)
     last_error = fields.TextField(default="")

@@ -7,10 +7,16 @@ needs lives in ``settings`` (JSON, shaped and validated by that kind's package i
 ``invoicing.integrations``).
 """
 
+from __future__ import annotations
+
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.company import Company
 
 
 class IntegrationKind(StrEnum):
@@ -25,7 +31,10 @@ class Integration(Model):
     """
 
     id = fields.IntField(primary_key=True)
-    company = fields.ForeignKeyField("models.Company", related_name="integrations", on_delete=fields.CASCADE)
+    company: fields.ForeignKeyRelation[Company] = fields.ForeignKeyField(
+        "models.Company", related_name="integrations", on_delete=fields.CASCADE
+    )
+    company_id: int
     kind = fields.CharEnumField(IntegrationKind, max_length=20)
     enabled = fields.BooleanField(default=False)
     include_errors = fields.BooleanField(default=False)
@@ -40,7 +49,7 @@ class Integration(Model):
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.DatetimeField(null=True)
     # The kind's own settings (PDF Emailer: the BCC list).
-    settings = fields.JSONField(default=dict)
+    settings: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -1,9 +1,15 @@
 """Issued invoices: immutable snapshots of who sold what to whom, for how much."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.company import Company
+    from models.tenant import Tenant
 
 
 class ImmutableInvoiceError(RuntimeError):
@@ -16,14 +22,14 @@ class _Immutable(Model):
     class Meta:
         abstract = True
 
-    async def save(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    async def save(self, *args: Any, **kwargs: Any) -> None:
         if self._saved_in_db:
             raise ImmutableInvoiceError(
                 f"{type(self).__name__} {self.pk} is issued and cannot be changed; issue a credit note"
             )
         await super().save(*args, **kwargs)
 
-    async def delete(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    async def delete(self, *args: Any, **kwargs: Any) -> None:
         raise ImmutableInvoiceError(f"{type(self).__name__} {self.pk} is issued and cannot be deleted")
 
 
@@ -36,8 +42,14 @@ class Invoice(_Immutable):
     """
 
     id = fields.IntField(primary_key=True)
-    tenant = fields.ForeignKeyField("models.Tenant", related_name="invoices", on_delete=fields.RESTRICT)
-    company = fields.ForeignKeyField("models.Company", related_name="invoices", on_delete=fields.RESTRICT)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="invoices", on_delete=fields.RESTRICT
+    )
+    tenant_id: int
+    company: fields.ForeignKeyRelation[Company] = fields.ForeignKeyField(
+        "models.Company", related_name="invoices", on_delete=fields.RESTRICT
+    )
+    company_id: int
     number = fields.IntField()
     display_number = fields.CharField(max_length=40)
     issued_at = fields.DatetimeField()
@@ -45,12 +57,12 @@ class Invoice(_Immutable):
     period_end = fields.DatetimeField()
     currency = fields.CharField(max_length=3)
     timezone = fields.CharField(max_length=64)
-    seller = fields.JSONField()
-    buyer = fields.JSONField()
+    seller: fields.JSONField[dict[str, Any]] = fields.JSONField()
+    buyer: fields.JSONField[dict[str, Any]] = fields.JSONField()
     net_total = fields.DecimalField(max_digits=16, decimal_places=4)
     tax_total = fields.DecimalField(max_digits=16, decimal_places=4)
     gross_total = fields.DecimalField(max_digits=16, decimal_places=4)
-    tax_breakdown = fields.JSONField()
+    tax_breakdown: fields.JSONField[list[dict[str, str]]] = fields.JSONField()
     order_count = fields.IntField()
     payment_terms_days = fields.IntField()
 
@@ -67,7 +79,10 @@ class InvoiceLine(_Immutable):
     """One order item as billed: quantity × (unit cost + unit shipping) = net."""
 
     id = fields.IntField(primary_key=True)
-    invoice = fields.ForeignKeyField("models.Invoice", related_name="lines", on_delete=fields.RESTRICT, db_index=True)
+    invoice: fields.ForeignKeyRelation[Invoice] = fields.ForeignKeyField(
+        "models.Invoice", related_name="lines", on_delete=fields.RESTRICT, db_index=True
+    )
+    invoice_id: int
     position = fields.IntField()
     order_id_ref = fields.IntField()
     order_ref = fields.CharField(max_length=64)

@@ -1,6 +1,9 @@
 """The admin company: the tenant, the seller on every invoice, owner of the number sequence."""
 
+from __future__ import annotations
+
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 
@@ -32,7 +35,7 @@ class Tenant(AccountingFields):
     number_padding = fields.IntField(default=6)
     last_invoice_number = fields.IntField(default=0)
     # Slack user ids allowed to change configuration besides workspace admins/owners.
-    admin_user_ids = fields.JSONField(default=list)
+    admin_user_ids: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason
@@ -279,11 +280,11 @@ class RunContext:
 async def record_run(ctx: RunContext, outcome: RunOutcome, *, finished_at: datetime, message: str,
                      planned: InvoicePlan | None = None, invoice_id: int | None = None) -> InvoiceRun:
     """Write the run record (in the caller's transaction, or alone for a refusal)."""
+    skipped = _skipped_fields(planned) if planned is not None else {}
     return await InvoiceRun.create(
         tenant_id=ctx.tenant.id, company_id=ctx.company.id, integration_id=ctx.integration.id, trigger=ctx.trigger,
         actor=ctx.actor, started_at=ctx.started_at, finished_at=finished_at, cutoff=ctx.cutoff, outcome=outcome,
-        message=message, invoice_id=invoice_id,
-        **(_skipped_fields(planned) if planned is not None else {}),
+        message=message, invoice_id=invoice_id, **skipped,
     )
 
 
@@ -296,7 +297,7 @@ async def record_failure(ctx: RunContext, exc: Exception) -> None:
         log.exception("could not record failed run tenant=%s company=%s", ctx.tenant.name, ctx.company.short_name)
 
 
-def _skipped_fields(planned: InvoicePlan) -> dict[str, object]:
+def _skipped_fields(planned: InvoicePlan) -> dict[str, Any]:
     return {
         "orders_invoiced": len(planned.order_ids) if planned.lines else 0,
         "orders_skipped": len(planned.skipped),

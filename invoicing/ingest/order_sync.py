@@ -308,13 +308,13 @@ async def _load_orders(conn: BaseDBAsyncClient, keys: Sequence[tuple[int, str]])
     invoice_ids = sorted({row[3] for row in rows if row[3] is not None})
     numbers: dict[int, str] = {}
     for chunk in chunks(invoice_ids):
-        numbers.update(await Invoice.filter(id__in=chunk).values_list("id", "display_number"))  # type: ignore[arg-type]
+        numbers.update(await Invoice.filter(id__in=chunk).values_list("id", "display_number"))
     return {
         (company_id, ref): _Stored(
             id=order_id, company_id=company_id, source_updated_at=instant(stamp), invoice_id=invoice_id,
             values={"status": OrderStatus(status), "on_hold": bool(on_hold), "error": error,
                     "dispatched_at": instant(dispatched_at), "ship_to": json_value(ship_to)},
-            items=tuple(items.get(order_id, ())), invoice_number=numbers.get(invoice_id),  # type: ignore[arg-type]
+            items=tuple(items.get(order_id, ())), invoice_number=numbers.get(invoice_id),
         )
         for order_id, company_id, ref, invoice_id, stamp, status, on_hold, error, dispatched_at, ship_to in rows
     }
@@ -379,7 +379,7 @@ async def _write_orders(
     assignments = ", ".join(f"{column} = {q(None)}" for column in _WRITTEN)
     update_sql = f'UPDATE "order" SET {assignments} WHERE id = {q(None)}'
     for chunk in chunks(updates):
-        await q.execute_many(update_sql, [[*_db_values(p, now), p.stored.id] for p in chunk])  # type: ignore[union-attr]
+        await q.execute_many(update_sql, [[*_db_values(p, now), p.stored.id] for p in chunk])
         done += len(chunk)
         if progress:
             progress(done, total)
