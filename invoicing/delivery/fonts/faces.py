@@ -8,7 +8,10 @@ Why this module exists: fpdf2's ``add_font`` parses a TTF for every document
 each face is parsed once; ``attach`` gives a new document light copies that
 share the parsed tables but own their glyph map, and ``output`` embeds subsets
 cached by glyph set. The bytes are exactly those of ``add_font`` + ``FPDF.output``
-(``tests/invoicing/delivery/test_pdf.py`` compares both paths).
+(``tests/invoicing/delivery/test_pdf.py`` compares both paths) but for the subset
+tags: fpdf2 names every subset ``MPDFAA+…``, while ISO 32000-1 §9.6.4 wants a
+distinct tag of six uppercase letters for each subset in a file. Here a tag is a
+hash of the face and its glyph set, so the same document keeps the same bytes.
 
 Relies on fpdf2 2.8 internals (``TTFFont`` slots, ``OutputProducer._add_fonts``);
 ``pyproject.toml`` pins fpdf2 < 2.9 and the equivalence test guards an upgrade.
@@ -18,10 +21,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import logging
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -234,19 +239,22 @@ class _OutputProducer(OutputProducer):
         if self.fpdf._compliance or not all(isinstance(f, _SharedFont) and not f.color_font for f in fonts):
             return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
         font_objs_per_index = {}
+        tags: set[str] = set()
         for font in fonts:
-            font_objs_per_index[font.i] = self._add_shared_font(font)
+            font_objs_per_index[font.i] = self._add_shared_font(font, tags)
             font.subset.pick.cache_clear()  # fpdf2 clears these global caches after each font too
             font.subset.get_glyph.cache_clear()
         return font_objs_per_index
 
-    def _add_shared_font(self, font: TTFFont) -> PDFFont:
-        """Mirror of the TrueType branch of fpdf2 2.8 ``OutputProducer._add_fonts``."""
-        fontname = f"MPDFAA+{font.name}"
+    def _add_shared_font(self, font: TTFFont, tags: set[str]) -> PDFFont:
+        """Mirror of the TrueType branch of fpdf2 2.8 ``OutputProducer._add_fonts``, but for
+        the subset tag: its own, not yet in ``tags`` (those of the document so far)."""
+        glyph_names = font.subset.get_all_glyph_names()
+        fontname = f"{_subset_tag(font.name, glyph_names, tags)}+{font.name}"
         if font.missing_glyphs:
             LOGGER.warning("font %s lacks glyphs for %s", fontname, [chr(c) for c in font.missing_glyphs[:10]])
         face = _faces()[font.fontkey]
-        embedded = face.subset(font.subset.get_all_glyph_names())
+        embedded = face.subset(glyph_names)
         code_to_glyph = {
             char_id: embedded.glyph_id[glyph.glyph_name] for glyph, char_id in font.subset.items() if glyph is not None
         }
@@ -281,6 +289,28 @@ class _OutputProducer(OutputProducer):
         self._add_pdf_obj(font_file, "fonts")
         descriptor.font_file2 = font_file  # type: ignore[attr-defined]
         return composite
+
+
+def _subset_tag(font_name: str, glyph_names: Iterable[str], taken: set[str]) -> str:
+    """Six uppercase letters for the subset of ``font_name`` made of ``glyph_names``; added to ``taken``.
+
+    A hash of the face and the glyph set, so equal subsets get equal tags in every
+    process; on the rare clash with a tag already ``taken`` in the document the hash
+    is taken again with a counter, keeping the tags of one file distinct.
+    """
+    basis = "\n".join([font_name, *sorted(set(glyph_names))])
+    attempt = 0
+    while True:
+        digest = hashlib.sha256(f"{basis}\n{attempt}".encode()).digest()
+        number, letters = int.from_bytes(digest[:8], "big"), []
+        for _ in range(6):
+            number, letter = divmod(number, 26)
+            letters.append(chr(ord("A") + letter))
+        tag = "".join(letters)
+        if tag not in taken:
+            taken.add(tag)
+            return tag
+        attempt += 1
 
 
 class _CompressedFontStream(PDFFontStream):
