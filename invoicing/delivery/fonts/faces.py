@@ -13,6 +13,14 @@ tags: fpdf2 names every subset ``MPDFAA+…``, while ISO 32000-1 §9.6.4 wants a
 distinct tag of six uppercase letters for each subset in a file. Here a tag is a
 hash of the face and its glyph set, so the same document keeps the same bytes.
 
+The shared parsed tables must never reach fpdf2's own font output: it subsets a
+font's tables in place and closes them, so the next document would lack glyphs
+(fontTools' ``MissingGlyphsSubsettingError``). So the fast path also writes PDF/A
+documents (``FPDF(enforce_compliance="PDF/A-3B")``; for PDF/A-1 it adds the CIDSet
+fpdf2 adds), and a document that fpdf2 must embed itself (another font mixed in,
+or the plain copies ``FPDF.offset_rendering`` leaves) gets a parse of its own for
+each shared face first.
+
 Relies on fpdf2 2.8 internals (``TTFFont`` slots, ``OutputProducer._add_fonts``);
 ``pyproject.toml`` pins fpdf2 < 2.9 and the equivalence test guards an upgrade.
 """
@@ -26,7 +34,7 @@ import logging
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -34,7 +42,7 @@ from pathlib import Path
 from fontTools import subset as ftsubset
 from fontTools import ttLib
 from fpdf import FPDF
-from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.fonts import CoreFont, SubsetMap, TTFFont
 from fpdf.output import (
     CIDSystemInfo,
     OutputProducer,
@@ -106,7 +114,11 @@ class _Face:
         font.subset = SubsetMap(font)
         return font
 
-    def subset(self, glyph_names: list[str]) -> _Subset:
+    def own_tables(self) -> ttLib.TTFont:
+        """A parse of this face for one document only, as ``add_font`` makes it (~15 ms)."""
+        return TTFFont(FPDF(), self.path, self.fontkey, self.style).ttfont
+
+    def subset(self, glyph_names: Sequence[str]) -> _Subset:
         key = frozenset(glyph_names)
         with self._lock:
             hit = self._subsets.get(key)
@@ -120,7 +132,7 @@ class _Face:
                 self._subsets.popitem(last=False)
         return made
 
-    def _make_subset(self, glyph_names: list[str], *, shortcut: bool = True) -> _Subset:
+    def _make_subset(self, glyph_names: Sequence[str], *, shortcut: bool = True) -> _Subset:
         source = self.raw
         if shortcut:
             repertoire, repertoire_glyphs = self._repertoire_font()
@@ -164,7 +176,7 @@ def _glyphs_mapped_alike(full_cmap: dict[int, str], cut: ttLib.TTFont) -> frozen
     return frozenset(name for name in cut.getGlyphOrder() if full_codes.get(name, set()) == cut_codes.get(name, set()))
 
 
-def _subsetted(source: bytes, glyph_names: list[str], *, keep_glyph_names: bool = False) -> ttLib.TTFont:
+def _subsetted(source: bytes, glyph_names: Sequence[str], *, keep_glyph_names: bool = False) -> ttLib.TTFont:
     """``source`` cut down to ``glyph_names`` exactly as fpdf2 2.8's output step does it."""
     ttfont = ttLib.TTFont(BytesIO(source), recalcTimestamp=False, lazy=True)
     for tag in _TABLES_READ_BY_FPDF:
@@ -236,11 +248,13 @@ def output(pdf: FPDF) -> bytes:
 class _OutputProducer(OutputProducer):
     def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):  # type: ignore[no-untyped-def]
         fonts = sorted(self.fpdf.fonts.values(), key=lambda font: font.i)
-        if self.fpdf._compliance or not all(isinstance(f, _SharedFont) and not f.color_font for f in fonts):
+        shared = [font for font in fonts if isinstance(font, _SharedFont) and not font.color_font]
+        if len(shared) < len(fonts):
+            _unshare_tables(fonts)
             return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
         font_objs_per_index = {}
         tags: set[str] = set()
-        for font in fonts:
+        for font in shared:
             font_objs_per_index[font.i] = self._add_shared_font(font, tags)
             font.subset.pick.cache_clear()  # fpdf2 clears these global caches after each font too
             font.subset.get_glyph.cache_clear()
@@ -285,10 +299,37 @@ class _OutputProducer(OutputProducer):
         cid_font.c_i_d_to_g_i_d_map = PDFContentStream(contents=bytes(cid_to_gid), compress=True)
         self._add_pdf_obj(cid_font.c_i_d_to_g_i_d_map, "fonts")
 
+        compliance = self.fpdf._compliance
+        if compliance and compliance.profile == "PDFA" and compliance.part == 1:
+            # PDF/A-1 wants the CIDs of the subset listed (veraPDF rule 6.3.5-3); as fpdf2 writes it.
+            cids = {0, *code_to_glyph}
+            cid_set = bytearray(max(cids) // 8 + 1)
+            for cid in cids:
+                cid_set[cid // 8] |= 0x80 >> (cid % 8)
+            cid_set_stream = PDFContentStream(contents=bytes(cid_set), compress=True)
+            self._add_pdf_obj(cid_set_stream, "fonts")
+            descriptor.c_i_d_set = cid_set_stream  # type: ignore[attr-defined]
+
         font_file = _CompressedFontStream(embedded)
         self._add_pdf_obj(font_file, "fonts")
         descriptor.font_file2 = font_file  # type: ignore[attr-defined]
         return composite
+
+
+def _unshare_tables(fonts: Iterable[CoreFont | TTFFont]) -> None:
+    """Give each font that shares a face's parsed tables a parse of its own.
+
+    Besides ``attach``'s fonts this catches their copies: ``TTFFont.__deepcopy__``
+    (used by ``FPDF.offset_rendering`` and friends) makes a plain TTFFont that still
+    shares the tables.
+    """
+    if _faces_by_key is None:  # no face parsed yet, so none shared
+        return
+    for font in fonts:
+        if isinstance(font, TTFFont):
+            for face in _faces_by_key.values():
+                if font.ttfont is face.template.ttfont:
+                    font.ttfont = face.own_tables()
 
 
 def _subset_tag(font_name: str, glyph_names: Iterable[str], taken: set[str]) -> str:

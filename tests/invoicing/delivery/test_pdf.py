@@ -9,6 +9,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -405,6 +406,76 @@ def test_subsets_of_the_same_glyphs_in_two_faces_have_different_tags() -> None:
 
     assert len(names) == 2
     assert len({subset_tag(name) for name in names}) == 2
+
+
+def small_document(text: str, attach_fonts: Callable[[FPDF], None], *, compliance: str | None = None) -> FPDF:
+    """One page with ``text`` in both faces (regular and bold), deterministic bytes."""
+    pdf = FPDF(enforce_compliance=compliance)
+    pdf.set_creation_date(ISSUED)
+    attach_fonts(pdf)
+    pdf.add_page()
+    for y, style in ((20, ""), (30, "B")):
+        pdf.set_font(fonts.FAMILY, style, 11)
+        pdf.text(20, y, text)
+    return pdf
+
+
+def shared_glyph_counts() -> list[int]:
+    """How many glyphs the parsed faces that every document shares hold."""
+    return [len(face.template.ttfont.getGlyphOrder()) for face in fonts._faces().values()]
+
+
+@pytest.mark.parametrize("compliance", ["PDF/A-3B", "PDF/A-1B"])  # PDF/A-1 adds a CIDSet per font
+def test_pdfa_documents_render_through_the_shared_fonts_one_after_another(compliance: str) -> None:
+    # fpdf2's own output subsets a font's tables in place; in PDF/A mode that must
+    # not happen to the tables every document shares, or the next render lacks glyphs.
+    glyphs = shared_glyph_counts()
+    texts = (f"Łódź {compliance} Sp. z o.o.", f"Ελληνικά € Müller {compliance}")
+
+    rendered = [fonts.output(small_document(text, fonts.attach, compliance=compliance)) for text in texts]
+
+    assert shared_glyph_counts() == glyphs
+    for text, data in zip(texts, rendered, strict=True):
+        assert page_texts(data) == [f"{text}\n{text}"]
+        assert f"<pdfaid:part>{compliance[6]}</pdfaid:part>".encode() in data
+        # Distinct tags: the fast path wrote the fonts (fpdf2's own output tags both MPDFAA+).
+        assert len({subset_tag(name) for name in subset_names(data).values()}) == 2
+        reference = bytes(small_document(text, fonts.attach_by_add_font, compliance=compliance).output())
+        # The same glyphs, CIDs and CIDSet as plain fpdf2.
+        assert without_clock(as_fpdf2_tags(data)) == without_clock(without_file_id(reference))
+
+
+def without_clock(data: bytes) -> bytes:
+    """``data`` without the XMP dates that fpdf2's PDF/A mode takes from the wall clock."""
+    return re.sub(rb'xmp:(Modify|Metadata)Date="[^"]*"', rb'xmp:\1Date=""', data)
+
+
+def mix_in_another_font(pdf: FPDF) -> str:
+    pdf.add_font("Other", "", Path(fonts.__file__).parent / "DejaVuSansCondensed.ttf")
+    pdf.set_font("Other", "", 11)
+    pdf.text(20, 40, "other")
+    return "\nother"
+
+
+def measure_with_offset_rendering(pdf: FPDF) -> str:
+    # FPDFRecorder puts deep copies of the fonts back: plain TTFFonts that share the tables.
+    with pdf.offset_rendering() as dummy:
+        dummy.text(20, 40, "measured, not drawn")
+    return ""
+
+
+@pytest.mark.parametrize("leave_the_fast_path", [mix_in_another_font, measure_with_offset_rendering])
+def test_documents_fpdf2_embeds_itself_leave_the_shared_fonts_whole(leave_the_fast_path: Callable[[FPDF], str]) -> None:
+    # fpdf2's own output subsets each font's tables in place and closes them: the
+    # shared faces must not hand it the tables every document shares.
+    glyphs = shared_glyph_counts()
+    for text in ("Łódź Sp. z o.o.", "Ελληνικά € Müller"):
+        pdf = small_document(text, fonts.attach)
+        more = leave_the_fast_path(pdf)
+
+        assert page_texts(fonts.output(pdf)) == [f"{text}\n{text}{more}"]
+    assert shared_glyph_counts() == glyphs
+    assert page_texts(fonts.output(small_document("Ŋ after", fonts.attach))) == ["Ŋ after\nŊ after"]
 
 
 def test_subsetting_from_the_repertoire_font_equals_subsetting_the_full_font() -> None:
