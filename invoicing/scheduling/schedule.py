@@ -26,6 +26,20 @@ DST resolution (the classic Vixie-cron rule, stated here once):
   - slots in the fold run in **both** occurrences (hourly: 01:00 EDT and 01:00
     EST, an hour apart), i.e. once per real hour — for folds of at most 3 hours,
     which covers every fold in current tzdata.
+
+Field meanings (classic cron, where croniter deviates; the expression is
+normalised before croniter sees it, so ``Schedule.expression`` is what runs):
+
+* An **equal range** (``2-2``, ``Tue-Tue``, ``5-5/2``) is its single value, so it
+  is rewritten to that value: croniter expands it to the whole cycle on purpose
+  (documented in pallets-eco/croniter#257), which would run ``0 9 * * 2-2`` every
+  day and ``5-5 * * * *`` every minute.
+* **Day of month and day of week** follow Vixie cron: a field that starts with
+  ``*`` (``*``, ``*/2``) is unrestricted, and then a day must match both fields
+  (``0 0 */2 * 1``: Mondays that are odd days of the month); only when neither
+  starts with ``*`` does either field suffice (``0 0 1-31/2 * 1``, ``0 0 1,15 * 1``).
+  croniter ORs whenever neither field expands to every value, and ``*/2`` does
+  not, so it gets ``day_or=False`` (AND) when either field starts with ``*``.
 """
 
 from __future__ import annotations
@@ -61,6 +75,14 @@ _FOLD_MARGIN = _MAX_REPEATED_FOLD + timedelta(minutes=1)
 _NEXT_PATTERN = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2})$")
 # Croniter's random (R) and hashed (H) fields would make slots differ per process.
 _NONDETERMINISTIC = re.compile(r"(?:^|[,/-])[RH]", re.IGNORECASE)
+_RANGE = re.compile(r"^([0-9a-z]+)-([0-9a-z]+)(?:/([0-9]+))?$", re.IGNORECASE)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+#: Per field (minute, hour, day of month, month, day of week): the names cron accepts.
+_NAMES: tuple[dict[str, int], ...] = (
+    {}, {}, {}, {name: number for number, name in enumerate(_MONTHS, start=1)},
+    {name: number for number, name in enumerate(_WEEKDAYS)},
+)
 
 
 @dataclass(frozen=True)
@@ -90,13 +112,42 @@ def _parse_schedule(text: str) -> Schedule:
                                        f"{SCHEDULE_HELP}")
     if any(_NONDETERMINISTIC.search(f) for f in fields):
         raise InvalidInput("schedule", f"{text!r} uses random (R) or hashed (H) fields; {SCHEDULE_HELP}")
+    fields = [_single_values(field, _NAMES[index]) for index, field in enumerate(fields)]
+    expression = " ".join(fields)
     try:
-        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
+        _croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
         raise InvalidInput("schedule", f"{text!r} never matches a date; {SCHEDULE_HELP}") from None
     except (CroniterBadCronError, CroniterError, ValueError, KeyError):
         raise InvalidInput("schedule", f"{text!r} is not a valid cron expression; {SCHEDULE_HELP}") from None
-    return Schedule(text, text, per_real_time=_follows_real_time(fields))
+    return Schedule(text, expression, per_real_time=_follows_real_time(fields))
+
+
+def _single_values(field: str, names: dict[str, int]) -> str:
+    """``field`` with each equal range (``2-2``, ``tue-2``, ``5-5/2``) written as its value.
+
+    A zero step is left in place so that croniter refuses it as it would anywhere.
+    """
+    parts = field.split(",")
+    for index, part in enumerate(parts):
+        match = _RANGE.match(part)
+        if match is None or (match[3] is not None and int(match[3]) == 0):
+            continue
+        low, high = (_number(bound, names) for bound in (match[1], match[2]))
+        if low is not None and low == high:
+            parts[index] = match[1]
+    return ",".join(parts)
+
+
+def _number(token: str, names: dict[str, int]) -> int | None:
+    """A field value written as digits or a cron name; None for anything else (``L``)."""
+    return int(token) if token.isdigit() else names.get(token.lower())
+
+
+def _croniter(expression: str, start: datetime) -> croniter:
+    """A croniter for a normalised expression, ANDing the day fields when Vixie cron does."""
+    fields = expression.split(" ")
+    return croniter(expression, start, day_or=not (fields[2].startswith("*") or fields[4].startswith("*")))
 
 
 def _follows_real_time(fields: list[str]) -> bool:
@@ -304,7 +355,7 @@ def _wall_clock_iterator(expression: str, start: datetime) -> croniter:
     if iterator is None:
         if len(cache) >= _MAX_CACHED_ITERATORS:
             cache.clear()
-        iterator = cache[expression] = croniter(expression, start)
+        iterator = cache[expression] = _croniter(expression, start)
     else:
         iterator.set_current(start, force=True)
     return iterator

@@ -34,18 +34,41 @@ from tests.invoicing.delivery.test_delivery import Clock, issue_invoice, tiny_pd
 MAIL_FROM = "invoices@inkwell.example"
 
 
+class MailHold:
+    """The next MAIL FROM, left unanswered for as long as the client stays connected.
+
+    aiosmtpd serves on its own loop in a thread; the events live on the test's loop.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.received = asyncio.Event()  # the server has the MAIL command and is not answering
+        self.over = asyncio.Event()  # the session ended: the client hung up without an answer
+
+    async def hold(self) -> None:
+        self._loop.call_soon_threadsafe(self.received.set)
+        try:
+            await asyncio.Event().wait()  # nothing sets it: aiosmtpd cancels this when the client hangs up
+        finally:
+            self._loop.call_soon_threadsafe(self.over.set)
+
+
 class FaultyHandler(RecordingHandler):
-    """The recording server, plus two faults: hang up in the middle of DATA, or answer slowly."""
+    """The recording server, plus two faults: hang up in the middle of DATA, or never answer MAIL FROM."""
 
     def __init__(self) -> None:
         super().__init__()
         self.hang_up_in_data = 0  # how many DATA commands to answer by closing the connection
-        self.delay_mail = 0.0  # seconds to wait before answering the next MAIL FROM
+        self.mail_hold: MailHold | None = None  # holds the next MAIL FROM unanswered
+
+    def hold_next_mail(self) -> MailHold:
+        self.mail_hold = MailHold()
+        return self.mail_hold
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
-        if self.delay_mail:
-            delay, self.delay_mail = self.delay_mail, 0.0
-            await asyncio.sleep(delay)
+        hold, self.mail_hold = self.mail_hold, None
+        if hold is not None:
+            await hold.hold()
         return await super().handle_MAIL(server, session, envelope, address, mail_options)
 
     async def handle_DATA(self, server, session, envelope) -> str:
@@ -148,21 +171,27 @@ async def test_a_connection_reset_during_data_is_transient_and_the_retry_deliver
 
 async def test_a_server_slower_than_the_smtp_timeout_is_transient_and_retried(db, smtp, transports):
     port, server = smtp
-    server.delay_mail = 1.0
+    hold = server.hold_next_mail()
     _, delivery = await issue_invoice()
     clock = Clock(T0)
-    outbox = Outbox(smtp_transport(port, transports, timeout=0.3), tiny_pdf, MAIL_FROM, clock,
-                    base_backoff_seconds=30)
+    # Long enough for the server to answer the greeting and EHLO on a loaded machine:
+    # the test waits it out once, at MAIL FROM.
+    transport = smtp_transport(port, transports, timeout=1.0)
+    outbox = Outbox(transport, tiny_pdf, MAIL_FROM, clock, base_backoff_seconds=30)
 
-    started = time.monotonic()
-    (first,) = await outbox.deliver_due()
-    assert time.monotonic() - started < 0.9  # gave up at the timeout, did not wait for the server
-    assert first.status == "pending" and "timed out" in first.error
-    await asyncio.sleep(0.8)  # let the slow session finish before the next connection
-    clock.advance(seconds=30)
-    (second,) = await outbox.deliver_due()
+    # A guard, not a measurement: were the 1 s timeout not applied, the hold would last
+    # until the transport's 60 s default.
+    async with asyncio.timeout(30):
+        (first,) = await outbox.deliver_due()
+        # The server has MAIL FROM and never answers it: the client gave up at its timeout.
+        assert hold.received.is_set()
+        assert first.status == "pending" and "timed out" in first.error
+        await hold.over.wait()  # the slow session is over (the client hung up) before the next connection
+        clock.advance(seconds=30)
+        (second,) = await outbox.deliver_due()
 
     assert (second.status, second.attempts) == ("sent", 2)
+    assert transport.connections_opened == 2
     assert [r.message["Message-ID"] for r in server.received] == [delivery.message_id]
 
 

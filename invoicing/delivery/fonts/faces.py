@@ -8,7 +8,18 @@ Why this module exists: fpdf2's ``add_font`` parses a TTF for every document
 each face is parsed once; ``attach`` gives a new document light copies that
 share the parsed tables but own their glyph map, and ``output`` embeds subsets
 cached by glyph set. The bytes are exactly those of ``add_font`` + ``FPDF.output``
-(``tests/invoicing/delivery/test_pdf.py`` compares both paths).
+(``tests/invoicing/delivery/test_pdf.py`` compares both paths) but for the subset
+tags: fpdf2 names every subset ``MPDFAA+…``, while ISO 32000-1 §9.6.4 wants a
+distinct tag of six uppercase letters for each subset in a file. Here a tag is a
+hash of the face and its glyph set, so the same document keeps the same bytes.
+
+The shared parsed tables must never reach fpdf2's own font output: it subsets a
+font's tables in place and closes them, so the next document would lack glyphs
+(fontTools' ``MissingGlyphsSubsettingError``). So the fast path also writes PDF/A
+documents (``FPDF(enforce_compliance="PDF/A-3B")``; for PDF/A-1 it adds the CIDSet
+fpdf2 adds), and a document that fpdf2 must embed itself (another font mixed in,
+or the plain copies ``FPDF.offset_rendering`` leaves) gets a parse of its own for
+each shared face first.
 
 Relies on fpdf2 2.8 internals (``TTFFont`` slots, ``OutputProducer._add_fonts``);
 ``pyproject.toml`` pins fpdf2 < 2.9 and the equivalence test guards an upgrade.
@@ -18,10 +29,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import logging
 import threading
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -29,7 +42,7 @@ from pathlib import Path
 from fontTools import subset as ftsubset
 from fontTools import ttLib
 from fpdf import FPDF
-from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.fonts import CoreFont, SubsetMap, TTFFont
 from fpdf.output import (
     CIDSystemInfo,
     OutputProducer,
@@ -101,7 +114,11 @@ class _Face:
         font.subset = SubsetMap(font)
         return font
 
-    def subset(self, glyph_names: list[str]) -> _Subset:
+    def own_tables(self) -> ttLib.TTFont:
+        """A parse of this face for one document only, as ``add_font`` makes it (~15 ms)."""
+        return TTFFont(FPDF(), self.path, self.fontkey, self.style).ttfont
+
+    def subset(self, glyph_names: Sequence[str]) -> _Subset:
         key = frozenset(glyph_names)
         with self._lock:
             hit = self._subsets.get(key)
@@ -115,7 +132,7 @@ class _Face:
                 self._subsets.popitem(last=False)
         return made
 
-    def _make_subset(self, glyph_names: list[str], *, shortcut: bool = True) -> _Subset:
+    def _make_subset(self, glyph_names: Sequence[str], *, shortcut: bool = True) -> _Subset:
         source = self.raw
         if shortcut:
             repertoire, repertoire_glyphs = self._repertoire_font()
@@ -159,7 +176,7 @@ def _glyphs_mapped_alike(full_cmap: dict[int, str], cut: ttLib.TTFont) -> frozen
     return frozenset(name for name in cut.getGlyphOrder() if full_codes.get(name, set()) == cut_codes.get(name, set()))
 
 
-def _subsetted(source: bytes, glyph_names: list[str], *, keep_glyph_names: bool = False) -> ttLib.TTFont:
+def _subsetted(source: bytes, glyph_names: Sequence[str], *, keep_glyph_names: bool = False) -> ttLib.TTFont:
     """``source`` cut down to ``glyph_names`` exactly as fpdf2 2.8's output step does it."""
     ttfont = ttLib.TTFont(BytesIO(source), recalcTimestamp=False, lazy=True)
     for tag in _TABLES_READ_BY_FPDF:
@@ -231,22 +248,27 @@ def output(pdf: FPDF) -> bytes:
 class _OutputProducer(OutputProducer):
     def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):  # type: ignore[no-untyped-def]
         fonts = sorted(self.fpdf.fonts.values(), key=lambda font: font.i)
-        if self.fpdf._compliance or not all(isinstance(f, _SharedFont) and not f.color_font for f in fonts):
+        shared = [font for font in fonts if isinstance(font, _SharedFont) and not font.color_font]
+        if len(shared) < len(fonts):
+            _unshare_tables(fonts)
             return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
         font_objs_per_index = {}
-        for font in fonts:
-            font_objs_per_index[font.i] = self._add_shared_font(font)
+        tags: set[str] = set()
+        for font in shared:
+            font_objs_per_index[font.i] = self._add_shared_font(font, tags)
             font.subset.pick.cache_clear()  # fpdf2 clears these global caches after each font too
             font.subset.get_glyph.cache_clear()
         return font_objs_per_index
 
-    def _add_shared_font(self, font: TTFFont) -> PDFFont:
-        """Mirror of the TrueType branch of fpdf2 2.8 ``OutputProducer._add_fonts``."""
-        fontname = f"MPDFAA+{font.name}"
+    def _add_shared_font(self, font: TTFFont, tags: set[str]) -> PDFFont:
+        """Mirror of the TrueType branch of fpdf2 2.8 ``OutputProducer._add_fonts``, but for
+        the subset tag: its own, not yet in ``tags`` (those of the document so far)."""
+        glyph_names = font.subset.get_all_glyph_names()
+        fontname = f"{_subset_tag(font.name, glyph_names, tags)}+{font.name}"
         if font.missing_glyphs:
             LOGGER.warning("font %s lacks glyphs for %s", fontname, [chr(c) for c in font.missing_glyphs[:10]])
         face = _faces()[font.fontkey]
-        embedded = face.subset(font.subset.get_all_glyph_names())
+        embedded = face.subset(glyph_names)
         code_to_glyph = {
             char_id: embedded.glyph_id[glyph.glyph_name] for glyph, char_id in font.subset.items() if glyph is not None
         }
@@ -277,10 +299,59 @@ class _OutputProducer(OutputProducer):
         cid_font.c_i_d_to_g_i_d_map = PDFContentStream(contents=bytes(cid_to_gid), compress=True)
         self._add_pdf_obj(cid_font.c_i_d_to_g_i_d_map, "fonts")
 
+        compliance = self.fpdf._compliance
+        if compliance and compliance.profile == "PDFA" and compliance.part == 1:
+            # PDF/A-1 wants the CIDs of the subset listed (veraPDF rule 6.3.5-3); as fpdf2 writes it.
+            cids = {0, *code_to_glyph}
+            cid_set = bytearray(max(cids) // 8 + 1)
+            for cid in cids:
+                cid_set[cid // 8] |= 0x80 >> (cid % 8)
+            cid_set_stream = PDFContentStream(contents=bytes(cid_set), compress=True)
+            self._add_pdf_obj(cid_set_stream, "fonts")
+            descriptor.c_i_d_set = cid_set_stream  # type: ignore[attr-defined]
+
         font_file = _CompressedFontStream(embedded)
         self._add_pdf_obj(font_file, "fonts")
         descriptor.font_file2 = font_file  # type: ignore[attr-defined]
         return composite
+
+
+def _unshare_tables(fonts: Iterable[CoreFont | TTFFont]) -> None:
+    """Give each font that shares a face's parsed tables a parse of its own.
+
+    Besides ``attach``'s fonts this catches their copies: ``TTFFont.__deepcopy__``
+    (used by ``FPDF.offset_rendering`` and friends) makes a plain TTFFont that still
+    shares the tables.
+    """
+    if _faces_by_key is None:  # no face parsed yet, so none shared
+        return
+    for font in fonts:
+        if isinstance(font, TTFFont):
+            for face in _faces_by_key.values():
+                if font.ttfont is face.template.ttfont:
+                    font.ttfont = face.own_tables()
+
+
+def _subset_tag(font_name: str, glyph_names: Iterable[str], taken: set[str]) -> str:
+    """Six uppercase letters for the subset of ``font_name`` made of ``glyph_names``; added to ``taken``.
+
+    A hash of the face and the glyph set, so equal subsets get equal tags in every
+    process; on the rare clash with a tag already ``taken`` in the document the hash
+    is taken again with a counter, keeping the tags of one file distinct.
+    """
+    basis = "\n".join([font_name, *sorted(set(glyph_names))])
+    attempt = 0
+    while True:
+        digest = hashlib.sha256(f"{basis}\n{attempt}".encode()).digest()
+        number, letters = int.from_bytes(digest[:8], "big"), []
+        for _ in range(6):
+            number, letter = divmod(number, 26)
+            letters.append(chr(ord("A") + letter))
+        tag = "".join(letters)
+        if tag not in taken:
+            taken.add(tag)
+            return tag
+        attempt += 1
 
 
 class _CompressedFontStream(PDFFontStream):

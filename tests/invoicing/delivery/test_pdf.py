@@ -6,14 +6,17 @@ import io
 import math
 import pickle
 import random
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from fpdf import FPDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
@@ -122,6 +125,30 @@ def page_texts(data: bytes) -> list[str]:
 
 def text_of(doc: InvoiceDocument) -> str:
     return "\n".join(page_texts(render_invoice_pdf(doc)))
+
+
+def subset_names(data: bytes) -> dict[int, str]:
+    """The BaseFont name of every embedded font subset, by the object number of its font program.
+
+    Checks on the way that the Type0 font, its CIDFont and the font descriptor name a
+    subset alike, as ISO 32000-1 §9.6.4 and §9.7.6 want.
+    """
+    names: dict[int, str] = {}
+    for page in PdfReader(io.BytesIO(data)).pages:
+        for ref in page["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            cid_font = font["/DescendantFonts"][0].get_object()
+            descriptor = cid_font["/FontDescriptor"].get_object()
+            assert font["/BaseFont"] == cid_font["/BaseFont"] == descriptor["/FontName"]
+            names[descriptor["/FontFile2"].indirect_reference.idnum] = str(font["/BaseFont"])
+    return names
+
+
+def subset_tag(name: str) -> str:
+    """The tag of a subset's BaseFont name; fails unless it is six uppercase letters and "+"."""
+    match = re.fullmatch(r"/([A-Z]{6})\+DejaVuSansCondensed(Bold)?", name)
+    assert match is not None, name
+    return match[1]
 
 
 # -- content ---------------------------------------------------------------------------
@@ -301,6 +328,15 @@ def test_the_same_document_renders_to_the_same_bytes() -> None:
     assert render_invoice_pdf(doc) == render_invoice_pdf(doc)
 
 
+def test_a_subset_tag_already_taken_in_the_document_is_not_given_again() -> None:
+    taken: set[str] = set()
+    first = fonts._subset_tag("DejaVuSansCondensed", [".notdef", "A"], taken)
+    again = fonts._subset_tag("DejaVuSansCondensed", [".notdef", "A"], taken)
+
+    assert first != again and taken == {first, again}
+    assert fonts._subset_tag("DejaVuSansCondensed", ["A", ".notdef"], set()) == first
+
+
 def test_rendering_does_not_depend_on_the_process() -> None:
     doc = make_doc([make_line(i, description="Ωραίο μπλουζάκι") for i in range(3)])
     script = (
@@ -330,8 +366,116 @@ def test_shared_fonts_produce_the_bytes_of_plain_fpdf2_add_font(name: str) -> No
 
     reference = bytes(_compose(doc, fonts.attach_by_add_font).output())
 
-    assert render_invoice_pdf(doc) == reference
-    assert render_invoice_pdf(doc) == reference
+    assert as_fpdf2_tags(render_invoice_pdf(doc)) == without_file_id(reference)
+    assert as_fpdf2_tags(render_invoice_pdf(doc)) == without_file_id(reference)
+
+
+def as_fpdf2_tags(data: bytes) -> bytes:
+    """``data`` with fpdf2's own subset tag, the one byte difference the fast path makes on purpose.
+
+    fpdf2 2.8 tags every subset ``MPDFAA+``; the fast path gives each subset its own
+    tag (ISO 32000-1 §9.6.4). The tags have the same length, so every offset still
+    matches; only the /ID differs, being an MD5 of the bytes, so it is left out.
+    """
+    return without_file_id(re.sub(rb"/[A-Z]{6}\+DejaVuSansCondensed", b"/MPDFAA+DejaVuSansCondensed", data))
+
+
+def without_file_id(data: bytes) -> bytes:
+    return re.sub(rb"/ID \[<[0-9A-F]{32}><[0-9A-F]{32}>\]", b"/ID []", data)
+
+
+def test_each_font_subset_has_its_own_six_letter_tag() -> None:
+    doc = make_doc([make_line(i, description="Ελληνικά €") for i in range(3)])
+
+    names = subset_names(render_invoice_pdf(doc))
+
+    assert len(names) == 2  # regular and bold
+    assert len({subset_tag(name) for name in names.values()}) == 2
+    assert subset_names(render_invoice_pdf(doc)) == names  # derived from the subsets, not drawn at random
+
+
+def test_subsets_of_the_same_glyphs_in_two_faces_have_different_tags() -> None:
+    pdf = FPDF()
+    fonts.attach(pdf)
+    pdf.add_page()
+    for style in ("", "B"):
+        pdf.set_font(fonts.FAMILY, style, 12)
+        pdf.text(20, 20, "Same glyphs")
+
+    names = subset_names(fonts.output(pdf)).values()
+
+    assert len(names) == 2
+    assert len({subset_tag(name) for name in names}) == 2
+
+
+def small_document(text: str, attach_fonts: Callable[[FPDF], None], *, compliance: str | None = None) -> FPDF:
+    """One page with ``text`` in both faces (regular and bold), deterministic bytes."""
+    pdf = FPDF(enforce_compliance=compliance)
+    pdf.set_creation_date(ISSUED)
+    attach_fonts(pdf)
+    pdf.add_page()
+    for y, style in ((20, ""), (30, "B")):
+        pdf.set_font(fonts.FAMILY, style, 11)
+        pdf.text(20, y, text)
+    return pdf
+
+
+def shared_glyph_counts() -> list[int]:
+    """How many glyphs the parsed faces that every document shares hold."""
+    return [len(face.template.ttfont.getGlyphOrder()) for face in fonts._faces().values()]
+
+
+@pytest.mark.parametrize("compliance", ["PDF/A-3B", "PDF/A-1B"])  # PDF/A-1 adds a CIDSet per font
+def test_pdfa_documents_render_through_the_shared_fonts_one_after_another(compliance: str) -> None:
+    # fpdf2's own output subsets a font's tables in place; in PDF/A mode that must
+    # not happen to the tables every document shares, or the next render lacks glyphs.
+    glyphs = shared_glyph_counts()
+    texts = (f"Łódź {compliance} Sp. z o.o.", f"Ελληνικά € Müller {compliance}")
+
+    rendered = [fonts.output(small_document(text, fonts.attach, compliance=compliance)) for text in texts]
+
+    assert shared_glyph_counts() == glyphs
+    for text, data in zip(texts, rendered, strict=True):
+        assert page_texts(data) == [f"{text}\n{text}"]
+        assert f"<pdfaid:part>{compliance[6]}</pdfaid:part>".encode() in data
+        # Distinct tags: the fast path wrote the fonts (fpdf2's own output tags both MPDFAA+).
+        assert len({subset_tag(name) for name in subset_names(data).values()}) == 2
+        reference = bytes(small_document(text, fonts.attach_by_add_font, compliance=compliance).output())
+        # The same glyphs, CIDs and CIDSet as plain fpdf2.
+        assert without_clock(as_fpdf2_tags(data)) == without_clock(without_file_id(reference))
+
+
+def without_clock(data: bytes) -> bytes:
+    """``data`` without the XMP dates that fpdf2's PDF/A mode takes from the wall clock."""
+    return re.sub(rb'xmp:(Modify|Metadata)Date="[^"]*"', rb'xmp:\1Date=""', data)
+
+
+def mix_in_another_font(pdf: FPDF) -> str:
+    pdf.add_font("Other", "", Path(fonts.__file__).parent / "DejaVuSansCondensed.ttf")
+    pdf.set_font("Other", "", 11)
+    pdf.text(20, 40, "other")
+    return "\nother"
+
+
+def measure_with_offset_rendering(pdf: FPDF) -> str:
+    # FPDFRecorder puts deep copies of the fonts back: plain TTFFonts that share the tables.
+    with pdf.offset_rendering() as dummy:
+        dummy.text(20, 40, "measured, not drawn")
+    return ""
+
+
+@pytest.mark.parametrize("leave_the_fast_path", [mix_in_another_font, measure_with_offset_rendering])
+def test_documents_fpdf2_embeds_itself_leave_the_shared_fonts_whole(leave_the_fast_path: Callable[[FPDF], str]) -> None:
+    # fpdf2's own output subsets each font's tables in place and closes them: the
+    # shared faces must not hand it the tables every document shares.
+    glyphs = shared_glyph_counts()
+    for text in ("Łódź Sp. z o.o.", "Ελληνικά € Müller"):
+        pdf = small_document(text, fonts.attach)
+        more = leave_the_fast_path(pdf)
+
+        assert page_texts(fonts.output(pdf)) == [f"{text}\n{text}{more}"]
+    assert shared_glyph_counts() == glyphs
+    assert page_texts(fonts.output(small_document("Ŋ after", fonts.attach))) == ["Ŋ after\nŊ after"]
 
 
 def test_subsetting_from_the_repertoire_font_equals_subsetting_the_full_font() -> None:
@@ -340,7 +484,7 @@ def test_subsetting_from_the_repertoire_font_equals_subsetting_the_full_font() -
         cmap = face.template.cmap
         # Glyphs fpdf2 asks for: .notdef, space and those of characters (some outside
         # the repertoire, some kept there only as components, e.g. Ʒ of Ǯ).
-        names = sorted(set(cmap[c] for c in range(0x20, 0x250) if c in cmap) | {".notdef"})
+        names = sorted({cmap[c] for c in range(0x20, 0x250) if c in cmap} | {".notdef"})
         for _ in range(5):
             chosen = rng.sample(names, rng.randint(1, 120))
             assert face._make_subset(chosen) == face._make_subset(chosen, shortcut=False)

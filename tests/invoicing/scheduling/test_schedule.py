@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -85,6 +87,66 @@ def test_wildcard_minute_or_hour_schedules_follow_real_time_fixed_ones_the_wall_
     assert not any(parse_schedule(s).per_real_time for s in ("daily", "weekly", "monthly", "30 2 * * *"))
 
 
+
+# --- classic cron meanings where croniter differs -----------------------------------------
+
+
+def run_dates(expression: str, count: int) -> list[date]:
+    """The dates of the next ``count`` slots of a midnight schedule (UTC) after 2026-06-01."""
+    return [slot.date() for slot in slots(expression, "UTC", utc(2026, 6, 1), count)]
+
+
+def calendar(rule: Callable[[date], bool], count: int) -> list[date]:
+    """The first ``count`` dates after 2026-06-01 for which ``rule`` holds."""
+    found, day = [], date(2026, 6, 1)
+    while len(found) < count:
+        day += timedelta(days=1)
+        if rule(day):
+            found.append(day)
+    return found
+
+
+MONDAY, TUESDAY, WEDNESDAY, SUNDAY = 0, 1, 2, 6  # date.weekday()
+
+
+@pytest.mark.parametrize(("text", "expression", "after", "expected"), [
+    ("5-5 * * * *", "5 * * * *", utc(2026, 6, 1), [utc(2026, 6, 1, 0, 5), utc(2026, 6, 1, 1, 5)]),
+    ("5-5/2 * * * *", "5 * * * *", utc(2026, 6, 1), [utc(2026, 6, 1, 0, 5), utc(2026, 6, 1, 1, 5)]),
+    ("0 5-5 * * *", "0 5 * * *", utc(2026, 6, 1), [utc(2026, 6, 1, 5), utc(2026, 6, 2, 5)]),
+    ("0 0 3-3 * *", "0 0 3 * *", utc(2026, 6, 1), [utc(2026, 6, 3), utc(2026, 7, 3)]),
+    ("0 0 1 6-6 *", "0 0 1 6 *", utc(2026, 6, 1), [utc(2027, 6, 1), utc(2028, 6, 1)]),
+    ("0 0 1 jun-jun *", "0 0 1 jun *", utc(2026, 6, 1), [utc(2027, 6, 1), utc(2028, 6, 1)]),
+    ("0 9 * * 2-2", "0 9 * * 2", utc(2026, 6, 1), [utc(2026, 6, 2, 9), utc(2026, 6, 9, 9)]),
+    ("0 9 * * Tue-2", "0 9 * * Tue", utc(2026, 6, 1), [utc(2026, 6, 2, 9), utc(2026, 6, 9, 9)]),
+    ("0 9 * * 1,3-3", "0 9 * * 1,3", utc(2026, 6, 1), [utc(2026, 6, 1, 9), utc(2026, 6, 3, 9), utc(2026, 6, 8, 9)]),
+])
+def test_an_equal_range_means_its_single_value_in_every_field(text, expression, after, expected):
+    schedule = parse_schedule(text)
+    assert schedule.expression == expression
+    assert slots(text, "UTC", after, len(expected)) == expected
+
+
+def test_an_equal_range_keeps_the_checks_of_its_value():
+    with pytest.raises(InvalidInput, match="is not a valid cron expression"):
+        parse_schedule("61-61 * * * *")
+    with pytest.raises(InvalidInput, match="is not a valid cron expression"):
+        parse_schedule("5-5/0 * * * *")
+    with pytest.raises(InvalidInput, match="never matches a date"):
+        parse_schedule("0 0 30-30 2 *")
+
+
+def test_a_day_field_starting_with_a_star_is_unrestricted_so_the_two_day_fields_are_anded():
+    assert run_dates("0 0 */2 * 1", 6) == calendar(lambda d: d.day % 2 == 1 and d.weekday() == MONDAY, 6)
+    assert run_dates("0 0 */1 * 1", 4) == calendar(lambda d: d.weekday() == MONDAY, 4)
+    assert run_dates("0 0 1-7 * */7", 4) == calendar(lambda d: d.day <= 7 and d.weekday() == SUNDAY, 4)
+
+
+def test_restricted_day_fields_not_starting_with_a_star_are_ored_as_in_classic_cron():
+    assert run_dates("0 0 1-31/2 * 1", 12) == calendar(lambda d: d.day % 2 == 1 or d.weekday() == MONDAY, 12)
+    assert run_dates("0 0 1,15 * 1", 8) == calendar(lambda d: d.day in (1, 15) or d.weekday() == MONDAY, 8)
+    assert run_dates("0 0 13 * 2-3", 8) == calendar(lambda d: d.day == 13 or d.weekday() in (TUESDAY, WEDNESDAY), 8)
+
+
 # --- presets in the company time zone ----------------------------------------------------
 
 
@@ -149,7 +211,7 @@ def test_new_york_hourly_runs_once_per_real_hour_across_both_changes():
     assert walls(spring, NEW_YORK) == ["Sun 08 01:00-0500", "Sun 08 03:00-0400", "Sun 08 04:00-0400"]
     autumn = slots("hourly", NEW_YORK, utc(2026, 11, 1, 3, 30), 4)
     assert walls(autumn, NEW_YORK) == ["Sun 01 00:00-0400", "Sun 01 01:00-0400", "Sun 01 01:00-0500", "Sun 01 02:00-0500"]
-    assert {b - a for a, b in zip(autumn, autumn[1:])} == {timedelta(hours=1)}
+    assert {b - a for a, b in itertools.pairwise(autumn)} == {timedelta(hours=1)}
 
 
 def test_new_york_weekly_across_spring_forward_stays_at_sunday_midnight():
@@ -231,8 +293,8 @@ def test_an_ambiguous_next_means_its_first_occurrence():
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("tomorrow", "next: 'tomorrow' is not a date and time; use YYYY-MM-DD HH:MM in the company time zone "
-                 "(Europe/London) or none"),
+    ("tomorrow", ("next: 'tomorrow' is not a date and time; use YYYY-MM-DD HH:MM in the company time zone "
+                  "(Europe/London) or none")),
     ("2026-02-30 10:00", "next: '2026-02-30 10:00' is not a real date and time; use YYYY-MM-DD HH:MM"),
 ])
 def test_next_that_is_not_a_date_and_time_is_refused(text, message):
@@ -287,7 +349,7 @@ def moments_near_dst(draw) -> tuple[str, datetime]:
     return tz, base + timedelta(seconds=draw(st.integers(-2 * 86400, 2 * 86400)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fields(expression: str) -> tuple[frozenset[int], frozenset[int]]:
     """Minutes and hours of a ``M H * * *`` expression (the only shape the oracle needs)."""
     expanded, _ = croniter.expand(expression)
