@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from invoicing import audit
 from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.mail import attachment_filename, mail_domain
@@ -23,7 +24,7 @@ from invoicing.ingest.order_sync import ItemInput, upsert_order
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.companies import create_company
 from invoicing.parties.tenants import create_tenant
-from models import AuditEntry, Company, Integration, IntegrationKind, Invoice, Tenant
+from models import Company, Integration, IntegrationKind, Invoice, Tenant
 
 TENANT = "inkwell"
 SELLER = {
@@ -131,8 +132,8 @@ async def seed(now: datetime) -> Tenant:
                 ship_to={"name": "Customer", "line1": "1 Example Road", "city": "Somewhere", "postcode": "X1 1XX",
                          "country": r.country},
             )
-    await AuditEntry.create(tenant=tenant, actor="demo", action="demo.seed", target="tenant:inkwell",
-                            new={"orders": sum(r.orders for r in RETAILERS)})
+    await audit.record(tenant.id, actor="demo", action="demo.seed", target="tenant:inkwell",
+                       new={"orders": sum(r.orders for r in RETAILERS)})
     return tenant
 
 

@@ -5,32 +5,36 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, header, message, section
+from invoicing.audit import LogEntry, recent
 from invoicing.billing.runs import find_company
-from models import AuditEntry
 
 SHOWN = 25
 
 
-def _change(entry: AuditEntry) -> str:
+def _change(entry: LogEntry) -> str:
     keys = list(dict.fromkeys([*entry.old, *entry.new]))
     parts = [f"{k}: {entry.old.get(k, '∅') or '∅'} → {entry.new.get(k, '∅') or '∅'}" for k in keys[:8]]
     more = f" (+{len(keys) - 8} more)" if len(keys) > 8 else ""
     return "; ".join(parts) + more
 
 
+def _actor(actor: str) -> str:
+    """A Slack actor as a mention (``slack:U1`` → ``<@U1>``); others (``cli``, ``api:…``) as they are."""
+    return f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else actor
+
+
 async def audit(args: Args, ctx: CommandContext) -> Reply:
     args.only_options(())
     args.no_extra_words(1)
-    query = AuditEntry.filter(tenant_id=ctx.tenant.id)
+    target: str | None = None
     title = f"Audit log of {ctx.tenant.name}"
     if args.words:
         c = await find_company(ctx.tenant, args.words[0])
-        query = query.filter(target__startswith=f"company:{c.short_name}")
+        target = f"company:{c.short_name}"
         title = f"Audit log of {c.short_name}"
-    entries = await query.order_by("-id").limit(SHOWN)
+    entries = await recent(ctx.tenant.id, target=target, limit=SHOWN)
     if not entries:
         return message("No changes recorded yet.", section("No changes recorded yet."))
-    actor = lambda a: f"<@{a.removeprefix('slack:')}>" if a.startswith("slack:") else a  # noqa: E731
-    lines = [f"`{local(e.at, ctx.tenant.timezone)}` {actor(e.actor)} *{e.action}* {e.target} — {_change(e)}"
+    lines = [f"`{local(e.at, ctx.tenant.timezone)}` {_actor(e.actor)} *{e.action}* {e.target} — {_change(e)}"
              for e in entries]
     return message(title, header(title), *(section(line) for line in lines))

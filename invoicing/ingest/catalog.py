@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from invoicing import validation
+from invoicing import audit, validation
 from invoicing.billing.money import parse_amount, parse_tax_rate
 from invoicing.errors import InvalidInput
 from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
@@ -189,8 +189,8 @@ async def _write_catalog(
                 unchanged += 1
             else:
                 changed.append(Price(id=row["id"], **values))
-                audits.append(AuditEntry(
-                    tenant_id=tenant.id, actor=actor, action="price.set",
+                audits.append(audit.entry(
+                    tenant.id, actor=actor, action="price.set",
                     target=f"price:{sku}:{price.retailer or 'default'}",
                     old={k: str(row[k]) for k in _PRICE_FIELDS}, new={k: str(v) for k, v in values.items()},
                 ))

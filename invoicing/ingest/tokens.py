@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from invoicing import validation
+from invoicing import audit, validation
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import NotFound
 from invoicing.sql import Statement, instant
-from models import ApiToken, AuditEntry, Tenant
+from models import ApiToken, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ async def create_token(tenant: Tenant, *, label: str = "", actor: str = "cli") -
             break
     async with in_transaction():
         await ApiToken.create(tenant_id=tenant.id, label=label, token_hash=hash_token(token), prefix=prefix)
-        await AuditEntry.create(tenant_id=tenant.id, actor=actor, action="token.create", target=f"token:{prefix}",
-                                new={"label": label})
+        await audit.record(tenant.id, actor=actor, action="token.create", target=f"token:{prefix}",
+                           new={"label": label})
     log.info("api token created tenant=%s prefix=%s", tenant.name, prefix)
     return NewToken(token=token, prefix=prefix, label=label)
 
@@ -114,7 +114,11 @@ async def list_tokens(tenant: Tenant) -> list[TokenInfo]:
 
 
 async def revoke_token(tenant: Tenant, prefix: str, *, actor: str = "cli", clock: Clock = utc_now) -> Revocation:
-    """Revoke the tenant's token named by ``prefix``; effective for the next request. Idempotent."""
+    """Revoke the tenant's token named by ``prefix``; effective for the next request. Idempotent.
+
+    The revocation and its ``token.revoke`` audit entry are written in one transaction
+    holding the token row's lock, so concurrent revokes record it once.
+    """
     row = await ApiToken.get_or_none(tenant_id=tenant.id, prefix=prefix.strip())
     if row is None:
         raise NotFound(f"No token with prefix '{prefix.strip()}' in {tenant.name}. "
@@ -122,10 +126,13 @@ async def revoke_token(tenant: Tenant, prefix: str, *, actor: str = "cli", clock
     if row.revoked_at is not None:
         return Revocation(_info(row), already_revoked=True)
     async with in_transaction():
+        row = await ApiToken.filter(id=row.id).select_for_update().get()
+        if row.revoked_at is not None:  # a concurrent revoke committed first
+            return Revocation(_info(row), already_revoked=True)
         row.revoked_at = clock()
         await row.save(update_fields=["revoked_at"])
-        await AuditEntry.create(tenant_id=tenant.id, actor=actor, action="token.revoke", target=f"token:{row.prefix}",
-                                old={"label": row.label})
+        await audit.record(tenant.id, actor=actor, action="token.revoke", target=f"token:{row.prefix}",
+                           old={"label": row.label})
     log.info("api token revoked tenant=%s prefix=%s", tenant.name, row.prefix)
     return Revocation(_info(row), already_revoked=False)
 
