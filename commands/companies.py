@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import (
@@ -17,12 +15,12 @@ from commands.replies import (
     message,
     section,
 )
-from commands.seller import missing_line, party_fields
+from commands.seller import change_summary, missing_line, party_fields
 from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
-from invoicing.parties.accounting import missing_fields, update_accounting
-from invoicing.parties.companies import create_company
-from models import ACCOUNTING_KEYS, AuditEntry, Company, Integration, IntegrationKind
+from invoicing.parties.accounting import missing_fields
+from invoicing.parties.companies import create_company, set_accounting
+from models import ACCOUNTING_KEYS, Company, Integration, IntegrationKind
 
 COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel")
 MODAL_CALLBACK = "accounting_edit"
@@ -87,16 +85,9 @@ def show_accounting(c: Company) -> Reply:
 
 
 async def apply_accounting(c: Company, updates: dict[str, Any], ctx: CommandContext) -> Reply:
-    """Validate and apply updates with an audit entry; all-or-nothing."""
-    async with in_transaction():
-        changes = await update_accounting(c, updates)
-        if changes:
-            await AuditEntry.create(
-                tenant_id=ctx.tenant.id, actor=ctx.actor, action="accounting.set", target=f"company:{c.short_name}",
-                old={k: str(old) for k, (old, _) in changes.items()},
-                new={k: str(new) for k, (_, new) in changes.items()},
-            )
-    summary = ", ".join(f"{k}: {old or '∅'} → {new or '∅'}" for k, (old, new) in changes.items()) or "nothing changed"
+    """Validate and apply updates (audited, all-or-nothing; see ``set_accounting``) and reply with the result."""
+    changes = await set_accounting(c, updates, actor=ctx.actor)
+    summary = change_summary(changes)
     return message(f"Accounting details of {c.short_name} updated: {summary}", *show_accounting(c).blocks[1:],
                    context(f"Updated by <@{ctx.user_id}>: {summary}"))
 

@@ -7,12 +7,12 @@ from tortoise.transactions import in_transaction
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, context, fields_section, header, message
-from invoicing import validation
 from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import settings as emailer_config
 from invoicing.integrations.pdf_emailer.settings import EmailerSettings
-from models import AuditEntry, Company
+from invoicing.parties.companies import set_channel
+from models import Company
 
 SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel")
 
@@ -37,21 +37,6 @@ def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
     if note:
         blocks.insert(0, context(note))
     return message(f"PDF Emailer of {settings.company}: {'enabled' if settings.enabled else 'disabled'}", *blocks)
-
-
-async def _set_channel(company: Company, channel: str, ctx: CommandContext) -> None:
-    value = validation.text(channel, "channel", max_len=80, required=False)
-    if value.lower() == "none":
-        value = ""
-    if value and not (value.startswith("#") or value[:1] in {"C", "G"}):
-        raise InvalidInput("channel", f"{channel!r} is not a channel; pick one with #, e.g. channel=#billing")
-    if company.slack_channel == value:
-        return
-    await AuditEntry.create(tenant_id=ctx.tenant.id, actor=ctx.actor, action="company.channel",
-                            target=f"company:{company.short_name}", old={"channel": company.slack_channel},
-                            new={"channel": value})
-    company.slack_channel = value
-    await company.save(update_fields=["slack_channel"])
 
 
 async def emailer(args: Args, ctx: CommandContext) -> Reply:
@@ -81,7 +66,7 @@ async def emailer(args: Args, ctx: CommandContext) -> Reply:
         options = dict(args.options)
         async with in_transaction():
             if "channel" in options:
-                await _set_channel(company, options.pop("channel"), ctx)
+                await set_channel(company, options.pop("channel"), actor=ctx.actor)
             result = await emailer_config.configure(company, now=now, actor=ctx.actor, **options)
         note = f"Updated by <@{ctx.user_id}>."
     ctx.services.wake_scheduler()

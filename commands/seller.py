@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
+from typing import Any
 
 from commands.context import Args, CommandContext
 from commands.replies import Reply, context, fields_section, header, message
-from invoicing import validation
 from invoicing.errors import InvalidInput
-from invoicing.parties.accounting import missing_fields, update_accounting
-from models import ACCOUNTING_KEYS, AuditEntry, Tenant
-
-SELLER_ONLY_KEYS = ("currency", "invoice_prefix")
-SELLER_KEYS = (*ACCOUNTING_KEYS, *SELLER_ONLY_KEYS)
+from invoicing.parties.accounting import missing_fields
+from invoicing.parties.tenants import SELLER_KEYS, set_seller_details
+from models import Tenant
 
 
 def party_fields(details: dict[str, object]) -> list[tuple[str, str]]:
@@ -34,6 +31,11 @@ def missing_line(missing: list[str], fix: str) -> str:
     if not missing:
         return "All required details are set."
     return f":warning: Missing for invoicing: *{', '.join(missing)}*. Fix with `{fix}`."
+
+
+def change_summary(changes: dict[str, tuple[Any, Any]]) -> str:
+    """``city: Bristol → Bath, email: ∅ → ap@x.com`` (or ``nothing changed``)."""
+    return ", ".join(f"{k}: {old or '∅'} → {new or '∅'}" for k, (old, new) in changes.items()) or "nothing changed"
 
 
 def show_seller(tenant: Tenant) -> Reply:
@@ -59,29 +61,7 @@ async def seller(args: Args, ctx: CommandContext) -> Reply:
         raise InvalidInput("seller set", f"give at least one key=value; keys: {', '.join(SELLER_KEYS)}")
     args.only_options(SELLER_KEYS)
     await ctx.require_admin("change the seller details")
-    extra: dict[str, str] = {}
-    if "currency" in args.options:
-        extra["currency"] = validation.currency(args.options["currency"])
-    if "invoice_prefix" in args.options:
-        prefix = validation.text(args.options["invoice_prefix"], "invoice_prefix", max_len=20, required=False)
-        if prefix and not all(ch.isalnum() or ch in "-_/." for ch in prefix):
-            raise InvalidInput("invoice_prefix", "letters, digits and - _ / . only (e.g. INK-)")
-        extra["invoice_prefix"] = prefix
-    updates = {k: v for k, v in args.options.items() if k not in SELLER_ONLY_KEYS}
-    async with in_transaction():
-        changes = await update_accounting(tenant, updates)
-        for key, value in extra.items():
-            if getattr(tenant, key) != value:
-                changes[key] = (getattr(tenant, key), value)
-                setattr(tenant, key, value)
-        if extra:
-            await tenant.save(update_fields=list(extra))
-        if changes:
-            await AuditEntry.create(
-                tenant_id=tenant.id, actor=ctx.actor, action="seller.set", target="seller",
-                old={k: str(old) for k, (old, _) in changes.items()},
-                new={k: str(new) for k, (_, new) in changes.items()},
-            )
-    summary = ", ".join(f"{k}: {old or '∅'} → {new or '∅'}" for k, (old, new) in changes.items()) or "nothing changed"
+    changes = await set_seller_details(tenant, args.options, actor=ctx.actor)
+    summary = change_summary(changes)
     return message(f"Seller updated: {summary}", *show_seller(tenant).blocks[1:],
                    context(f"Updated by <@{ctx.user_id}>: {summary}"))

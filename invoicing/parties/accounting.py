@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from babel import Locale
 from email_validator import EmailNotValidError, validate_email
@@ -26,17 +26,23 @@ from stdnum import bic as stdnum_bic
 from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError
 from stdnum.util import get_cc_module
+from tortoise.transactions import in_transaction
 
 from invoicing.errors import InvalidInput
-from models import ACCOUNTING_KEYS
+from models import ACCOUNTING_KEYS, AccountingFields
 
 Role = Literal["seller", "buyer"]
+P = TypeVar("P", bound=AccountingFields)
 
-EU_VAT_AREA = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
-)
+EU_VAT_AREA = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+})
 VAT_REGISTERED_SELLER = EU_VAT_AREA | {"GB", "XI", "NO", "CH"}
-NO_POSTCODE = frozenset("AE AG AO AW BS BZ BO CW FJ GD GH HK JM KI QA SB SR SY TV UG VU YE ZW".split())
+NO_POSTCODE = frozenset({
+    "AE", "AG", "AO", "AW", "BS", "BZ", "BO", "CW", "FJ", "GD", "GH", "HK",
+    "JM", "KI", "QA", "SB", "SR", "SY", "TV", "UG", "VU", "YE", "ZW",
+})
 REGION_REQUIRED = frozenset({"US", "CA", "AU"})
 
 _COUNTRIES = frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
@@ -159,11 +165,11 @@ def normalise_accounting(updates: Mapping[str, Any], *, country: str) -> dict[st
     return clean
 
 
-async def update_accounting(party: Any, updates: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Validate and apply updates to a tenant or company row; return ``{key: (old, new)}``.
+def accounting_changes(party: AccountingFields, updates: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Validate ``updates`` against ``party``'s current values; return ``{key: (old, new)}`` of real changes.
 
-    All-or-nothing: nothing is written unless every value is valid. A country
-    change re-validates the stored VAT number against the new country.
+    Pure: nothing is written or mutated. A country change re-validates the stored VAT
+    number against the new country. Raises ``InvalidInput`` if any value is invalid.
     """
     country = str(updates.get("country") or party.country or "")
     if "country" in updates and str(updates["country"]).strip():
@@ -171,9 +177,40 @@ async def update_accounting(party: Any, updates: Mapping[str, Any]) -> dict[str,
     clean = normalise_accounting(updates, country=country)
     if "country" in clean and "vat_number" not in clean and party.vat_number:
         clean["vat_number"] = normalise_vat_number(party.vat_number, country)
-    changes = {k: (getattr(party, k), v) for k, v in clean.items() if getattr(party, k) != v}
-    for key, (_, new) in changes.items():
-        setattr(party, key, new)
-    if changes:
-        await party.save(update_fields=list(changes))
+    return {k: (getattr(party, k), v) for k, v in clean.items() if getattr(party, k) != v}
+
+
+async def lock_party(party: P) -> P:
+    """``party``'s row read again under ``SELECT … FOR UPDATE``; call inside a transaction.
+
+    The lock is held until that transaction ends, so values read from the returned
+    row are the ones a concurrent change waits for (on SQLite tortoise serialises the
+    transactions of a process, which gives the same guarantee).
+    """
+    return await type(party).filter(id=party.pk).select_for_update().get()
+
+
+def copy_accounting(source: AccountingFields, target: AccountingFields) -> None:
+    """Refresh ``target``'s accounting keys from ``source`` (the row as stored)."""
+    for key in ACCOUNTING_KEYS:
+        setattr(target, key, getattr(source, key))
+
+
+async def update_accounting(party: AccountingFields, updates: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Validate and apply updates to a tenant or company row; return ``{key: (old, new)}``.
+
+    Runs in its own ``in_transaction()`` (nested in the caller's when there is one):
+    locks the row, reads the old values under that lock, validates and writes. The
+    lock lasts until the outermost transaction ends, so a caller that writes its audit
+    entry in the same transaction records exactly the values it replaced.
+    All-or-nothing: nothing is written unless every value is valid. ``party`` is
+    refreshed in place with the stored accounting details.
+    """
+    async with in_transaction():
+        row = await lock_party(party)
+        changes = accounting_changes(row, updates)
+        if changes:
+            row.update_from_dict({key: new for key, (_, new) in changes.items()})
+            await row.save(update_fields=list(changes))
+    copy_accounting(row, party)
     return changes
