@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from commands.context import Args, CommandContext
@@ -12,7 +13,7 @@ from invoicing.parties.tenants import SELLER_KEYS, set_seller_details
 from models import Tenant
 
 
-def party_fields(details: dict[str, object]) -> list[tuple[str, str]]:
+def party_fields(details: Mapping[str, object]) -> list[tuple[str, str]]:
     address = ", ".join(str(details.get(k) or "") for k in ("address_line1", "address_line2", "city", "region",
                                                              "postcode", "country") if details.get(k))
     return [

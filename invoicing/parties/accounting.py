@@ -73,7 +73,8 @@ def required_fields(role: Role, country: str) -> list[str]:
 
 def missing_fields(details: Mapping[str, Any], role: Role) -> list[str]:
     """Required keys that are empty, in a stable order (for "missing …" messages)."""
-    return [key for key in required_fields(role, str(details.get("country") or "")) if not str(details.get(key) or "").strip()]
+    required = required_fields(role, str(details.get("country") or ""))
+    return [key for key in required if not str(details.get(key) or "").strip()]
 
 
 def normalise_country(value: str, field: str = "country") -> str:

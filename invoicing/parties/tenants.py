@@ -42,9 +42,8 @@ async def create_tenant(
     if slack_team_id and await Tenant.filter(slack_team_id=slack_team_id.strip()).exists():
         raise Conflict(f"Slack workspace {slack_team_id} is already linked to another tenant.")
     async with in_transaction():
-        tenant = await Tenant.create(
-            name=name, slack_team_id=slack_team_id.strip() if slack_team_id else None, plan=plan_value, currency=currency
-        )
+        tenant = await Tenant.create(name=name, slack_team_id=slack_team_id.strip() if slack_team_id else None,
+                                     plan=plan_value, currency=currency)
         await audit.record(tenant.id, actor=actor, action="tenant.create", target=f"tenant:{name}",
                            new={"plan": plan_value.value, "currency": currency, "slack_team_id": slack_team_id})
     return tenant

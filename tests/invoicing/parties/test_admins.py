@@ -35,7 +35,8 @@ async def test_twenty_concurrent_adds_of_different_users_leave_twenty_admins(db)
     t = await f.tenant()
     users = [f"U{n:03d}" for n in range(20)]
     copies = [await _fresh(t.id) for _ in users]  # all read before any change, like 20 requests at once
-    added = await asyncio.gather(*(add_admin(copy, u, actor="slack:UBOSS") for copy, u in zip(copies, users, strict=True)))
+    added = await asyncio.gather(*(add_admin(copy, user, actor="slack:UBOSS")
+                                   for copy, user in zip(copies, users, strict=True)))
     assert all(added)
     assert sorted(await _admins(t.id)) == users
     assert await AuditEntry.filter(tenant_id=t.id, action="admins.add").count() == 20
