@@ -26,16 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.db import database, database_url_with_name, postgres_admin  # noqa: E402
-from invoicing.delivery.fonts.faces import preload  # noqa: E402
-from invoicing.delivery.outbox import Outbox  # noqa: E402
-from invoicing.delivery.pdf import render_invoice_pdf  # noqa: E402
-from invoicing.delivery.transport import SmtpTransport  # noqa: E402
-from invoicing.ingest.catalog import PriceInput, set_product  # noqa: E402
-from invoicing.integrations.pdf_emailer.run import run_by_name  # noqa: E402
-from invoicing.parties.companies import create_company  # noqa: E402
-from invoicing.parties.tenants import create_tenant  # noqa: E402
-from models import (  # noqa: E402
+from bot.db import database, database_url_with_name, postgres_admin
+from invoicing.delivery.fonts.faces import preload
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.pdf import render_invoice_pdf
+from invoicing.delivery.transport import SmtpTransport
+from invoicing.ingest.catalog import PriceInput, set_product
+from invoicing.integrations.pdf_emailer.run import run_by_name
+from invoicing.parties.companies import create_company
+from invoicing.parties.tenants import create_tenant
+from models import (
     Company,
     Delivery,
     DeliveryStatus,

@@ -39,15 +39,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiohttp import ClientSession, TCPConnector, web  # noqa: E402
-from tortoise import connections  # noqa: E402
+from aiohttp import ClientSession, TCPConnector, web
+from tortoise import connections
 
-from bot.db import database, postgres_admin  # noqa: E402
-from bot.feed import FEED_PREFIX, create_feed_app  # noqa: E402
-from invoicing.billing.queries import encode_cursor  # noqa: E402
-from invoicing.ingest.tokens import authenticate, create_token  # noqa: E402
-from invoicing.parties.companies import create_company  # noqa: E402
-from invoicing.parties.tenants import create_tenant  # noqa: E402
+from bot.db import database, postgres_admin
+from bot.feed import FEED_PREFIX, create_feed_app
+from invoicing.billing.queries import encode_cursor
+from invoicing.ingest.tokens import authenticate, create_token
+from invoicing.parties.companies import create_company
+from invoicing.parties.tenants import create_tenant
 
 PAGE_TARGET_MS = 10.0
 RATIO_TARGET = 3.0

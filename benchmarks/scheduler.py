@@ -32,12 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tortoise import connections  # noqa: E402
+from tortoise import connections
 
-from bot.db import database, postgres_admin  # noqa: E402
-from bot.scheduler import _CLAIM_SQL, Scheduler  # noqa: E402
-from invoicing.scheduling.schedule import due_run, parse_schedule  # noqa: E402
-from models import Company, Integration, IntegrationKind, Tenant  # noqa: E402
+from bot.db import database, postgres_admin
+from bot.scheduler import _CLAIM_SQL, Scheduler
+from invoicing.scheduling.schedule import due_run, parse_schedule
+from models import Company, Integration, IntegrationKind, Tenant
 
 INTEGRATIONS = 10_000
 DUE = 100

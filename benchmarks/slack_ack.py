@@ -25,13 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
-from bot.db import database  # noqa: E402
-from models import Order, OrderStatus  # noqa: E402
-from tests import factories as f  # noqa: E402
-from tests.bot.slack_harness import start_harness, stop_harness  # noqa: E402
+from bot.db import database
+from models import Order, OrderStatus
+from tests import factories as f
+from tests.bot.slack_harness import start_harness, stop_harness
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

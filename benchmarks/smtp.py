@@ -39,25 +39,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiosmtplib  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
-from fpdf import FPDF  # noqa: E402
+import aiosmtplib
+from aiosmtpd.controller import Controller
+from fpdf import FPDF
 
-from bot.db import database  # noqa: E402
-from invoicing.billing.document import InvoiceDocument  # noqa: E402
-from invoicing.delivery.mail import (  # noqa: E402
+from bot.db import database
+from invoicing.billing.document import InvoiceDocument
+from invoicing.delivery.mail import (
     compose_invoice_email,
     envelope_recipients,
     envelope_sender,
 )
-from invoicing.delivery.outbox import Outbox  # noqa: E402
-from invoicing.delivery.transport import SmtpTransport  # noqa: E402
-from invoicing.ingest.catalog import PriceInput, set_product  # noqa: E402
-from invoicing.ingest.order_sync import ItemInput, upsert_order  # noqa: E402
-from invoicing.integrations.pdf_emailer.run import run_by_name  # noqa: E402
-from invoicing.parties.companies import create_company  # noqa: E402
-from invoicing.parties.tenants import create_tenant  # noqa: E402
-from models import Delivery, DeliveryStatus, Invoice  # noqa: E402
+from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.transport import SmtpTransport
+from invoicing.ingest.catalog import PriceInput, set_product
+from invoicing.ingest.order_sync import ItemInput, upsert_order
+from invoicing.integrations.pdf_emailer.run import run_by_name
+from invoicing.parties.companies import create_company
+from invoicing.parties.tenants import create_tenant
+from models import Delivery, DeliveryStatus, Invoice
 
 MAIL_FROM = "invoices@inkwell.example"
 TARGET = 0.8

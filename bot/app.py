@@ -155,7 +155,7 @@ class Service:
                 # A pass takes at most 100 rows: while passes keep sending, more may be due now.
                 # (An unreachable server sends nothing, so that case still waits and backs off.)
                 sent = any(o.status == DeliveryStatus.SENT for o in outcomes)
-            except Exception:  # noqa: BLE001 - keep delivering; the rows stay pending
+            except Exception:  # keep delivering; the rows stay pending
                 log.exception("outbox pass failed")
             if sent:
                 continue

@@ -141,7 +141,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:  # routing (404/405) raised by aiohttp itself
         response = _reply({"error": exc.reason}, exc.status, {k: v for k, v in exc.headers.items()
                                                               if k.lower() == "allow"})
-    except Exception as exc:  # noqa: BLE001 - mapped to a response (and logged when unexpected), never ignored
+    except Exception as exc:  # mapped to a response (and logged when unexpected), never ignored
         response = _error_response(exc, request_id)
     response.headers["X-Request-Id"] = request_id
     principal: Principal | None = request.get(_PRINCIPAL)

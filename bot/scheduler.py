@@ -206,7 +206,7 @@ class Scheduler:
         now = self._clock()
         try:
             due_at = await claims.earliest_due(now)
-        except Exception:  # noqa: BLE001 - database trouble: poll again later
+        except Exception:  # database trouble: poll again later
             log.exception("could not read the next due time replica=%s", self.replica)
             return self._error_backoff
         if due_at is None:
@@ -280,7 +280,7 @@ class Scheduler:
             log.warning("run refused tenant=%s company=%s trigger=%s cutoff=%s reason=%s", target.tenant.name,
                         company.short_name, trigger.value, due.cutoff.isoformat(), refusal.message)
             return ScheduledOutcome(**base, error=refusal.message, refused=isinstance(refusal, NotEligible)), due
-        except Exception as exc:  # noqa: BLE001 - one company's bug must not stop the others
+        except Exception as exc:  # one company's bug must not stop the others
             log.exception("run failed tenant=%s company=%s trigger=%s cutoff=%s", target.tenant.name,
                           company.short_name, trigger.value, due.cutoff.isoformat())
             return ScheduledOutcome(**base, error=f"Run failed ({type(exc).__name__}); nothing was issued."), due
@@ -313,7 +313,7 @@ class Scheduler:
             if not advanced:
                 await self._release(claim)
                 log.info("next run left as changed meanwhile integration=%d", claim.integration_id)
-        except Exception:  # noqa: BLE001 - the lease then expires and another tick retries the slot
+        except Exception:  # the lease then expires and another tick retries the slot
             log.exception("could not advance integration=%d replica=%s", claim.integration_id, self.replica)
 
     async def _release(self, claim: Claim) -> None:
@@ -323,11 +323,11 @@ class Scheduler:
         """Notify; a failing hook is logged and never affects the run or the other companies."""
         try:
             await self._on_result(outcome)
-        except Exception:  # noqa: BLE001 - notifications are best effort; the run is recorded
+        except Exception:  # notifications are best effort; the run is recorded
             log.exception("on_result failed tenant=%s company=%s", outcome.tenant, outcome.company)
         if self._after_commit is not None and outcome.report is not None and \
                 outcome.report.outcome == RunOutcome.INVOICED:
             try:
                 await self._after_commit()
-            except Exception:  # noqa: BLE001 - the outbox retries deliveries on its own schedule
+            except Exception:  # the outbox retries deliveries on its own schedule
                 log.exception("after_commit failed tenant=%s company=%s", outcome.tenant, outcome.company)

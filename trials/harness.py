@@ -202,7 +202,7 @@ class Serve:
                     return response.status == 200
             except OSError:
                 return False
-            except Exception:  # noqa: BLE001 - aiohttp client errors while it starts
+            except Exception:  # aiohttp client errors while it starts
                 return False
 
         await until(probe, timeout=timeout, interval=0.05, what=f"serve on port {self.port} to be healthy")

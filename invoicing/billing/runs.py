@@ -293,7 +293,7 @@ async def record_failure(ctx: RunContext, exc: Exception) -> None:
     message = getattr(exc, "message", None) or f"Run failed ({type(exc).__name__}); nothing was issued."
     try:
         await record_run(ctx, RunOutcome.FAILED, finished_at=ctx.started_at, message=message)
-    except Exception:  # noqa: BLE001 - the original error is what matters and is re-raised
+    except Exception:  # the original error is what matters and is re-raised
         log.exception("could not record failed run tenant=%s company=%s", ctx.tenant.name, ctx.company.short_name)
 
 

@@ -241,7 +241,7 @@ class Outbox:
     ) -> DeliveryOutcome | None:
         try:
             message = await self._compose(doc, delivery)
-        except Exception as exc:  # noqa: BLE001 - recorded on the row and logged with traceback, not ignored
+        except Exception as exc:  # recorded on the row and logged with traceback, not ignored
             # Renderer and composer are pure: the same input fails the same way, so retrying is pointless.
             log.exception("delivery preparation failed delivery=%d invoice=%s", delivery.id, doc.number)
             return await self._finish_failed(delivery, doc.number, DeliveryStatus.PENDING,

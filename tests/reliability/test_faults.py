@@ -265,7 +265,7 @@ async def test_a_dropped_database_connection_mid_run_rolls_everything_back(db, s
         if name == step:
             killed.append(_terminate_idle_in_transaction(database))
 
-    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises for a dead connection
+    with pytest.raises(Exception):  # whatever the driver raises for a dead connection
         await run_by_name(t, "acme", clock=lambda: T0, checkpoint=checkpoint)
 
     assert killed == [1]

@@ -135,7 +135,7 @@ async def configure(
     starting_from: str | date | datetime | None = None,
     bcc: str | Sequence[str] | None = None,
     schedule: str | None = None,
-    next: str | datetime | None = None,  # noqa: A002 - the product's field name
+    next: str | datetime | None = None,  # the product's field name
 ) -> EmailerSettings:
     """Change any of the settings at once; ``None`` leaves a setting as it is.
 
