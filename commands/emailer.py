@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
-
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, context, fields_section, header, message
@@ -11,7 +9,6 @@ from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import settings as emailer_config
 from invoicing.integrations.pdf_emailer.settings import EmailerSettings
-from invoicing.parties.companies import set_channel
 from models import Company
 
 SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel")
@@ -64,10 +61,7 @@ async def emailer(args: Args, ctx: CommandContext) -> Reply:
         note = f"Disabled by <@{ctx.user_id}>. No invoice runs until it is enabled again."
     else:
         options = dict(args.options)
-        async with in_transaction():
-            if "channel" in options:
-                await set_channel(company, options.pop("channel"), actor=ctx.actor)
-            result = await emailer_config.configure(company, now=now, actor=ctx.actor, **options)
+        result = await emailer_config.configure(company, now=now, actor=ctx.actor, **options)
         note = f"Updated by <@{ctx.user_id}>."
     ctx.services.wake_scheduler()
     return show(result, company, note)

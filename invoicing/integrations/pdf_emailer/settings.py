@@ -32,6 +32,7 @@ from invoicing import audit
 from invoicing.billing.runs import check_plan
 from invoicing.delivery.bcc import bcc_of
 from invoicing.errors import InvalidInput
+from invoicing.parties.companies import normalise_channel, set_channel
 from invoicing.scheduling.schedule import (
     Schedule,
     first_run,
@@ -136,14 +137,20 @@ async def configure(
     bcc: str | Sequence[str] | None = None,
     schedule: str | None = None,
     next: str | datetime | None = None,  # the product's field name
+    channel: str | None = None,
 ) -> EmailerSettings:
     """Change any of the settings at once; ``None`` leaves a setting as it is.
 
     Text values are what ops type: ``include_errors=on|off``, ``starting_from=
     YYYY-MM-DD[ HH:MM]|none`` and ``next=YYYY-MM-DD HH:MM|none`` in the company time
     zone, ``bcc="a@x.com, b@y.com"|none``, ``schedule=hourly|daily|weekly|monthly|<cron>``.
-    Raises ``InvalidInput`` naming the first bad field; then nothing is changed.
+    ``channel=#billing|none`` is the company's notification channel (shared by its
+    integrations; changed through ``parties.companies.set_channel`` in the same transaction,
+    company row locked before the integration row). Raises ``InvalidInput`` naming the
+    first bad field; then nothing is changed.
     """
+    if channel is not None:
+        normalise_channel(channel)  # refuse a bad channel before anything is written
     tz = company.timezone
     given: dict[str, Any] = {}
     if include_errors is not None:
@@ -158,6 +165,8 @@ async def configure(
         given["next"] = _aware_future(next, tz, now) if isinstance(next, datetime) else parse_next_local(next, tz, now)
     changes = _Changes(**given)
     async with in_transaction():
+        if channel is not None:
+            await set_channel(company, channel, actor=actor)
         row = await _locked(company)
         old = _snapshot(row)
         _apply(company, row, changes, now)
