@@ -172,8 +172,9 @@ async def _write_catalog(
     product_ids = [stored[sku][0] for sku in skus]
     existing: dict[tuple[int, int | None], dict[str, Any]] = {}
     for chunk in chunks(product_ids):
-        for row in await Price.filter(product_id__in=chunk).values("id", "product_id", "retailer_id", *_PRICE_FIELDS):
-            existing[(row["product_id"], row["retailer_id"])] = row
+        for stored_row in await Price.filter(product_id__in=chunk).values(
+                "id", "product_id", "retailer_id", *_PRICE_FIELDS):
+            existing[(stored_row["product_id"], stored_row["retailer_id"])] = stored_row
     created: list[Price] = []
     changed: list[Price] = []
     audits: list[AuditEntry] = []
@@ -182,17 +183,17 @@ async def _write_catalog(
         product_id = stored[sku][0]
         for price in clean[sku][1]:
             values = {k: getattr(price, k) for k in _PRICE_FIELDS}
-            row = existing.get((product_id, price.retailer_id))
-            if row is None:
+            current = existing.get((product_id, price.retailer_id))
+            if current is None:
                 created.append(Price(product_id=product_id, retailer_id=price.retailer_id, **values))
-            elif all(row[k] == v for k, v in values.items()):  # numeric compare: 5.0000 == 5.00
+            elif all(current[k] == v for k, v in values.items()):  # numeric compare: 5.0000 == 5.00
                 unchanged += 1
             else:
-                changed.append(Price(id=row["id"], **values))
+                changed.append(Price(id=current["id"], **values))
                 audits.append(audit.entry(
                     tenant.id, actor=actor, action="price.set",
                     target=f"price:{sku}:{price.retailer or 'default'}",
-                    old={k: str(row[k]) for k in _PRICE_FIELDS}, new={k: str(v) for k, v in values.items()},
+                    old={k: str(current[k]) for k in _PRICE_FIELDS}, new={k: str(v) for k, v in values.items()},
                 ))
     await Price.bulk_create(created, batch_size=CHUNK)
     if changed:
