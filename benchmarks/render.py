@@ -124,7 +124,7 @@ def naive_render(doc: InvoiceDocument) -> bytes:
         values = (line.order_ref, line.dispatched_at.strftime("%d %b %Y"), line.sku, line.description[:28],
                   str(line.quantity), f"{line.unit_cost:,}", f"{line.unit_shipping:,}", f"{line.tax_rate}",
                   f"{line.net:,}")  # fmt: skip
-        for width, value in zip(widths, values):
+        for width, value in zip(widths, values, strict=True):
             pdf.cell(width, 5.5, value, border="B", align="L" if width in (25, 22, 38) else "R")
         pdf.ln()
     pdf.set_font(fonts.FAMILY, "B", 10)

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="seed a demo tenant in an embedded SQLite database and run invoicing")
-    demo.add_argument("--data-dir", type=Path, help="where the database, PDFs and outbox go (default ./invoicebot-data)")
+    demo.add_argument("--data-dir", type=Path,
+                      help="where the database, PDFs and outbox go (default ./invoicebot-data)")
 
     sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
 
@@ -114,7 +115,8 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 async def _tenant(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings.resolved_database_url()):
         tenant = await create_tenant(args.name, slack_team_id=args.slack_team, plan=args.plan, currency=args.currency)
-    console.print(f"Tenant [bold]{tenant.name}[/] created (plan {tenant.plan.value}, Slack team {tenant.slack_team_id}).")
+    console.print(f"Tenant [bold]{tenant.name}[/] created "
+                  f"(plan {tenant.plan.value}, Slack team {tenant.slack_team_id}).")
     return 0
 
 

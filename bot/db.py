@@ -63,7 +63,9 @@ async def migrate(url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def database(url: str, *, apply_migrations: bool = True, global_fallback: bool = True) -> AsyncIterator[TortoiseContext]:
+async def database(
+    url: str, *, apply_migrations: bool = True, global_fallback: bool = True
+) -> AsyncIterator[TortoiseContext]:
     """Open the database for the duration of the block (migrating it first by default).
 
     ``global_fallback`` makes the connection visible to tasks started outside this

@@ -60,7 +60,9 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
 class ChannelPoster:
     """Posts messages and files, at most one per second per channel, never dropping one."""
 
-    def __init__(self, client: AsyncWebClient, *, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, client: AsyncWebClient, *, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.client = client
         self.min_interval = min_interval
         self._clock = clock

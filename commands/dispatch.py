@@ -51,7 +51,8 @@ COMMANDS: dict[str, Command] = {
                 "company_number email phone payment_terms_days iban bic currency invoice_prefix. "
                 "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`."),
         Command("companies", "companies", "list the dropship companies", companies.companies),
-        Command("company", "company add <co> name=\"…\" country=GB currency=GBP timezone=Europe/London [channel=#billing]",
+        Command("company",
+                "company add <co> name=\"…\" country=GB currency=GBP timezone=Europe/London [channel=#billing]",
                 "add a dropship company", companies.company),
         Command("accounting", "accounting <co> [edit | set key=value …]",
                 "show or change a company's accounting details (edit opens a form)", companies.accounting,
@@ -96,7 +97,8 @@ async def _help(args: Args) -> Reply:
     if name not in COMMANDS:
         return error_reply(f"There is no command {name!r}.", None)
     c = COMMANDS[name]
-    return message(f"/invoicing {c.usage}", section(f"{usage(name)}\n{c.summary}." + (f"\n{c.details}" if c.details else "")))
+    details = f"\n{c.details}" if c.details else ""
+    return message(f"/invoicing {c.usage}", section(f"{usage(name)}\n{c.summary}.{details}"))
 
 
 def error_reply(text: str, command: str | None) -> Reply:

@@ -25,7 +25,8 @@ def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> R
              f"{local(report.cutoff, timezone)}"
     if report.outcome == RunOutcome.NO_ORDERS and report.invoice_number is None:
         title = f"{'Dry run: ' if report.dry_run else ''}No invoice for {report.company}: no eligible orders"
-        blocks = [section(f":zzz: *{title}*. No number was used."), context(f"Cutoff {local(report.cutoff, timezone)}{who}")]
+        blocks = [section(f":zzz: *{title}*. No number was used."),
+                  context(f"Cutoff {local(report.cutoff, timezone)}{who}")]
     else:
         verb = "would issue" if report.dry_run else "issued"
         title = f"{'Dry run: ' if report.dry_run else ''}{report.company} — invoice {report.invoice_number} {verb}"

@@ -64,5 +64,6 @@ async def orders(args: Args, ctx: CommandContext) -> Reply:
     footer = f"Page {page}."
     if result.next_cursor:
         options = " ".join(f"{k}={v}" for k, v in args.options.items() if k != "page")
-        footer += f" Next: `/invoicing orders {company.short_name} {which} {options} page={page + 1}`".replace("  ", " ")
+        following = f"/invoicing orders {company.short_name} {which} {options} page={page + 1}"
+        footer += f" Next: `{following}`".replace("  ", " ")
     return message(title, header(title), section("\n".join(lines)), context(footer))

@@ -66,7 +66,7 @@ class Invoice(_Immutable):
     order_count = fields.IntField()
     payment_terms_days = fields.IntField()
 
-    lines: fields.ReverseRelation["InvoiceLine"]
+    lines: fields.ReverseRelation[InvoiceLine]
 
     class Meta:
         table = "invoice"

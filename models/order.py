@@ -45,7 +45,7 @@ class Order(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
-    items: fields.ReverseRelation["OrderItem"]
+    items: fields.ReverseRelation[OrderItem]
 
     class Meta:
         table = "order"

@@ -18,7 +18,8 @@ the dead process are released as their 15-minute / 300-s leases would be), spawn
 ``invoicebot serve``, feed new orders through ``POST /api/v1/orders:batch`` (a batch
 cut off by a kill is sent again next life: the feed is idempotent), then SIGKILL the
 process group at a random moment — 10 % during start-up, the rest 0–0.4 s or 0–2.5 s
-after ``/healthz`` answered (runs and deliveries cluster right after start-up). Just before each kill the trial notes whether the service had
+after ``/healthz`` answered (runs and deliveries cluster right after start-up). Just before each kill
+the trial notes whether the service had
 a database transaction open, and after it how many deliveries were left ``sending``.
 
 Finally feeding stops, every lease is released, every integration made due, and one
@@ -81,7 +82,8 @@ async def seed(url: str, started: datetime) -> dict[str, str]:
             await conn.execute("UPDATE integration SET include_errors = true WHERE company_id = "
                                "(SELECT id FROM company WHERE short_name = $1)", short)
         for short, bcc in BCC.items():
-            await conn.execute("UPDATE integration SET settings = jsonb_build_object('bcc', $2::jsonb) WHERE company_id = "
+            await conn.execute("UPDATE integration SET settings = jsonb_build_object('bcc', $2::jsonb) "
+                               "WHERE company_id = "
                                "(SELECT id FROM company WHERE short_name = $1)", short, json.dumps(bcc))
         await conn.execute("UPDATE integration SET starting_from = $2 WHERE company_id = "
                            "(SELECT id FROM company WHERE short_name = $1)", STARTING_FROM_COMPANY,
@@ -191,7 +193,7 @@ async def trial(args: argparse.Namespace) -> int:
             startup_times: list[float] = []
             try:
                 async with aiohttp.ClientSession() as session:
-                    for life in range(args.kills):
+                    for _life in range(args.kills):
                         await prepare_restart(conn, rng, long_downtime=rng.random() < 0.5)
                         feeder.new_orders(rng.randint(10, 50))
                         sending_before = {r["id"] for r in await conn.fetch(
@@ -250,7 +252,8 @@ async def trial(args: argparse.Namespace) -> int:
                             SELECT count(*) FROM integration e WHERE e.enabled AND NOT EXISTS (
                               SELECT 1 FROM invoice_run r WHERE r.company_id = e.company_id AND r.cutoff >= $1
                                 AND r.outcome IN ('invoiced', 'no_orders'))""", final_mark)
-                        unsent = await conn.fetchval("SELECT count(*) FROM delivery WHERE status IN ('pending', 'sending')")
+                        unsent = await conn.fetchval(
+                            "SELECT count(*) FROM delivery WHERE status IN ('pending', 'sending')")
                         return behind == 0 and unsent == 0
 
                     t0 = time.monotonic()

@@ -202,7 +202,7 @@ class Serve:
                     return response.status == 200
             except OSError:
                 return False
-            except Exception:  # aiohttp client errors while it starts
+            except Exception:  # noqa: BLE001 - aiohttp client errors while it starts
                 return False
 
         await until(probe, timeout=timeout, interval=0.05, what=f"serve on port {self.port} to be healthy")
@@ -297,10 +297,12 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
         FROM tenant t LEFT JOIN invoice i ON i.tenant_id = t.id GROUP BY t.id ORDER BY t.id""")
     fig["invoices per tenant"] = {r["name"]: r["n"] for r in rows}
     f.violate("invoice numbers not 1..N without gaps or duplicates",
-              [r for r in rows if not (r["n"] == r["distinct_n"] == r["hi"] == r["seq"] and r["lo"] == (1 if r["n"] else 0))])
+              [r for r in rows
+               if not (r["n"] == r["distinct_n"] == r["hi"] == r["seq"] and r["lo"] == (1 if r["n"] else 0))])
 
     # Orders ↔ invoices ↔ lines.
-    f.violate("invoiced order not eligible (status, hold, error, starting_from, cutoff, company, unpriced)", await conn.fetch("""
+    f.violate("invoiced order not eligible (status, hold, error, starting_from, cutoff, company, unpriced)",
+              await conn.fetch("""
         SELECT o.id, o.external_ref, o.status, o.on_hold, o.error, o.dispatched_at, i.period_end, i.display_number
         FROM "order" o JOIN invoice i ON i.id = o.invoice_id
         JOIN integration e ON e.company_id = o.company_id
@@ -353,7 +355,8 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
     f.violate("invoice without exactly one initial delivery", await conn.fetch("""
         SELECT i.id, i.display_number,
                (SELECT count(*) FROM delivery d WHERE d.invoice_id = i.id AND d.kind = 'initial') AS initial
-        FROM invoice i WHERE (SELECT count(*) FROM delivery d WHERE d.invoice_id = i.id AND d.kind = 'initial') <> 1"""))
+        FROM invoice i
+        WHERE (SELECT count(*) FROM delivery d WHERE d.invoice_id = i.id AND d.kind = 'initial') <> 1"""))
     f.violate("Message-ID used by two deliveries", await conn.fetch(
         "SELECT message_id, count(*) FROM delivery GROUP BY message_id HAVING count(*) > 1"))
     status = Counter(d["status"] for d in deliveries)
@@ -404,7 +407,8 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
                (SELECT count(*) FROM invoice_line) AS lines""")
     fig.update({"invoices": counts["invoices"], "orders": counts["orders"],
                 "orders invoiced": counts["invoiced_orders"], "invoice lines": counts["lines"],
-                "orders not invoiced (ineligible, or after the last cutoff)": counts["orders"] - counts["invoiced_orders"]})
+                "orders not invoiced (ineligible, or after the last cutoff)":
+                    counts["orders"] - counts["invoiced_orders"]})
     return f
 
 

@@ -161,7 +161,8 @@ async def trial(args: argparse.Namespace) -> int:
                                      f"{err.decode(errors='replace').strip()[-300:]}")
                 findings = await harness.check_invariants(conn, sink.received())
                 findings.violations.extend(extra)
-                await replica_checks(conn, findings, slot, {c for _, c in sample}, len(names["north"]) + len(names["south"]))
+                await replica_checks(conn, findings, slot, {c for _, c in sample},
+                                     len(names["north"]) + len(names["south"]))
             finally:
                 for s in replicas:
                     if s.proc.poll() is None:
@@ -233,7 +234,8 @@ async def replica_checks(conn, findings: harness.Findings, slot: datetime, manua
         "WHERE d.message_id NOT LIKE $1", f"%@{domain}>"))
     counts = Counter({r["short_name"]: r["invoices"] for r in rows})
     f.figures["companies"] = companies
-    f.figures["companies with 2 invoices (manual + scheduled, disjoint orders)"] = sum(1 for n in counts.values() if n == 2)
+    f.figures["companies with 2 invoices (manual + scheduled, disjoint orders)"] = sum(
+        1 for n in counts.values() if n == 2)
 
 
 def main() -> int:

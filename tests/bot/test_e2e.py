@@ -146,7 +146,8 @@ async def test_the_scheduler_runs_the_emailer_at_its_slot_and_notifies(world):
     await f.order(company, dispatched_at=clock.now - timedelta(hours=2))
     await f.emailer(company, bcc=["ops@inkwell.example"])
     assert await slash(session, service, "emailer acme enable", fake=fake) == 200
-    integration = await until(lambda: Integration.filter(company_id=company.id, kind=IntegrationKind.PDF_EMAILER, enabled=True).first())
+    integration = await until(lambda: Integration.filter(
+        company_id=company.id, kind=IntegrationKind.PDF_EMAILER, enabled=True).first())
     slot = integration.next_run_at
     assert slot == datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # the next top of the hour
 
@@ -178,7 +179,8 @@ async def test_a_refused_scheduled_run_tells_the_channel_what_to_fix(world):
     await f.price(tenant, "MUG", "5.00")
     await f.order(company, dispatched_at=clock.now - timedelta(hours=2))
     assert await slash(session, service, "emailer acme enable", fake=fake) == 200
-    integration = await until(lambda: Integration.filter(company_id=company.id, kind=IntegrationKind.PDF_EMAILER, enabled=True).first())
+    integration = await until(lambda: Integration.filter(
+        company_id=company.id, kind=IntegrationKind.PDF_EMAILER, enabled=True).first())
     clock.now = integration.next_run_at + timedelta(seconds=1)
     service.scheduler.wake()
     posts = await fake.wait_for("chat.postMessage")

@@ -284,7 +284,7 @@ async def test_two_replicas_run_300_due_integrations_exactly_once_with_gapless_n
     done: dict[str, list[ScheduledOutcome]] = {s.replica: [] for s in replicas}
     while True:
         rounds = await asyncio.gather(*(s.tick() for s in replicas))
-        for scheduler, outcomes in zip(replicas, rounds):
+        for scheduler, outcomes in zip(replicas, rounds, strict=True):
             done[scheduler.replica] += outcomes
         if not any(rounds):
             break

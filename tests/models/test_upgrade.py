@@ -19,8 +19,8 @@ from tortoise.migrations.api import migrate as tortoise_migrate
 
 from bot.db import database, database_url_with_name, migrate, postgres_admin, tortoise_config
 from invoicing.delivery.bcc import bcc_of
-from invoicing.sql import Statement
 from invoicing.parties.companies import create_company
+from invoicing.sql import Statement
 from models import Integration, IntegrationKind, InvoiceRun, Tenant
 from tests.conftest import BACKENDS, POSTGRES_URL
 
@@ -35,7 +35,8 @@ _PARTY = {"legal_name": "", "address_line1": "", "address_line2": "", "city": ""
 EMAILERS = {
     "acme": {"enabled": True, "include_errors": True, "starting_from": datetime(2026, 11, 1, tzinfo=UTC),
              "bcc": ["ops@inkwell.example", "ap@acme.example"], "schedule": "daily",
-             "next_run_at": datetime(2026, 11, 21, 0, 0, tzinfo=UTC), "last_cutoff_at": datetime(2026, 11, 20, tzinfo=UTC),
+             "next_run_at": datetime(2026, 11, 21, 0, 0, tzinfo=UTC),
+             "last_cutoff_at": datetime(2026, 11, 20, tzinfo=UTC),
              "lease_owner": "host-1234-abcdef", "lease_until": datetime(2026, 11, 21, 0, 15, tzinfo=UTC)},
     "beta": {"enabled": False, "include_errors": False, "starting_from": None, "bcc": [], "schedule": "0 9 * * 1-5",
              "next_run_at": None, "last_cutoff_at": None, "lease_owner": None, "lease_until": None},
@@ -81,7 +82,8 @@ async def _fill_previous_release() -> dict[str, int]:
                                               "company_id": company_id})
         await _insert("invoice_run", {"trigger": "schedule", "actor": "scheduler", "started_at": T0, "finished_at": T0,
                                       "cutoff": T0, "outcome": "no_orders", "orders_invoiced": 0, "orders_skipped": 0,
-                                      "skipped": "[]", "skipped_by_reason": "{}", "message": "", "company_id": company_id,
+                                      "skipped": "[]", "skipped_by_reason": "{}", "message": "",
+                                      "company_id": company_id,
                                       "tenant_id": tenant_id})
         companies[short] = company_id
     return companies
@@ -107,4 +109,4 @@ async def test_every_emailer_setting_schedule_and_lease_survives_the_upgrade(emp
         delta = await create_company(await Tenant.get(name="inkwell"), "delta", name="Delta", country="GB",
                                      currency="GBP")
         assert (await Integration.get(company_id=delta.id)).id > max(
-            (await Integration.filter(company_id__in=list(companies.values())).values_list("id", flat=True)))
+            await Integration.filter(company_id__in=list(companies.values())).values_list("id", flat=True))

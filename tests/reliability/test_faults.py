@@ -148,7 +148,8 @@ async def test_a_550_fails_permanently_records_the_reason_and_tells_the_company_
     assert server.received == [] and server.data_commands == 1
     (post,) = fake.received("chat.postMessage")
     assert post.params["channel"] == "CBILLING"
-    assert "Invoice 000001 could not be e-mailed to ap@acme.example: 550 5.1.1 mailbox unavailable" in post.params["text"]
+    expected = "Invoice 000001 could not be e-mailed to ap@acme.example: 550 5.1.1 mailbox unavailable"
+    assert expected in post.params["text"]
 
 
 async def test_a_connection_reset_during_data_is_transient_and_the_retry_delivers_exactly_once(db, smtp, transports):
@@ -265,7 +266,7 @@ async def test_a_dropped_database_connection_mid_run_rolls_everything_back(db, s
         if name == step:
             killed.append(_terminate_idle_in_transaction(database))
 
-    with pytest.raises(Exception):  # whatever the driver raises for a dead connection
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises for a dead connection
         await run_by_name(t, "acme", clock=lambda: T0, checkpoint=checkpoint)
 
     assert killed == [1]

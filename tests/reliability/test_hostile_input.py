@@ -414,7 +414,8 @@ def _document(seller: str, buyer: str, number: str) -> InvoiceDocument:
 @given(seller=_hostile, buyer=_hostile, number=_hostile, display=_hostile)
 def test_a_composed_email_never_carries_an_injected_header(seller, buyer, number, display):
     display = display.replace('"', "").replace("\\", "")
-    message = compose_invoice_email(_document(seller, buyer, number), b"%PDF-1.4", mail_from=f'"{display}" <inv@x.example>',
+    message = compose_invoice_email(_document(seller, buyer, number), b"%PDF-1.4",
+                                    mail_from=f'"{display}" <inv@x.example>',
                                     to="ap@acme.example", message_id="<invoice.1.1@x.example>")
     raw = message.as_bytes(policy=email.policy.SMTP)
     head = raw.split(b"\r\n\r\n", 1)[0]

@@ -223,7 +223,8 @@ async def test_tokens_and_passwords_never_reach_the_logs_or_the_settings_repr(fe
     secrets = [feed.token, feed.rival_token, SMTP_PASSWORD, BOT_TOKEN, SIGNING_SECRET, "xapp-1-secret",
                base64.b64encode(SMTP_PASSWORD.encode()).decode(),  # AUTH LOGIN
                base64.b64encode(f"\0{SMTP_USER}\0{SMTP_PASSWORD}".encode()).decode()]  # AUTH PLAIN
-    logged = "\n".join([caplog.text, *(repr(r.args) for r in caplog.records), *(repr(r.__dict__) for r in caplog.records)])
+    logged = "\n".join([caplog.text, *(repr(r.args) for r in caplog.records),
+                        *(repr(r.__dict__) for r in caplog.records)])
     assert len(caplog.records) > 10  # the requests above did log (at DEBUG, plenty)
     for secret in secrets:
         assert secret not in logged, secret

@@ -68,7 +68,8 @@ def test_presets_and_cron_expressions_are_accepted(text, expression):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("0 0 * * * *", f"schedule: '0 0 * * * *' has 6 fields; a cron expression has exactly 5 (no seconds field); {HELP}"),
+    ("0 0 * * * *",
+     f"schedule: '0 0 * * * *' has 6 fields; a cron expression has exactly 5 (no seconds field); {HELP}"),
     ("fortnightly", f"schedule: 'fortnightly' has 1 field; a cron expression has exactly 5 (no seconds field); {HELP}"),
     ("", f"schedule: '' is empty; a cron expression has exactly 5 (no seconds field); {HELP}"),
     ("61 * * * *", f"schedule: '61 * * * *' is not a valid cron expression; {HELP}"),
@@ -158,7 +159,8 @@ def test_weekly_is_sunday_midnight_in_the_company_time_zone():
 
 
 def test_monthly_is_the_first_at_midnight_and_daily_every_midnight():
-    assert slots("monthly", NEW_YORK, utc(2026, 1, 15), 3) == [utc(2026, 2, 1, 5), utc(2026, 3, 1, 5), utc(2026, 4, 1, 4)]
+    assert slots("monthly", NEW_YORK, utc(2026, 1, 15), 3) == [
+        utc(2026, 2, 1, 5), utc(2026, 3, 1, 5), utc(2026, 4, 1, 4)]
     assert slots("daily", LONDON, utc(2026, 6, 30, 22, 59), 2) == [utc(2026, 6, 30, 23), utc(2026, 7, 1, 23)]
 
 
@@ -210,7 +212,8 @@ def test_new_york_hourly_runs_once_per_real_hour_across_both_changes():
     spring = slots("hourly", NEW_YORK, utc(2026, 3, 8, 5, 30), 3)
     assert walls(spring, NEW_YORK) == ["Sun 08 01:00-0500", "Sun 08 03:00-0400", "Sun 08 04:00-0400"]
     autumn = slots("hourly", NEW_YORK, utc(2026, 11, 1, 3, 30), 4)
-    assert walls(autumn, NEW_YORK) == ["Sun 01 00:00-0400", "Sun 01 01:00-0400", "Sun 01 01:00-0500", "Sun 01 02:00-0500"]
+    assert walls(autumn, NEW_YORK) == [
+        "Sun 01 00:00-0400", "Sun 01 01:00-0400", "Sun 01 01:00-0500", "Sun 01 02:00-0500"]
     assert {b - a for a, b in itertools.pairwise(autumn)} == {timedelta(hours=1)}
 
 
@@ -316,7 +319,8 @@ def test_the_latest_due_slot_after_downtime():
     assert latest_slot(hourly, LONDON, floor=utc(2026, 1, 1), now=utc(2026, 3, 1, 5, 30)) == utc(2026, 3, 1, 5)
     assert latest_slot(weekly, LONDON, floor=utc(2026, 11, 8), now=utc(2026, 11, 20)) == utc(2026, 11, 15)
     assert latest_slot(weekly, LONDON, floor=utc(2026, 11, 2, 10), now=utc(2026, 11, 3)) == utc(2026, 11, 2, 10)
-    assert latest_slot(parse_schedule("0 0 1 1 *"), "UTC", floor=utc(2019, 1, 1), now=utc(2026, 3, 1)) == utc(2026, 1, 1)
+    yearly = parse_schedule("0 0 1 1 *")
+    assert latest_slot(yearly, "UTC", floor=utc(2019, 1, 1), now=utc(2026, 3, 1)) == utc(2026, 1, 1)
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -353,7 +357,8 @@ def moments_near_dst(draw) -> tuple[str, datetime]:
 def _fields(expression: str) -> tuple[frozenset[int], frozenset[int]]:
     """Minutes and hours of a ``M H * * *`` expression (the only shape the oracle needs)."""
     expanded, _ = croniter.expand(expression)
-    minutes, hours = (frozenset(range(n)) if f == ["*"] else frozenset(f) for f, n in zip(expanded, (60, 24)))
+    minutes, hours = (frozenset(range(n)) if f == ["*"] else frozenset(f)
+                      for f, n in zip(expanded, (60, 24), strict=False))  # the first two fields
     assert expanded[2:] == [["*"], ["*"], ["*"]], expression
     return minutes, hours
 
@@ -399,7 +404,7 @@ def test_property_next_slot_never_skips_a_due_slot(expression, zone_and_moment):
 def test_property_slots_are_strictly_increasing(expression, zone_and_moment):
     tz, after = zone_and_moment
     chain = slots(expression, tz, after, 12)
-    assert all(a < b for a, b in zip([after, *chain], chain))
+    assert all(a < b for a, b in zip([after, *chain], chain, strict=False))
 
 
 @settings(max_examples=60, deadline=None)
@@ -425,7 +430,8 @@ def test_property_results_are_identical_whatever_the_host_time_zone(expression, 
         for host in ("UTC", "Pacific/Kiritimati", "America/St_Johns", "Asia/Kathmandu", "Pacific/Pago_Pago"):
             os.environ["TZ"] = host
             time.tzset()
-            results.add((next_slot(schedule, after, tz), latest_slot(schedule, tz, floor=after, now=after + timedelta(days=3))))
+            latest = latest_slot(schedule, tz, floor=after, now=after + timedelta(days=3))
+            results.add((next_slot(schedule, after, tz), latest))
     finally:
         if saved is None:
             os.environ.pop("TZ", None)

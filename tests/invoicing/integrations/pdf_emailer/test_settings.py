@@ -29,7 +29,8 @@ async def audit(action: str | None = None) -> list[AuditEntry]:
 
 async def snapshot(company) -> dict:
     row = await Integration.get(company_id=company.id, kind=IntegrationKind.PDF_EMAILER)
-    return {k: getattr(row, k) for k in ("enabled", "include_errors", "starting_from", "settings", "schedule", "next_run_at")}
+    keys = ("enabled", "include_errors", "starting_from", "settings", "schedule", "next_run_at")
+    return {k: getattr(row, k) for k in keys}
 
 
 async def test_enabling_runs_first_at_the_next_hour_and_is_audited(db):
@@ -114,13 +115,15 @@ async def test_a_next_time_before_starting_from_is_refused_with_both_times(db):
     c = await f.company(await f.tenant())
     with pytest.raises(InvalidInput) as refused:
         await configure(c, now=T0, actor="cli", starting_from="2026-12-01", next="2026-11-20 10:00")
-    assert refused.value.message == "next: 2026-11-20 10:00 is before starting_from 2026-12-01 00:00; no run happens before it"
+    assert refused.value.message == (
+        "next: 2026-11-20 10:00 is before starting_from 2026-12-01 00:00; no run happens before it")
 
 
 async def test_changing_the_schedule_moves_the_next_run_to_its_next_slot(db):
     c = await f.company(await f.tenant())
     await enable(c, now=T0, actor="cli")
-    assert (await configure(c, now=T0, actor="cli", schedule="monthly")).next_run_at == datetime(2026, 12, 1, tzinfo=UTC)
+    monthly = await configure(c, now=T0, actor="cli", schedule="monthly")
+    assert monthly.next_run_at == datetime(2026, 12, 1, tzinfo=UTC)
     assert (await configure(c, now=T0, actor="cli", schedule="30 6 * * 1-5")).next_run_at == \
         datetime(2026, 11, 3, 6, 30, tzinfo=UTC)
 
