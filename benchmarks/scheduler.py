@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tortoise import connections
 
 from bot.db import database, postgres_admin
-from bot.scheduler import _CLAIM_SQL, Scheduler
+from bot.scheduler import Scheduler
 from invoicing.scheduling.schedule import due_run, parse_schedule
 from models import Company, Integration, IntegrationKind, Tenant
 
@@ -51,6 +51,19 @@ _BARE = {
               "AND (lease_until IS NULL OR lease_until < ?2) ORDER BY next_run_at LIMIT ?3",
     "postgres": "SELECT id, next_run_at FROM integration WHERE enabled = $1 AND next_run_at <= $2 "
                 "AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_run_at LIMIT $3",
+}
+
+
+_DUE_SQL = "enabled = {p3} AND next_run_at <= {p4} AND (lease_until IS NULL OR lease_until < {p4})"
+_CLAIM_TEMPLATE = (
+    "UPDATE integration SET lease_owner = {p1}, lease_until = {p2} "
+    "WHERE id IN (SELECT id FROM integration WHERE " + _DUE_SQL + " ORDER BY next_run_at LIMIT {p5}{lock}) "
+    "AND " + _DUE_SQL + " RETURNING id, kind, next_run_at"
+)
+#: The claim statement written out by hand, as the floor of what ``claims.claim_due`` can cost.
+_BARE_CLAIM = {
+    "postgres": _CLAIM_TEMPLATE.format(p1="$1", p2="$2", p3="$3", p4="$4", p5="$5", lock=" FOR UPDATE SKIP LOCKED"),
+    "sqlite": _CLAIM_TEMPLATE.format(p1="?1", p2="?2", p3="?3", p4="?4", p5="?5", lock=""),
 }
 
 
@@ -112,7 +125,7 @@ async def bench_backend(label: str, url: str, rounds: int) -> bool:
             assert len(rows) == DUE, len(rows)
 
         async def bare_claim() -> None:
-            rows = await conn.execute_query_dict(_CLAIM_SQL[conn.capabilities.dialect],
+            rows = await conn.execute_query_dict(_BARE_CLAIM[conn.capabilities.dialect],
                                                  ["bench", NOW + timedelta(minutes=15), True, NOW, DUE])
             assert len(rows) == DUE, len(rows)
 
