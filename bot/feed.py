@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -30,15 +31,34 @@ from tortoise.exceptions import IntegrityError
 from bot.feed_schemas import (
     MONEY_FIELDS,
     MONEY_MESSAGE,
+    AppliedResult,
     BatchBody,
+    BatchResult,
     CompanyBody,
+    CompanyUpserted,
+    ConflictingOrder,
+    Error,
+    FieldError,
+    InternalError,
+    IssuedInvoice,
+    IssuedLine,
+    IssuedParty,
+    IssuedTaxBand,
+    IssuedTotals,
+    ListedOrder,
     OrderBody,
+    OrderConflict,
+    OrderPage,
+    OrderStale,
+    OrderUpserted,
+    PriceCounts,
     ProductBody,
-    dump_datetime,
+    ProductUpserted,
+    ValidationErrors,
     openapi,
 )
 from bot.rendering import render_in_thread
-from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.document import InvoiceDocument, Party
 from invoicing.billing.money import minor_unit, round_money
 from invoicing.billing.queries import (
     InvoiceDetail,
@@ -68,6 +88,7 @@ from invoicing.ingest.order_sync import (
 )
 from invoicing.ingest.tokens import Principal, authenticate
 from invoicing.parties.companies import upsert_company
+from models import OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +97,7 @@ DEFAULT_MAX_BODY_BYTES = 1_048_576
 MAX_BODY = web.AppKey("feed_max_body_bytes", int)
 _OPENAPI = web.AppKey("feed_openapi", dict)
 Renderer = Callable[[InvoiceDocument], Awaitable[bytes]]
-RENDERER = web.AppKey("feed_renderer", object)
+RENDERER: web.AppKey[Renderer] = web.AppKey("feed_renderer")
 # ``RequestKey`` exists from aiohttp 3.12 on; older versions take a plain string key.
 _PRINCIPAL: Any = web.RequestKey("feed_principal", Principal) if hasattr(web, "RequestKey") else "feed_principal"
 _PUBLIC_ROUTES = frozenset({"openapi"})
@@ -90,15 +111,17 @@ M = TypeVar("M", bound=BaseModel)
 class _HttpError(Exception):
     """An error response decided by the adapter itself (401, 413, 422 from pydantic)."""
 
-    def __init__(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, payload: Error | ValidationErrors, headers: dict[str, str] | None = None) -> None:
         super().__init__(payload)
         self.status = status
         self.payload = payload
         self.headers = headers or {}
 
 
-def _reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(payload, status=status, headers=headers, dumps=_dumps)
+def _reply(payload: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Every JSON reply is serialised from its response model, the one the OpenAPI document shows."""
+    return web.Response(text=payload.model_dump_json(), status=status, headers=headers,
+                        content_type="application/json")
 
 
 def _path(field: str) -> str:
@@ -110,25 +133,25 @@ def _error_response(exc: Exception, request_id: str) -> web.Response:
     if isinstance(exc, _HttpError):
         return _reply(exc.payload, exc.status, exc.headers)
     if isinstance(exc, InvalidInput):
-        return _reply({"errors": [{"path": _path(exc.field), "message": exc.reason}]}, 422)
+        return _reply(ValidationErrors(errors=[FieldError(path=_path(exc.field), message=exc.reason)]), 422)
     if isinstance(exc, NotFound):
-        return _reply({"error": exc.message}, 404)
+        return _reply(Error(error=exc.message), 404)
     if isinstance(exc, InvoicedOrderConflict):
-        return _reply({"error": exc.message, "invoice": exc.changes[0].invoice_number, "conflicts": [
-            {"index": c.index, "company": c.company, "ref": c.ref, "invoice": c.invoice_number, "message": c.message}
-            for c in exc.changes]}, 409)
+        return _reply(OrderConflict(error=exc.message, invoice=exc.changes[0].invoice_number, conflicts=[
+            ConflictingOrder(index=c.index, company=c.company, ref=c.ref, invoice=c.invoice_number, message=c.message)
+            for c in exc.changes]), 409)
     if isinstance(exc, Conflict):
-        return _reply({"error": exc.message}, 409)
+        return _reply(Error(error=exc.message), 409)
     if isinstance(exc, Forbidden):
-        return _reply({"error": exc.message}, 403)
+        return _reply(Error(error=exc.message), 403)
     if isinstance(exc, InvoiceBotError):
-        return _reply({"error": exc.message}, 400)
+        return _reply(Error(error=exc.message), 400)
     if isinstance(exc, IntegrityError):
         # Two requests created the same record at once; the loser rolled back and may retry.
         log.warning("feed write conflict id=%s error=%s", request_id, type(exc).__name__)
-        return _reply({"error": "a concurrent request wrote the same record; nothing was written, retry"}, 409)
+        return _reply(Error(error="a concurrent request wrote the same record; nothing was written, retry"), 409)
     log.error("feed internal error id=%s", request_id, exc_info=exc)
-    return _reply({"error": "internal error", "id": request_id}, 500)
+    return _reply(InternalError(id=request_id), 500)
 
 
 @web.middleware
@@ -139,9 +162,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # routing (404/405) raised by aiohttp itself
-        response = _reply({"error": exc.reason}, exc.status, {k: v for k, v in exc.headers.items()
-                                                              if k.lower() == "allow"})
-    except Exception as exc:  # mapped to a response (and logged when unexpected), never ignored
+        response = _reply(Error(error=exc.reason), exc.status, {k: v for k, v in exc.headers.items()
+                                                                if k.lower() == "allow"})
+    except Exception as exc:  # noqa: BLE001 - mapped to a response (and logged when unexpected), never ignored
         response = _error_response(exc, request_id)
     response.headers["X-Request-Id"] = request_id
     principal: Principal | None = request.get(_PRINCIPAL)
@@ -160,10 +183,10 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="invoicebot"'}
     if scheme.lower() != "bearer" or not token.strip():
-        raise _HttpError(401, {"error": "missing bearer token: send Authorization: Bearer <token>"}, challenge)
+        raise _HttpError(401, Error(error="missing bearer token: send Authorization: Bearer <token>"), challenge)
     principal = await authenticate(token.strip())
     if principal is None:
-        raise _HttpError(401, {"error": "invalid or revoked token"}, challenge)
+        raise _HttpError(401, Error(error="invalid or revoked token"), challenge)
     request[_PRINCIPAL] = principal
     return await handler(request)
 
@@ -180,7 +203,7 @@ async def _body(request: web.Request) -> bytes:
     application and so would not apply to a mounted sub-app.
     """
     limit = request.app[MAX_BODY]
-    too_large = _HttpError(413, {"error": f"request body is larger than {limit} bytes; split the batch"})
+    too_large = _HttpError(413, Error(error=f"request body is larger than {limit} bytes; split the batch"))
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     chunks: list[bytes] = []
@@ -204,12 +227,18 @@ async def _parse(request: web.Request, model: type[M]) -> M:
             message = error["msg"]
             if error["type"] == "string_type" and loc and loc[-1] in MONEY_FIELDS:
                 message = MONEY_MESSAGE
-            errors.append({"path": ".".join(str(part) for part in loc) or "body", "message": message})
-        raise _HttpError(422, {"errors": errors}) from None
+            errors.append(FieldError(path=".".join(str(part) for part in loc) or "body", message=message))
+        raise _HttpError(422, ValidationErrors(errors=errors)) from None
 
 
 def _created_or_ok(result: UpsertResult) -> int:
     return 201 if result is UpsertResult.CREATED else 200
+
+
+def _applied(result: UpsertResult) -> AppliedResult:
+    if result is UpsertResult.STALE:  # only orders carry an out-of-order stamp
+        raise ValueError("a company or product write is never stale")
+    return result
 
 
 # --- writes -------------------------------------------------------------------------------------
@@ -223,7 +252,7 @@ async def put_company(request: web.Request) -> web.Response:
         await principal.tenant(), request.match_info["co"], name=body.name, country=body.country,
         currency=body.currency, timezone=body.timezone, channel=body.channel, accounting=accounting,
         actor=principal.actor)
-    return _reply({"applied": True, "result": result.value, "company": company.short_name}, _created_or_ok(result))
+    return _reply(CompanyUpserted(result=_applied(result), company=company.short_name), _created_or_ok(result))
 
 
 async def put_product(request: web.Request) -> web.Response:
@@ -233,9 +262,10 @@ async def put_product(request: web.Request) -> web.Response:
     prices = [PriceInput(p.retailer, p.cost_price, p.shipping, p.tax_rate, p.currency) for p in body.prices]
     outcome = await set_products(await principal.tenant(), [ProductInput(sku, body.name, prices)],
                                  actor=principal.actor, field="")
-    return _reply({"applied": True, "result": outcome.result.value, "sku": sku.strip(),
-                   "prices": {"created": outcome.prices_created, "updated": outcome.prices_updated,
-                              "unchanged": outcome.prices_unchanged}}, _created_or_ok(outcome.result))
+    counts = PriceCounts(created=outcome.prices_created, updated=outcome.prices_updated,
+                         unchanged=outcome.prices_unchanged)
+    return _reply(ProductUpserted(result=_applied(outcome.result), sku=sku.strip(), prices=counts),
+                  _created_or_ok(outcome.result))
 
 
 def _order_input(company: str, ref: str, body: OrderBody) -> OrderInput:
@@ -246,13 +276,12 @@ def _order_input(company: str, ref: str, body: OrderBody) -> OrderInput:
     )
 
 
-def _outcome(outcome: OrderOutcome) -> dict[str, Any]:
-    payload: dict[str, Any] = {"applied": outcome.applied, "result": outcome.result.value,
-                               "company": outcome.company, "ref": outcome.ref,
-                               "invoice_number": outcome.invoice_number}
-    if not outcome.applied:
-        payload["reason"] = "stale update"
-    return payload
+def _outcome(outcome: OrderOutcome) -> OrderUpserted | OrderStale:
+    result = outcome.result
+    if result is UpsertResult.STALE:
+        return OrderStale(company=outcome.company, ref=outcome.ref, invoice_number=outcome.invoice_number)
+    return OrderUpserted(result=result, company=outcome.company, ref=outcome.ref,
+                         invoice_number=outcome.invoice_number)
 
 
 async def put_order(request: web.Request) -> web.Response:
@@ -272,21 +301,30 @@ async def post_orders_batch(request: web.Request) -> web.Response:
         try:
             cleaned.append(clean_order(_order_input(order.company, order.ref, order), field=f"orders[{i}]."))
         except InvalidInput as exc:
-            errors.append({"path": _path(exc.field), "message": exc.reason})
+            errors.append(FieldError(path=_path(exc.field), message=exc.reason))
     if errors:
-        raise _HttpError(422, {"errors": errors})
+        raise _HttpError(422, ValidationErrors(errors=errors))
     outcomes = await upsert_orders(await principal.tenant(), cleaned)
-    counts = Counter(o.result.value for o in outcomes)
-    return _reply({"results": [_outcome(o) for o in outcomes], "counts": dict(counts)})
+    return _reply(BatchResult(results=[_outcome(o) for o in outcomes], counts=Counter(o.result for o in outcomes)))
 
 
 # --- reads --------------------------------------------------------------------------------------
 
 
-def _order_row(row: OrderRow) -> dict[str, Any]:
-    return {"company": row.company, "ref": row.ref, "status": row.status, "on_hold": row.on_hold,
-            "error": row.error, "dispatched_at": dump_datetime(row.dispatched_at),
-            "invoiced": row.invoice_number is not None, "invoice_number": row.invoice_number}
+def _order_row(row: OrderRow) -> ListedOrder:
+    return ListedOrder(company=row.company, ref=row.ref, status=OrderStatus(row.status), on_hold=row.on_hold,
+                       error=row.error, dispatched_at=row.dispatched_at, invoiced=row.invoice_number is not None,
+                       invoice_number=row.invoice_number)
+
+
+def _bound(query: Any, key: str, *, end: bool) -> datetime | None:
+    text = query.get(key)
+    if not text:
+        return None
+    try:
+        return parse_bound(text, key, end=end)
+    except OverflowError:  # a day or instant at the edge of the calendar (9999-12-31) has no end or UTC time
+        raise InvalidInput(key, f"{text!r} is out of range; use a date between the years 1 and 9999") from None
 
 
 def _order_filter(query: Any) -> tuple[OrderFilter, str | None, int]:
@@ -297,13 +335,15 @@ def _order_filter(query: Any) -> tuple[OrderFilter, str | None, int]:
     if invoiced not in (None, "true", "false"):
         raise InvalidInput("invoiced", "use true or false")
     limit_text = query.get("limit", "100")
-    if not limit_text.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a bounded length,
+    # since int() refuses thousands of digits.
+    if not re.fullmatch(r"[0-9]{1,9}", limit_text):
         raise InvalidInput("limit", "must be a whole number between 1 and 500")
     flt = OrderFilter(
         company=query.get("company") or None,
         invoiced=None if invoiced is None else invoiced == "true",
-        dispatched_from=parse_bound(query["from"], "from", end=False) if query.get("from") else None,
-        dispatched_before=parse_bound(query["to"], "to", end=True) if query.get("to") else None,
+        dispatched_from=_bound(query, "from", end=False),
+        dispatched_before=_bound(query, "to", end=True),
     )
     return flt, query.get("cursor") or None, int(limit_text)
 
@@ -312,7 +352,7 @@ async def get_orders(request: web.Request) -> web.Response:
     principal = _principal(request)
     flt, cursor, limit = _order_filter(request.rel_url.query)
     page = await list_orders(principal.tenant_id, flt, cursor=cursor, limit=limit)
-    return _reply({"orders": [_order_row(r) for r in page.rows], "next_cursor": page.next_cursor})
+    return _reply(OrderPage(orders=[_order_row(r) for r in page.rows], next_cursor=page.next_cursor))
 
 
 def _unit(amount: Decimal, currency: str) -> str:
@@ -321,30 +361,33 @@ def _unit(amount: Decimal, currency: str) -> str:
     return str(exact) if exact == amount else format(amount.normalize(), "f")
 
 
-def _invoice_json(detail: InvoiceDetail) -> dict[str, Any]:
+def _party(party: Party) -> IssuedParty:
+    return IssuedParty(**{k: v for k, v in vars(party).items() if v})  # type: ignore[typeddict-item]
+
+
+def _invoice_json(detail: InvoiceDetail) -> IssuedInvoice:
     doc = detail.document
     cur = doc.currency
 
     def money(amount: Decimal) -> str:
         return str(round_money(amount, cur))
 
-    return {
-        "number": doc.number, "company": detail.company, "currency": cur, "timezone": doc.timezone,
-        "issued_at": dump_datetime(doc.issued_at), "period_start": dump_datetime(doc.period_start),
-        "period_end": dump_datetime(doc.period_end), "payment_terms_days": doc.payment_terms_days,
-        "seller": {k: v for k, v in vars(doc.seller).items() if v},
-        "buyer": {k: v for k, v in vars(doc.buyer).items() if v},
-        "totals": {"net": money(doc.net_total), "tax": money(doc.tax_total), "gross": money(doc.gross_total)},
-        "tax_breakdown": [{"rate": format(b.rate.normalize(), "f"), "net": money(b.net), "tax": money(b.tax)}
-                          for b in doc.tax_bands],
-        "lines": [{"order_ref": line.order_ref, "dispatched_at": dump_datetime(line.dispatched_at), "sku": line.sku,
-                   "description": line.description, "quantity": line.quantity,
-                   "unit_cost": _unit(line.unit_cost, cur), "unit_shipping": _unit(line.unit_shipping, cur),
-                   "tax_rate": format(line.tax_rate.normalize(), "f"), "net": money(line.net)} for line in doc.lines],
-        "order_count": doc.order_count,
-        "order_refs": list(detail.order_refs),
-        "pdf": f"{FEED_PREFIX}/invoices/{doc.number}.pdf",
-    }
+    return IssuedInvoice(
+        number=doc.number, company=detail.company, currency=cur, timezone=doc.timezone, issued_at=doc.issued_at,
+        period_start=doc.period_start, period_end=doc.period_end, payment_terms_days=doc.payment_terms_days,
+        seller=_party(doc.seller), buyer=_party(doc.buyer),
+        totals=IssuedTotals(net=money(doc.net_total), tax=money(doc.tax_total), gross=money(doc.gross_total)),
+        tax_breakdown=[IssuedTaxBand(rate=format(b.rate.normalize(), "f"), net=money(b.net), tax=money(b.tax))
+                       for b in doc.tax_bands],
+        lines=[IssuedLine(order_ref=line.order_ref, dispatched_at=line.dispatched_at, sku=line.sku,
+                          description=line.description, quantity=line.quantity,
+                          unit_cost=_unit(line.unit_cost, cur), unit_shipping=_unit(line.unit_shipping, cur),
+                          tax_rate=format(line.tax_rate.normalize(), "f"), net=money(line.net))
+               for line in doc.lines],
+        order_count=doc.order_count,
+        order_refs=list(detail.order_refs),
+        pdf=f"{FEED_PREFIX}/invoices/{doc.number}.pdf",
+    )
 
 
 async def get_invoice_json(request: web.Request) -> web.Response:
@@ -360,7 +403,7 @@ async def get_invoice_pdf(request: web.Request) -> web.Response:
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    return _reply(request.app[_OPENAPI])
+    return web.json_response(request.app[_OPENAPI], dumps=_dumps)
 
 
 def create_feed_app(

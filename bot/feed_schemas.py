@@ -1,31 +1,165 @@
-"""Request bodies of the order feed (pydantic) and its OpenAPI 3.1 description.
+"""Request and response bodies of the order feed (pydantic) and its OpenAPI 3.1 description.
 
-The models check *shape* only — JSON types, required keys, no unknown keys (a typo
+Request models check *shape* only — JSON types, required keys, no unknown keys (a typo
 such as ``dispatchedAt`` is an error, not silently ignored). They run in strict mode,
 so ``"3"`` is not a quantity and ``1`` is not ``true``. *Values* (SKUs, amounts,
 currencies, time zones, VAT numbers …) are checked by ``invoicing`` so that Slack,
 CSV and HTTP share one set of rules and messages.
+
+The JSON schema of each request field nevertheless states those value rules (lengths,
+patterns, bounds, vocabularies), as JSON-schema-only annotations that pydantic does not
+enforce: a client generating requests from the document then produces what the server
+accepts. Where a rule cannot be written as a schema (a VAT checksum, a reference to
+another record) the field's ``description`` says so. ``tests/bot/test_openapi.py`` holds
+the schema and the server to each other.
+
+Response models are what ``bot.feed`` serialises every JSON reply from, so the
+documented response shapes are the sent ones.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import itertools
+import string
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    with_config,
+)
 from pydantic.json_schema import models_json_schema
+from typing_extensions import TypedDict
 
+from invoicing import validation
+from invoicing.errors import InvalidInput
+from invoicing.ingest.batches import UpsertResult
+from invoicing.ingest.order_sync import MAX_ITEMS, MAX_QUANTITY
+from invoicing.parties.accounting import normalise_country
 from models import OrderStatus
 
 MAX_BATCH_ORDERS = 1000
+MAX_PRICES = 1000
 #: Error message for a JSON number where a decimal string belongs (floats lie about cents).
 MONEY_FIELDS = frozenset({"cost_price", "shipping", "tax_rate"})
 MONEY_MESSAGE = 'must be a decimal string such as "12.50", not a JSON number'
 
 
+# --- value rules as JSON schema ------------------------------------------------------------------
+# Patterns are written so that ECMA-262 (the JSON Schema dialect) and Python read them alike:
+# explicit classes instead of \s and \d, whose meanings differ between the two.
 
-def _money() -> Any:
-    return Field(json_schema_extra={"pattern": r"^\d+(\.\d+)?$", "examples": ["12.50"]})
+def _accepted_by(check: Callable[[str], object], candidates: list[str]) -> list[str]:
+    """The candidates a validator of ``invoicing`` accepts: the vocabulary stated once, there."""
+    accepted = []
+    for candidate in candidates:
+        try:
+            check(candidate)
+        except InvalidInput:
+            continue
+        accepted.append(candidate)
+    return accepted
+
+
+def _letters(n: int) -> list[str]:
+    return ["".join(p) for p in itertools.product(string.ascii_uppercase, repeat=n)]
+
+
+COUNTRIES = _accepted_by(normalise_country, _letters(2))
+CURRENCIES = _accepted_by(validation.currency, _letters(3))
+#: What ``invoicing.validation.timezone`` accepts (the machine's tz database).
+TIMEZONES = sorted(available_timezones())
+
+_CONTROL = r"\x00-\x1f\x7f"
+# Characters ``str.strip`` removes (Python whitespace) plus U+FEFF, which ECMA-262 counts as space.
+_SPACE = r"\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+LINE = rf"^[^{_CONTROL}]*$"
+#: One line with at least one visible character: what ``validation.text(required=True)`` accepts.
+REQUIRED_LINE = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+SHORT_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+SKU = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+#: Per-unit amounts: numeric(14,4) columns, so at most 10 integer digits and 4 decimals.
+AMOUNT = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+#: Percent, 0 to 100 with at most 3 decimals (numeric(7,3)).
+TAX_RATE = r"^(100(\.0{1,3})?|[0-9]{1,2}(\.[0-9]{1,3})?)$"
+_YEAR = r"([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"  # 0001-9999
+DATE = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}$"
+#: RFC 3339 as both pydantic and ``datetime.fromisoformat`` read it: upper-case T and Z, no leap second.
+INSTANT = (rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
+           r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+#: Decimal strings the feed writes (rounded to the currency's minor unit, or as stored).
+DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+def _line(max_length: int, *, required: bool = False, **extra: Any) -> dict[str, Any]:
+    """A one-line string of at most ``max_length`` characters (the database column)."""
+    bounds = {"minLength": 1} if required else {}
+    return {"type": "string", **bounds, "maxLength": max_length, "pattern": REQUIRED_LINE if required else LINE,
+            **extra}
+
+
+def _text(max_length: int, *, required: bool = False, **extra: Any) -> WithJsonSchema:
+    return WithJsonSchema(_line(max_length, required=required, **extra))
+
+
+def _pattern(pattern: str, *, min_length: int = 1, max_length: int, **extra: Any) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": pattern,
+                           **extra})
+
+
+SHORT_NAME_SCHEMA: dict[str, Any] = {"type": "string", "pattern": SHORT_NAME, "minLength": 1, "maxLength": 40,
+                                     "examples": ["acme"]}
+SKU_SCHEMA: dict[str, Any] = {"type": "string", "pattern": SKU, "minLength": 1, "maxLength": 64,
+                              "examples": ["MUG-11OZ"]}
+REF_SCHEMA = _line(64, required=True, examples=["SO-104233"])
+ShortName = Annotated[str, WithJsonSchema(SHORT_NAME_SCHEMA)]
+Sku = Annotated[str, WithJsonSchema(SKU_SCHEMA)]
+Ref = Annotated[str, WithJsonSchema(REF_SCHEMA)]
+Country = Annotated[str, WithJsonSchema({"type": "string", "enum": COUNTRIES, "examples": ["GB"],
+                                         "description": "ISO 3166-1 alpha-2"})]
+Currency = Annotated[str, WithJsonSchema({"type": "string", "enum": CURRENCIES, "examples": ["GBP"],
+                                          "description": "ISO 4217"})]
+TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": TIMEZONES, "examples": ["Europe/London"],
+                                          "description": "IANA time zone"})]
+Amount = Annotated[str, _pattern(AMOUNT, max_length=15, examples=["12.50"])]
+TaxRate = Annotated[str, _pattern(TAX_RATE, max_length=7, examples=["20"])]
+
+
+def _representable(value: datetime) -> datetime:
+    # Far-off instants with an offset (0001-01-01T00:00+01:00) have no UTC datetime; converting
+    # them downstream would raise OverflowError, a 500 instead of a 422.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range; use an instant between the years 1 and 9999 in UTC") from None
+    return value
+
+
+DATE_SCHEMA: dict[str, Any] = {"type": "string", "format": "date", "pattern": DATE, "examples": ["2026-11-30"]}
+INSTANT_SCHEMA: dict[str, Any] = {"type": "string", "format": "date-time", "pattern": INSTANT,
+                                  "examples": ["2026-11-20T14:03:00Z"],
+                                  "description": "with an offset; in UTC between the years 1 and 9999"}
+Instant = Annotated[AwareDatetime, AfterValidator(_representable), WithJsonSchema(INSTANT_SCHEMA)]
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type: 2.0 is the integer 2 to a JSON Schema "integer" (and to most JSON
+    # writers outside JavaScript), so it is one here too; 2.5 and "2" still are not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+
+
+# --- request bodies ---------------------------------------------------------------------------
 
 
 class _Body(BaseModel):
@@ -33,82 +167,106 @@ class _Body(BaseModel):
 
 
 class AccountingBody(_Body):
-    """Accounting keys; only those given are changed."""
+    """Accounting keys; only those given are changed. ``null`` or ``""`` clears a key."""
 
-    legal_name: str | None = None
-    address_line1: str | None = None
-    address_line2: str | None = None
-    city: str | None = None
-    region: str | None = None
-    postcode: str | None = None
-    country: str | None = None
-    vat_number: str | None = None
-    company_number: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    payment_terms_days: int | None = None
-    iban: str | None = None
-    bic: str | None = None
+    legal_name: Annotated[str, _text(200)] | None = None
+    address_line1: Annotated[str, _text(200)] | None = None
+    address_line2: Annotated[str, _text(200)] | None = None
+    city: Annotated[str, _text(100)] | None = None
+    region: Annotated[str, _text(100)] | None = None
+    postcode: Annotated[str, _text(20)] | None = None
+    country: Country | None = Field(default=None, description="must be the company's `country` when given")
+    vat_number: Annotated[str, _pattern(r"^[A-Za-z0-9 .-]*$", min_length=0, max_length=20)] | None = Field(
+        default=None, description="checked for the company's country (format and check digits; python-stdnum)")
+    company_number: Annotated[str, _text(40)] | None = None
+    email: Annotated[str, _pattern(
+        r"^[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+        max_length=254, format="email")] | None = Field(
+        default=None, description="checked with email-validator; special-use domains (.test, .local …) are refused")
+    phone: Annotated[str, _pattern(r"^(\+?[0-9()./-][0-9 ()./-]{3,28}[0-9()./-])?$", min_length=0,
+                                   max_length=31, examples=["+44 117 496 0000"])] | None = None
+    payment_terms_days: Annotated[int | None, BeforeValidator(_integral),
+                                  WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 365})] = None
+    iban: Annotated[str, _pattern(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$", max_length=34)] | None = Field(
+        default=None, description="compact or with spaces; checked (country format and check digits)")
+    bic: Annotated[str, _pattern(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$", min_length=8, max_length=11)] | None = Field(
+        default=None, description="letters 5-6 must be a known country code")
 
 
 class CompanyBody(_Body):
-    name: str
-    country: str = Field(examples=["GB"])
-    currency: str = Field(examples=["GBP"])
-    timezone: str = Field(examples=["Europe/London"])
-    channel: str | None = None
+    name: Annotated[str, _text(200, required=True)]
+    country: Country
+    currency: Currency = Field(description="ISO 4217; cannot change once the company has prices or invoices (409)")
+    timezone: TimeZone
+    channel: Annotated[str, _text(80)] | None = Field(default=None, description="Slack channel; null leaves it alone")
     accounting: AccountingBody | None = None
 
 
 class PriceBody(_Body):
-    retailer: str | None = Field(description="company short name; null = the default price")
-    cost_price: str = _money()
-    shipping: str = _money()
-    tax_rate: str = Field(json_schema_extra={"examples": ["20"]}, description="percent")
-    currency: str | None = Field(default=None, description="optional; refused when it contradicts the implied one")
+    retailer: ShortName | None = Field(
+        description="company short name (must exist and be listed once per product); null = the default price")
+    cost_price: Amount
+    shipping: Amount
+    tax_rate: TaxRate = Field(description="percent")
+    currency: Currency | None = Field(
+        default=None, description="optional; refused when it contradicts the implied one (default price: the "
+                                  "seller's currency, retailer price: the retailer's)")
 
 
 class ProductBody(_Body):
-    name: str
-    prices: list[PriceBody] = Field(max_length=1000)
+    name: Annotated[str, _text(200, required=True)]
+    prices: list[PriceBody] = Field(max_length=MAX_PRICES)
 
 
 class ItemBody(_Body):
-    sku: str
-    quantity: int = Field(description="1 to 100000")
-    description: str = ""
+    sku: Sku
+    quantity: Annotated[int, BeforeValidator(_integral),
+                        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY})]
+    description: Annotated[str, _text(300)] = ""
 
 
 class ShipToBody(_Body):
-    name: str
-    line1: str
-    line2: str = ""
-    city: str
-    region: str = ""
-    postcode: str
-    country: str = Field(examples=["GB"])
+    """The ship-to address; empty values are not stored."""
+
+    name: Annotated[str, _text(200)]
+    line1: Annotated[str, _text(200)]
+    line2: Annotated[str, _text(200)] = ""
+    city: Annotated[str, _text(200)]
+    region: Annotated[str, _text(200)] = ""
+    postcode: Annotated[str, _text(200)]
+    country: Annotated[str, WithJsonSchema({"type": "string", "enum": ["", *COUNTRIES], "examples": ["GB"],
+                                            "description": "ISO 3166-1 alpha-2"})]
 
 
 class OrderBody(_Body):
-    items: list[ItemBody]
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"status": {"const": OrderStatus.DISPATCHED.value}}, "required": ["status"]},
+        "then": {"properties": {"dispatched_at": {"type": "string"}}},
+    })
+
+    items: list[ItemBody] = Field(json_schema_extra={"minItems": 1, "maxItems": MAX_ITEMS})
     status: OrderStatus
-    dispatched_at: AwareDatetime | None
+    dispatched_at: Instant | None = Field(description="required when status is dispatched")
     on_hold: bool
-    error: str | None
+    error: Annotated[str, _text(2000)] | None
     ship_to: ShipToBody
-    updated_at: AwareDatetime | None = Field(
+    updated_at: Instant | None = Field(
         default=None, description="when the OMS last changed the order; an update older than the stored one is ignored")
-    previous_company: str | None = Field(
+    previous_company: ShortName | None = Field(
         default=None, description="move the order here from this company (refused once invoiced)")
 
 
 class BatchOrderBody(OrderBody):
-    company: str
-    ref: str
+    company: ShortName
+    ref: Ref
 
 
 class BatchBody(_Body):
-    orders: list[BatchOrderBody] = Field(min_length=1, max_length=MAX_BATCH_ORDERS)
+    orders: list[BatchOrderBody] = Field(
+        min_length=1, max_length=MAX_BATCH_ORDERS, description="each company and ref at most once")
+
+
+# --- response bodies ----------------------------------------------------------------------------
 
 
 def dump_datetime(value: datetime | None) -> str | None:
@@ -116,129 +274,284 @@ def dump_datetime(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
+SentInstant = Annotated[datetime, PlainSerializer(dump_datetime, return_type=str),
+                        WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-20T14:03:00Z"]})]
+DecimalText = Annotated[str, WithJsonSchema({"type": "string", "pattern": DECIMAL, "examples": ["24.90"]})]
+
+
+AppliedResult = Literal[UpsertResult.CREATED, UpsertResult.UPDATED, UpsertResult.UNCHANGED]
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+class Error(_Reply):
+    error: str = Field(description="written for the person reading it")
+
+
+class InternalError(_Reply):
+    error: Literal["internal error"] = "internal error"
+    id: str = Field(description="the request id (X-Request-Id); the traceback is in the server log under it")
+
+
+class FieldError(_Reply):
+    path: str = Field(examples=["items.0.quantity"], description="dotted; list positions are numbers; "
+                                                                  "`body` is the body as a whole")
+    message: str
+
+
+class ValidationErrors(_Reply):
+    errors: list[FieldError] = Field(min_length=1)
+
+
+class ConflictingOrder(_Reply):
+    index: int = Field(description="position of the order in the request (0 for a single PUT)")
+    company: str
+    ref: str
+    invoice: str
+    message: str
+
+
+class OrderConflict(_Reply):
+    """Invoiced orders whose items or company would change; nothing was written."""
+
+    error: str
+    invoice: str = Field(description="the invoice of the first conflict")
+    conflicts: list[ConflictingOrder] = Field(min_length=1)
+
+
+class CompanyUpserted(_Reply):
+    applied: Literal[True] = True
+    result: AppliedResult
+    company: str
+
+
+class PriceCounts(_Reply):
+    created: int
+    updated: int
+    unchanged: int
+
+
+class ProductUpserted(_Reply):
+    applied: Literal[True] = True
+    result: AppliedResult
+    sku: str
+    prices: PriceCounts
+
+
+class OrderUpserted(_Reply):
+    applied: Literal[True] = True
+    result: AppliedResult
+    company: str
+    ref: str
+    invoice_number: str | None = Field(description="set once the order is on an invoice")
+
+
+class OrderStale(_Reply):
+    """An update older than the stored one (``updated_at``): ignored, and not an error to retry."""
+
+    applied: Literal[False] = False
+    result: Literal[UpsertResult.STALE] = UpsertResult.STALE
+    company: str
+    ref: str
+    invoice_number: str | None
+    reason: Literal["stale update"] = "stale update"
+
+
+OrderOutcome = OrderUpserted | OrderStale
+
+
+class BatchResult(_Reply):
+    results: list[OrderOutcome] = Field(description="one per order, in request order")
+    counts: dict[UpsertResult, int] = Field(description="orders per result; results that did not occur are left out")
+
+
+class ListedOrder(_Reply):
+    company: str
+    ref: str
+    status: OrderStatus
+    on_hold: bool
+    error: str | None
+    dispatched_at: SentInstant | None
+    invoiced: bool
+    invoice_number: str | None
+
+
+class OrderPage(_Reply):
+    orders: list[ListedOrder]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+@with_config(ConfigDict(extra="forbid"))
+class IssuedParty(TypedDict, total=False):
+    """Seller or buyer as printed on the invoice; empty keys are left out."""
+
+    legal_name: str
+    address_line1: str
+    address_line2: str
+    city: str
+    region: str
+    postcode: str
+    country: str
+    vat_number: str
+    company_number: str
+    email: str
+    phone: str
+    iban: str
+    bic: str
+
+
+class IssuedTotals(_Reply):
+    net: DecimalText
+    tax: DecimalText
+    gross: DecimalText
+
+
+class IssuedTaxBand(_Reply):
+    rate: DecimalText = Field(description="percent")
+    net: DecimalText
+    tax: DecimalText
+
+
+class IssuedLine(_Reply):
+    order_ref: str
+    dispatched_at: SentInstant
+    sku: str
+    description: str
+    quantity: int
+    unit_cost: DecimalText = Field(description="per unit: to the minor unit when exact, else as stored")
+    unit_shipping: DecimalText
+    tax_rate: DecimalText = Field(description="percent")
+    net: DecimalText
+
+
+class IssuedInvoice(_Reply):
+    """An issued invoice as stored: amounts in ``currency``, rounded as printed."""
+
+    number: str
+    company: str
+    currency: str
+    timezone: str = Field(description="the buyer's IANA zone in which the PDF prints dates")
+    issued_at: SentInstant
+    period_start: SentInstant | None
+    period_end: SentInstant
+    payment_terms_days: int
+    seller: IssuedParty
+    buyer: IssuedParty
+    totals: IssuedTotals
+    tax_breakdown: list[IssuedTaxBand]
+    lines: list[IssuedLine]
+    order_count: int
+    order_refs: list[str]
+    pdf: str = Field(description="path of the PDF", examples=["/api/v1/invoices/INK-000001.pdf"])
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (CompanyBody, ProductBody, OrderBody, BatchBody)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Error, InternalError, ValidationErrors, OrderConflict, CompanyUpserted, ProductUpserted, OrderUpserted,
+    OrderStale, BatchResult, OrderPage, IssuedInvoice)
+
+
 # --- OpenAPI -----------------------------------------------------------------------------------
 
 _REF = "#/components/schemas/{model}"
 
 
-def _json(schema: str | dict[str, Any], description: str) -> dict[str, Any]:
-    body = {"$ref": _REF.format(model=schema)} if isinstance(schema, str) else schema
-    return {"description": description, "content": {"application/json": {"schema": body}}}
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
 
 
-_ERRORS: dict[str, Any] = {
-    "401": _json("Error", "missing, unknown or revoked token"),
-    "413": _json("Error", "body larger than the configured limit"),
-    "422": _json("ValidationErrors", "invalid JSON, types or values; nothing was written"),
-    "500": _json("InternalError", "unexpected error; quote the id"),
-}
-_NOT_FOUND = {"404": _json("Error", "no such company/invoice for this token's tenant")}
-_UPSERTED = {
-    "200": _json("Upserted", "updated, unchanged, or ignored as stale (applied=false)"),
-    "201": _json("Upserted", "created"),
-}
-_QUERY = [
-    ("company", "company short name"),
-    ("invoiced", "true or false"),
-    ("from", "dispatched on/after: YYYY-MM-DD (UTC day) or ISO 8601 date-time"),
-    ("to", "dispatched before the end of this UTC day (YYYY-MM-DD) or before this instant"),
-    ("cursor", "next_cursor of the previous page"),
-    ("limit", "1-500, default 100"),
+def _json(description: str, *models: type[BaseModel]) -> dict[str, Any]:
+    schema = _ref(models[0]) if len(models) == 1 else {"anyOf": [_ref(m) for m in models]}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_401 = {"401": _json("missing, unknown or revoked token", Error)}
+_404 = {"404": _json("no such company/invoice for this token's tenant", Error)}
+_413 = {"413": _json("body larger than the configured limit", Error)}
+_422 = {"422": _json("invalid JSON, types or values; nothing was written", ValidationErrors)}
+_500 = {"500": _json("unexpected error; quote the id", InternalError)}
+_RACE = "or two requests created the same record at once (nothing was written; retry)"
+_ORDER_409 = _json(f"items or company of an invoiced order would change, {_RACE}", OrderConflict, Error)
+
+_DAY_OR_INSTANT = {"anyOf": [DATE_SCHEMA, {**INSTANT_SCHEMA, "description": "with an offset"}]}
+_QUERY: list[tuple[str, dict[str, Any], str]] = [
+    ("company", SHORT_NAME_SCHEMA, "company short name (unknown: 404)"),
+    ("invoiced", {"type": "boolean"}, "`true` or `false`"),
+    ("from", _DAY_OR_INSTANT, "dispatched on/after: YYYY-MM-DD (UTC day) or ISO 8601 date-time with an offset"),
+    ("to", _DAY_OR_INSTANT, "dispatched before the end of this UTC day (YYYY-MM-DD) or before this instant"),
+    ("cursor", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+     "`next_cursor` of the previous page (opaque: any other value is a 422)"),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "page size"),
 ]
-
-_HAND_WRITTEN: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-    "InternalError": {"type": "object", "properties": {"error": {"const": "internal error"}, "id": {"type": "string"}}},
-    "ValidationErrors": {"type": "object", "properties": {"errors": {"type": "array", "items": {
-        "type": "object", "properties": {"path": {"type": "string", "examples": ["items.0.quantity"]},
-                                         "message": {"type": "string"}}}}}},
-    "Conflict": {"type": "object", "properties": {
-        "error": {"type": "string"}, "invoice": {"type": "string"},
-        "conflicts": {"type": "array", "items": {"type": "object", "properties": {
-            "path": {"type": "string"}, "company": {"type": "string"}, "ref": {"type": "string"},
-            "invoice": {"type": "string"}, "message": {"type": "string"}}}}}},
-    "Upserted": {"type": "object", "properties": {
-        "applied": {"type": "boolean"}, "result": {"enum": ["created", "updated", "unchanged", "stale"]},
-        "reason": {"const": "stale update"}}},
-    "BatchResult": {"type": "object", "properties": {
-        "results": {"type": "array", "items": {"type": "object", "properties": {
-            "company": {"type": "string"}, "ref": {"type": "string"}, "applied": {"type": "boolean"},
-            "result": {"enum": ["created", "updated", "unchanged", "stale"]}}}},
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}},
-    "OrderPage": {"type": "object", "properties": {
-        "orders": {"type": "array", "items": {"type": "object", "properties": {
-            "company": {"type": "string"}, "ref": {"type": "string"}, "status": {"type": "string"},
-            "on_hold": {"type": "boolean"}, "error": {"type": ["string", "null"]},
-            "dispatched_at": {"type": ["string", "null"], "format": "date-time"},
-            "invoiced": {"type": "boolean"}, "invoice_number": {"type": ["string", "null"]}}}},
-        "next_cursor": {"type": ["string", "null"]}}},
-    "Invoice": {"type": "object", "properties": {
-        "number": {"type": "string"}, "company": {"type": "string"}, "currency": {"type": "string"},
-        "issued_at": {"type": "string", "format": "date-time"}, "period_start": {"type": ["string", "null"]},
-        "period_end": {"type": "string"}, "seller": {"type": "object"}, "buyer": {"type": "object"},
-        "totals": {"type": "object", "properties": {"net": {"type": "string"}, "tax": {"type": "string"},
-                                                     "gross": {"type": "string"}}},
-        "tax_breakdown": {"type": "array", "items": {"type": "object"}},
-        "lines": {"type": "array", "items": {"type": "object"}},
-        "order_refs": {"type": "array", "items": {"type": "string"}}}},
-}
+#: Path segments "." and ".." never reach a route: clients and proxies remove them from URLs.
+_NOT_DOT_SEGMENT = {"not": {"enum": [".", ".."]}}
 
 
 def openapi(server_url: str = "/api/v1") -> dict[str, Any]:
-    """The feed's OpenAPI 3.1 document: request schemas from the pydantic models, the rest by hand."""
+    """The feed's OpenAPI 3.1 document: every body schema generated from the pydantic models above."""
     _, generated = models_json_schema(
-        [(m, "validation") for m in (CompanyBody, ProductBody, OrderBody, BatchBody)], ref_template=_REF)
-    schemas = {**generated.get("$defs", {}), **_HAND_WRITTEN}
+        [(m, "validation") for m in REQUEST_MODELS] + [(m, "serialization") for m in RESPONSE_MODELS],
+        ref_template=_REF)
 
-    def body(model: str) -> dict[str, Any]:
-        return {"required": True, "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}}}
+    def body(model: type[BaseModel]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
 
-    def path_param(name: str, description: str) -> dict[str, Any]:
-        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+    def path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
-    co, ref = path_param("co", "company short name"), path_param("ref", "the OMS order reference")
+    co = path_param("co", SHORT_NAME_SCHEMA, "company short name")
+    ref = path_param("ref", {**REF_SCHEMA, **_NOT_DOT_SEGMENT}, "the OMS order reference")
+    sku = path_param("sku", SKU_SCHEMA, "SKU")
+    number = path_param("number", {"type": "string", "minLength": 1, **_NOT_DOT_SEGMENT},
+                        "display number, e.g. INK-000001")
     return {
         "openapi": "3.1.0",
         "info": {"title": "InvoiceBot order feed", "version": "1",
                  "description": "Push companies, prices and orders; read invoiced orders and invoices. "
                                 "Money is a decimal string; instants are ISO 8601 with an offset (UTC preferred)."},
         "servers": [{"url": server_url}],
-        "components": {"schemas": schemas,
+        "components": {"schemas": generated.get("$defs", {}),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                       "description": "`invoicebot token create TENANT`"}}},
         "security": [{"bearer": []}],
         "paths": {
             "/companies/{co}": {"put": {
                 "summary": "Create or update a dropship company", "parameters": [co],
-                "requestBody": body("CompanyBody"), "responses": {**_UPSERTED, **_ERRORS,
-                                                                  "409": _json("Error", "currency change refused")}}},
+                "requestBody": body(CompanyBody), "responses": {
+                    "200": _json("updated or unchanged", CompanyUpserted), "201": _json("created", CompanyUpserted),
+                    **_401, "409": _json(f"currency change refused, {_RACE}", Error), **_413, **_422, **_500}}},
             "/products/{sku}": {"put": {
-                "summary": "Create or update a product and upsert its prices",
-                "parameters": [path_param("sku", "SKU")], "requestBody": body("ProductBody"),
-                "responses": {**_UPSERTED, **_ERRORS}}},
+                "summary": "Create or update a product and upsert its prices", "parameters": [sku],
+                "requestBody": body(ProductBody), "responses": {
+                    "200": _json("updated or unchanged", ProductUpserted), "201": _json("created", ProductUpserted),
+                    **_401, "409": _json(_RACE, Error), **_413, **_422, **_500}}},
             "/orders/{co}/{ref}": {"put": {
                 "summary": "Idempotent order upsert; stale updates are ignored with applied=false",
-                "parameters": [co, ref], "requestBody": body("OrderBody"),
-                "responses": {**_UPSERTED, **_ERRORS, **_NOT_FOUND,
-                              "409": _json("Conflict", "items or company of an invoiced order")}}},
+                "parameters": [co, ref], "requestBody": body(OrderBody), "responses": {
+                    "200": _json("updated, unchanged, or ignored as stale (applied=false)", OrderUpserted, OrderStale),
+                    "201": _json("created", OrderUpserted), **_401, **_404, "409": _ORDER_409, **_413, **_422,
+                    **_500}}},
             "/orders:batch": {"post": {
                 "summary": f"Upsert up to {MAX_BATCH_ORDERS} orders atomically (all or nothing)",
-                "requestBody": body("BatchBody"),
-                "responses": {"200": _json("BatchResult", "per-order results in request order"), **_ERRORS,
-                              **_NOT_FOUND, "409": _json("Conflict", "invoiced orders would change")}}},
+                "requestBody": body(BatchBody), "responses": {
+                    "200": _json("per-order results in request order", BatchResult), **_401, **_404,
+                    "409": _ORDER_409, **_413, **_422, **_500}}},
             "/orders": {"get": {
                 "summary": "List orders (keyset pagination by id)",
-                "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
-                                "description": d} for n, d in _QUERY],
-                "responses": {"200": _json("OrderPage", "one page"), **_ERRORS, **_NOT_FOUND}}},
+                "parameters": [{"name": n, "in": "query", "required": False, "schema": s, "description": d}
+                               for n, s, d in _QUERY],
+                "responses": {"200": _json("one page", OrderPage), **_401, **_404, **_422, **_500}}},
             "/invoices/{number}": {"get": {
-                "summary": "An issued invoice", "parameters": [path_param("number", "display number, e.g. INK-000001")],
-                "responses": {"200": _json("Invoice", "the invoice as issued"), **_ERRORS, **_NOT_FOUND}}},
+                "summary": "An issued invoice", "parameters": [number],
+                "responses": {"200": _json("the invoice as issued", IssuedInvoice), **_401, **_404, **_500}}},
             "/invoices/{number}.pdf": {"get": {
-                "summary": "The invoice PDF", "parameters": [path_param("number", "display number")],
-                "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **_ERRORS,
-                              **_NOT_FOUND}}},
+                "summary": "The invoice PDF", "parameters": [number],
+                "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **_401, **_404,
+                              **_500}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
-                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+                                      "responses": {"200": {"description": "OpenAPI 3.1",
+                                                            "content": {"application/json": {}}}}}},
         },
     }
