@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bot.feed import FEED_PREFIX
-from invoicing.billing.runs import run_company
+from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import Company
 from tests import factories as f
 from tests.bot.test_feed import Feed, order
@@ -166,7 +166,7 @@ async def feed(running_feed: Feed) -> Feed:  # noqa: F811 - a fixture argument, 
     """The running feed of ``test_feed`` plus invoice INK-000001 of acme (order SO-104233)."""
     acme = await Company.get(tenant_id=running_feed.tenant.id, short_name="acme")
     await f.order(acme, ref=INVOICED_REF)
-    report = await run_company(running_feed.tenant, "acme", clock=lambda: T0)
+    report = await run_by_name(running_feed.tenant, "acme", clock=lambda: T0)
     assert report.invoice_number == INVOICE
     return running_feed
 
