@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.billing.document import DocumentLine
-from invoicing.billing.eligibility import OrderFacts, ineligibility_reason
+from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
 from invoicing.billing.money import Totals, line_net, totals
 from invoicing.billing.numbering import take_next_number
 from invoicing.billing.pricing import UnitPrice, load_price_book
@@ -38,7 +38,6 @@ from models import (
     InvoiceLine,
     InvoiceRun,
     Order,
-    OrderStatus,
     Plan,
     RunOutcome,
     RunTrigger,
@@ -141,11 +140,7 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
 
     ``lock=True`` (inside the run's transaction) locks the candidate orders on PostgreSQL.
     """
-    query = Order.filter(
-        company_id=company.id, invoice_id=None, status=OrderStatus.DISPATCHED, dispatched_at__lt=cutoff
-    )
-    if integration.starting_from is not None:
-        query = query.filter(dispatched_at__gte=integration.starting_from)
+    query = Order.filter(scope_filter(cutoff, integration.starting_from), company_id=company.id)
     if lock:
         # PostgreSQL: the feed locks the same rows before changing items, so an order cannot
         # change between this plan and the marking below.
