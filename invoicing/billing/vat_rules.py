@@ -8,8 +8,9 @@ say so (Article 226(11a)). We print the notice when:
 * the buyer gave a VAT number (it is a taxable person), and
 * at least one tax band of the invoice is at 0 %.
 
-The United Kingdom is outside the EU VAT area; Northern Ireland (``XI``) is kept
-out too for simplicity, as are all non-EU countries.
+Member states are ``invoicing.parties.countries.EU_MEMBER_STATES`` (the United Kingdom,
+Northern Ireland ``XI`` and all non-EU countries are outside); ``eu_country`` also
+accepts Greece's VAT prefix ``EL``.
 """
 
 from __future__ import annotations
@@ -17,27 +18,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from invoicing.billing.document import InvoiceDocument
+from invoicing.parties.countries import eu_member_state as eu_country
 
-__all__ = ["EU_VAT_COUNTRIES", "REVERSE_CHARGE_NOTE", "eu_country", "reverse_charge_applies"]
-
-EU_VAT_COUNTRIES = frozenset(
-    {"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
-     "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"}
-)  # fmt: skip
-"""ISO 3166 codes of the 27 member states (Greece as ``GR``; its VAT prefix is ``EL``)."""
+__all__ = ["REVERSE_CHARGE_NOTE", "eu_country", "reverse_charge_applies"]
 
 REVERSE_CHARGE_NOTE = (
     "Reverse charge: VAT to be accounted for by the recipient "
     "(Article 196, Council Directive 2006/112/EC)."
 )
-
-
-def eu_country(code: str) -> str | None:
-    """The member state for a country code or VAT prefix ("el" → "GR"), or None outside the EU."""
-    code = code.strip().upper()
-    if code == "EL":
-        code = "GR"
-    return code if code in EU_VAT_COUNTRIES else None
 
 
 def reverse_charge_applies(doc: InvoiceDocument) -> bool:

@@ -29,16 +29,13 @@ from stdnum.util import get_cc_module
 from tortoise.transactions import in_transaction
 
 from invoicing.errors import InvalidInput
+from invoicing.parties.countries import EU_MEMBER_STATES, vat_prefix
 from models import ACCOUNTING_KEYS, AccountingFields
 
 Role = Literal["seller", "buyer"]
 P = TypeVar("P", bound=AccountingFields)
 
-EU_VAT_AREA = frozenset({
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
-    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-})
-VAT_REGISTERED_SELLER = EU_VAT_AREA | {"GB", "XI", "NO", "CH"}
+VAT_REGISTERED_SELLER = EU_MEMBER_STATES | {"GB", "XI", "NO", "CH"}
 NO_POSTCODE = frozenset({
     "AE", "AG", "AO", "AW", "BS", "BZ", "BO", "CW", "FJ", "GD", "GH", "HK",
     "JM", "KI", "QA", "SB", "SR", "SY", "TV", "UG", "VU", "YE", "ZW",
@@ -101,8 +98,8 @@ def normalise_vat_number(value: str, country: str) -> str:
         raise InvalidInput(
             "vat_number", f"{raw!r} is not a valid {country} VAT number ({exc.message.rstrip('.').lower()})"
         ) from None
-    prefix = "EL" if country == "GR" else country
-    if country in EU_VAT_AREA | {"GB", "XI"} and not number.upper().startswith(prefix):
+    prefix = vat_prefix(country)
+    if country in EU_MEMBER_STATES | {"GB", "XI"} and not number.upper().startswith(prefix):
         number = prefix + number
     return number.upper()
 
