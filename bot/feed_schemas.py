@@ -79,7 +79,7 @@ CURRENCIES = _accepted_by(validation.currency, _letters(3))
 #: What ``invoicing.validation.timezone`` accepts (the machine's tz database).
 TIMEZONES = sorted(available_timezones())
 
-_CONTROL = r"\x00-\x1f\x7f"
+_CONTROL = validation.CONTROL_CHARACTER_CLASS  # what validation.text refuses: the one definition
 # Characters ``str.strip`` removes (Python whitespace) plus U+FEFF, which ECMA-262 counts as space.
 _SPACE = r"\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 LINE = rf"^[^{_CONTROL}]*$"

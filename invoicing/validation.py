@@ -9,9 +9,40 @@ from babel.numbers import list_currencies
 
 from invoicing.errors import InvalidInput
 
+#: The control characters, as the inside of a regex character class valid in Python and in
+#: ECMA-262 (JSON Schema ``pattern``): Unicode Cc (C0 controls, DEL, C1 controls) plus the line
+#: and paragraph separators U+2028 (Zl) and U+2029 (Zp) — everything a mail header, an SMTP
+#: envelope, a CSV reader or a PDF text line may take as a line break or a control. These are
+#: *all* the code points of those categories (Unicode never assigns new Cc ones; tests check
+#: against unicodedata), spelled as a class because a regex is far cheaper than a category
+#: lookup per character.
+CONTROL_CHARACTER_CLASS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CHARACTER_CLASS}]")
 _SHORT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _CURRENCIES = frozenset(list_currencies())
+
+#: The reason given when a typed value holds a control character.
+CONTROL_CHARACTERS_REFUSED = "must not contain line breaks or control characters"
+
+
+def is_control_character(char: str) -> bool:
+    """Whether ``char`` is a control character or a line/paragraph separator (the one definition)."""
+    return _CONTROL_CHARACTERS.fullmatch(char) is not None
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether ``value`` contains any character ``is_control_character`` accepts.
+
+    Entry points refuse such text (``text``, accounting details, BCC lists); what is
+    written out (mail headers, PDF lines) replaces them (``without_control_characters``).
+    """
+    return _CONTROL_CHARACTERS.search(value) is not None
+
+
+def without_control_characters(value: str, replacement: str = " ") -> str:
+    """``value`` with every control character and line/paragraph separator replaced."""
+    return _CONTROL_CHARACTERS.sub(replacement, value)
 
 
 def short_name(value: str, field: str = "company") -> str:
@@ -61,6 +92,6 @@ def text(value: object, field: str, *, max_len: int = 200, required: bool = True
         raise InvalidInput(field, "is required")
     if len(result) > max_len:
         raise InvalidInput(field, f"is {len(result)} characters long; at most {max_len}")
-    if re.search(r"[\x00-\x1f\x7f]", result):
-        raise InvalidInput(field, "must not contain line breaks or control characters")
+    if has_control_characters(result):
+        raise InvalidInput(field, CONTROL_CHARACTERS_REFUSED)
     return result

@@ -8,8 +8,8 @@ Rules (a pure function, property-tested):
   stored normalised (domain lower-cased);
 * duplicates are dropped case-insensitively, the first spelling and the order kept;
 * any control character (CR, LF, TAB, NUL …) or Unicode line separator anywhere
-  rejects the whole value: these addresses end up in an SMTP envelope, and a line
-  break there is an injection;
+  (``invoicing.validation.is_control_character``) rejects the whole value: these
+  addresses end up in an SMTP envelope, and a line break there is an injection;
 * at most ``MAX_BCC`` distinct addresses; the empty string means "no BCC".
 
 Every refusal is ``InvalidInput("bcc", …)`` naming the offending entry.
@@ -18,17 +18,15 @@ Every refusal is ``InvalidInput("bcc", …)`` naming the offending entry.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import normalise_email
+from invoicing.validation import has_control_characters
 from models import Integration
 
 MAX_BCC = 20
 
 _SEPARATORS = re.compile(r"[,\s]+")
-# Cc = C0/C1 controls and DEL; Zl/Zp = U+2028/U+2029, which some clients treat as line breaks.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 
 
 def parse_bcc(text: str) -> list[str]:
@@ -52,10 +50,10 @@ def parse_bcc(text: str) -> list[str]:
 
 def _reject_control_characters(text: str) -> None:
     """Refuse line breaks and other control characters, naming the comma-separated entry holding one."""
-    if not any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text):
+    if not has_control_characters(text):
         return
     for position, entry in enumerate(text.split(","), start=1):
-        if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in entry):
+        if has_control_characters(entry):
             raise InvalidInput(
                 "bcc", f"entry {position} ({entry.strip()!r}) contains a line break or control character; "
                 "separate addresses with commas or spaces only"

@@ -37,13 +37,12 @@ from babel.numbers import format_currency
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.errors import InvalidInput
+from invoicing.validation import has_control_characters, without_control_characters
 
 #: Locale of every e-mail text (dates, money); the product UI is British English.
 LOCALE = "en_GB"
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
-# Unicode categories Cc (C0, DEL, C1), Zl and Zp: anything a mail client may treat as a line break.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class _CachingHeaderRegistry(HeaderRegistry):
@@ -147,7 +146,7 @@ def mail_domain(mail_from: str) -> str:
     """The domain of ``MAIL_FROM`` (``invoices@inkwell.example`` → ``inkwell.example``), for Message-IDs."""
     _, address = parseaddr(mail_from)
     local, at, domain = address.rpartition("@")
-    if not (local and at and domain) or _CONTROL.search(mail_from):
+    if not (local and at and domain) or has_control_characters(mail_from):
         raise InvalidInput("mail_from", f"{mail_from!r} is not an e-mail address; set MAIL_FROM to one, "
                                         "e.g. invoices@yourcompany.example")
     return domain.lower()
@@ -261,7 +260,7 @@ def _from_header(mail_from: str, seller: str) -> Address:
 
 def _one_line(value: str) -> str:
     """``value`` with control characters and line/paragraph separators replaced by spaces (header-safe)."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+    return " ".join(without_control_characters(value).split())
 
 
 def _leaf(content_type: BaseHeader, encoding: BaseHeader, payload: str) -> EmailMessage:

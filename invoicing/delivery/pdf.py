@@ -33,6 +33,7 @@ from fpdf import FPDF
 from invoicing.billing.document import DocumentLine, InvoiceDocument, Party
 from invoicing.billing.vat_rules import REVERSE_CHARGE_NOTE, reverse_charge_applies
 from invoicing.delivery.fonts import faces as fonts
+from invoicing.validation import is_control_character
 
 __all__ = ["FIRST_PAGE_ROWS", "NEXT_PAGE_ROWS", "locale_for_country", "render_invoice_pdf"]
 
@@ -129,13 +130,13 @@ def _patterns(locale_id: str) -> tuple[Locale, NumberPattern, NumberPattern]:
 
 @lru_cache(maxsize=4096)  # names, SKUs and descriptions repeat from line to line
 def _clean(text: str) -> str:
-    """One printable line: NFC, controls as spaces, characters the font lacks as U+FFFD."""
+    """One printable line: NFC, controls and line separators as spaces, characters the font lacks as U+FFFD."""
     text = unicodedata.normalize("NFC", text)
     if text.isascii() and text.isprintable():
         return text
     out = []
     for ch in text:
-        if ch in "\r\n\t" or unicodedata.category(ch) == "Cc":
+        if is_control_character(ch):
             out.append(" ")
         elif unicodedata.category(ch) in ("Cf", "Cs", "Co", "Cn"):
             continue

@@ -30,6 +30,7 @@ from tortoise.transactions import in_transaction
 
 from invoicing.errors import InvalidInput
 from invoicing.parties.countries import EU_MEMBER_STATES, vat_prefix
+from invoicing.validation import CONTROL_CHARACTERS_REFUSED, has_control_characters
 from models import ACCOUNTING_KEYS, AccountingFields
 
 Role = Literal["seller", "buyer"]
@@ -43,7 +44,6 @@ NO_POSTCODE = frozenset({
 REGION_REQUIRED = frozenset({"US", "CA", "AU"})
 
 _COUNTRIES = frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 _MAX_LEN = {
     "legal_name": 200, "address_line1": 200, "address_line2": 200, "city": 100,
@@ -106,8 +106,8 @@ def normalise_vat_number(value: str, country: str) -> str:
 
 def normalise_email(value: str, field: str = "email") -> str:
     raw = value.strip()
-    if _CONTROL.search(value):
-        raise InvalidInput(field, "must not contain line breaks or control characters")
+    if has_control_characters(value):
+        raise InvalidInput(field, CONTROL_CHARACTERS_REFUSED)
     try:
         return validate_email(raw, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -130,8 +130,8 @@ def normalise_accounting(updates: Mapping[str, Any], *, country: str) -> dict[st
                 raise InvalidInput(key, "must be a whole number of days between 0 and 365")
             clean[key] = int(text)
             continue
-        if _CONTROL.search(text):
-            raise InvalidInput(key, "must not contain line breaks or control characters")
+        if has_control_characters(text):
+            raise InvalidInput(key, CONTROL_CHARACTERS_REFUSED)
         text = text.strip()
         if not text:
             clean[key] = ""
