@@ -25,6 +25,11 @@ _CURRENCIES = frozenset(list_currencies())
 #: The reason given when a typed value holds a control character.
 CONTROL_CHARACTERS_REFUSED = "must not contain line breaks or control characters"
 
+# The one yes/no vocabulary: what ops type in Slack (on/off) and what spreadsheets write
+# (TRUE/FALSE, yes/no, Y/N, 1/0), case-insensitive.
+_SWITCH_ON = frozenset({"on", "true", "yes", "y", "t", "1"})
+_SWITCH_OFF = frozenset({"off", "false", "no", "n", "f", "0"})
+
 
 def is_control_character(char: str) -> bool:
     """Whether ``char`` is a control character or a line/paragraph separator (the one definition)."""
@@ -43,6 +48,25 @@ def has_control_characters(value: str) -> bool:
 def without_control_characters(value: str, replacement: str = " ") -> str:
     """``value`` with every control character and line/paragraph separator replaced."""
     return _CONTROL_CHARACTERS.sub(replacement, value)
+
+
+def parse_switch(
+    value: bool | str, field: str, *, reason: str = "is not on or off; use on/off (or true/false, yes/no)"
+) -> bool:
+    """``on``/``off`` and their synonyms (a bool passes as is); anything else is ``InvalidInput(field, …)``.
+
+    The message is ``"<value> <reason>"``; callers whose users know other words (a CSV
+    column says "true or false") pass their own ``reason``. An empty value is not a
+    switch: callers with a default apply it before calling.
+    """
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in _SWITCH_ON:
+        return True
+    if word in _SWITCH_OFF:
+        return False
+    raise InvalidInput(field, f"{value!r} {reason}")
 
 
 def short_name(value: str, field: str = "company") -> str:

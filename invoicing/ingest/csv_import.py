@@ -56,8 +56,6 @@ ORDER_COLUMNS = (*ORDER_REQUIRED, "dispatched_at", "on_hold", "error", "descript
 PRICE_REQUIRED = ("sku", "name", "cost_price", "tax_rate")
 PRICE_COLUMNS = (*PRICE_REQUIRED, "retailer", "shipping", "currency")
 
-_TRUE = frozenset({"true", "yes", "y", "1", "t"})
-_FALSE = frozenset({"", "false", "no", "n", "0", "f"})
 _REPORT_EVERY = 5000
 
 
@@ -152,12 +150,8 @@ def _read(text: str, required: Sequence[str], known: Sequence[str]) -> _Table:
 
 
 def _bool(text: str, column: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise InvalidInput(column, f"{text!r} is not true or false")
+    """A yes/no cell; an empty cell is "no" (the column is optional)."""
+    return validation.parse_switch(text, column, reason="is not true or false") if text.strip() else False
 
 
 def _instant(text: str, column: str) -> datetime | None:

@@ -23,7 +23,12 @@ from invoicing.delivery.mail import compose_invoice_email
 from invoicing.delivery.pdf import render_invoice_pdf
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import normalise_accounting, normalise_email
-from invoicing.validation import has_control_characters, is_control_character, text
+from invoicing.validation import (
+    has_control_characters,
+    is_control_character,
+    parse_switch,
+    text,
+)
 
 #: One of each kind: C0 line breaks and TAB, NUL, DEL, a C1 control (NEL), the Unicode line/paragraph separators.
 CONTROLS = ["\r", "\n", "\t", "\x00", "\x7f", "\x85", "\u2028", "\u2029"]
@@ -72,3 +77,28 @@ def test_the_email_and_the_pdf_replace_the_same_control_characters_by_spaces(con
     assert message["From"] == "Evil Ltd <inv@x.example>"
     printed = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(render_invoice_pdf(doc))).pages)
     assert "Evil Ltd" in printed and "Mug white" in printed
+
+
+# --- yes/no switches ---------------------------------------------------------------------------------
+
+#: Every word either former vocabulary accepted (PDF Emailer settings: on/off, true/false, yes/no, 1/0;
+#: CSV import: true/false, yes/no, y/n, t/f, 1/0) means the same in the one vocabulary.
+SWITCH_WORDS = {"on": True, "true": True, "yes": True, "y": True, "t": True, "1": True,
+                "off": False, "false": False, "no": False, "n": False, "f": False, "0": False}
+
+
+@pytest.mark.parametrize(("word", "meaning"), sorted(SWITCH_WORDS.items()))
+def test_a_switch_accepts_every_word_of_the_one_vocabulary_in_any_case(word, meaning):
+    assert parse_switch(word, "include_errors") is meaning
+    assert parse_switch(f"  {word.upper()} ", "include_errors") is meaning
+    assert parse_switch(meaning, "include_errors") is meaning
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "  ", "2", "onn", "ja"])
+def test_anything_else_is_refused_with_the_settings_message_or_the_callers(value):
+    with pytest.raises(InvalidInput) as info:
+        parse_switch(value, "include_errors")
+    assert info.value.field == "include_errors"
+    assert info.value.reason == f"{value!r} is not on or off; use on/off (or true/false, yes/no)"
+    with pytest.raises(InvalidInput, match=r"is not true or false$"):
+        parse_switch(value, "on_hold", reason="is not true or false")

@@ -83,14 +83,23 @@ async def test_one_bad_row_imports_nothing_and_every_bad_row_is_reported(db):
     assert await Order.all().count() == 0 and await OrderItem.all().count() == 0
 
 
+async def test_on_hold_takes_the_one_yes_no_vocabulary_and_an_empty_cell_is_no(db):
+    t = await setup()
+    cells = {"SO-1": "", "SO-2": "ON", "SO-3": " Y ", "SO-4": "off", "SO-5": "0"}
+    report = await import_orders(t, orders_csv(*(row(ref, on_hold=cell) for ref, cell in cells.items())))
+    assert report.ok, report.errors
+    assert dict(await Order.all().order_by("external_ref").values_list("external_ref", "on_hold")) == {
+        "SO-1": False, "SO-2": True, "SO-3": True, "SO-4": False, "SO-5": False}
+
+
 async def test_header_problems_are_reported_before_any_row(db):
     t = await setup()
     report = await import_orders(t, orders_csv("acme,SO-1,dispatched,MUG", header="company,ref,status,sku,qty"))
+    columns = ["company", "ref", "status", "sku", "quantity", "dispatched_at", "on_hold", "error", "description",
+               "updated_at", "ship_to_name", "ship_to_line1", "ship_to_line2", "ship_to_city", "ship_to_region",
+               "ship_to_postcode", "ship_to_country"]
     assert [str(e) for e in report.errors] == [
-        "row 1, column qty: unknown column; the columns are " + ", ".join(
-            ["company", "ref", "status", "sku", "quantity", "dispatched_at", "on_hold", "error", "description",
-             "updated_at", "ship_to_name", "ship_to_line1", "ship_to_line2", "ship_to_city", "ship_to_region",
-             "ship_to_postcode", "ship_to_country"]),
+        f"row 1, column qty: unknown column; the columns are {', '.join(columns)}",
         "row 1, column quantity: required column is missing"]
 
 
@@ -100,8 +109,8 @@ async def test_changing_an_invoiced_order_in_a_file_is_refused_naming_the_invoic
     report = await run_by_name(t, "acme", clock=lambda: T0)
     result = await import_orders(t, orders_csv(row("SO-2"), row("SO-1", quantity="5")))
     assert [str(e) for e in result.errors] == [
-        f"row 3, column ref: Order SO-1 of 'acme' is on invoice {report.invoice_number}; "
-        "its items can no longer change."]
+        (f"row 3, column ref: Order SO-1 of 'acme' is on invoice {report.invoice_number}; "
+         "its items can no longer change.")]
     assert not await Order.filter(external_ref="SO-2").exists()
 
 
