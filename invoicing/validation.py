@@ -1,8 +1,10 @@
-"""Validators for the small values every entry point shares (names, currencies, zones)."""
+"""Validators for the small values every entry point shares: names, currencies, zones, switches, instants
+and the one definition of a control character."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.numbers import list_currencies
@@ -67,6 +69,29 @@ def parse_switch(
     if word in _SWITCH_OFF:
         return False
     raise InvalidInput(field, f"{value!r} {reason}")
+
+
+def parse_instant(
+    value: str,
+    field: str,
+    *,
+    expected: str = "an ISO 8601 date-time such as 2026-11-20T14:03:00Z",
+    naive: str = "must include a time zone offset, e.g. Z for UTC",
+) -> datetime:
+    """An ISO 8601 date-time that states its offset (``Z``, ``+01:00``), as an aware UTC datetime.
+
+    Every text date-time from outside (CSV cells, API query bounds) goes through here, so
+    they all accept the same forms. Without an offset the instant is ambiguous and refused
+    with ``naive``; text that is no date-time is refused as ``"<value> is not <expected>"``
+    (callers that also accept other forms say so in ``expected``).
+    """
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(field, f"{value!r} is not {expected}") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(field, naive)
+    return moment.astimezone(UTC)
 
 
 def short_name(value: str, field: str = "company") -> str:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from invoicing.billing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.sql import Statement, instant
-from invoicing.validation import storable
+from invoicing.validation import parse_instant, storable
 from models import Company, Invoice, InvoiceLine
 
 DEFAULT_LIMIT = 100
@@ -87,7 +87,8 @@ def parse_bound(value: str, field: str, *, end: bool, timezone: str = "UTC") -> 
 
     ``YYYY-MM-DD`` is a whole day in ``timezone``: as a start it is that midnight, as an
     end (``end=True``) the next midnight, so ``to=2026-11-30`` includes all of the 30th.
-    A full ISO 8601 date-time must carry an offset and is used as given.
+    A full ISO 8601 date-time must carry an offset and is used as given
+    (``invoicing.validation.parse_instant``, the parser of every text date-time).
     """
     text = value.strip()
     if len(text) == 10:
@@ -97,13 +98,8 @@ def parse_bound(value: str, field: str, *, end: bool, timezone: str = "UTC") -> 
             raise InvalidInput(field, f"{value!r} is not a date such as 2026-11-30") from None
         local = datetime.combine(day + timedelta(days=1) if end else day, time(0), ZoneInfo(timezone))
         return local.astimezone(UTC)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(field, f"{value!r} is not a date (2026-11-30) or date-time (2026-11-30T12:00:00Z)") from None
-    if moment.tzinfo is None:
-        raise InvalidInput(field, "a date-time needs a time zone offset, e.g. Z for UTC")
-    return moment.astimezone(UTC)
+    return parse_instant(value, field, expected="a date (2026-11-30) or date-time (2026-11-30T12:00:00Z)",
+                         naive="a date-time needs a time zone offset, e.g. Z for UTC")
 
 
 _PAGE_SQL = (

@@ -41,7 +41,6 @@ from invoicing.ingest.order_sync import (
     OrderInput,
     clean_item,
     clean_order,
-    parse_iso_datetime,
     upsert_orders,
 )
 from models import Company, Tenant
@@ -155,7 +154,7 @@ def _bool(text: str, column: str) -> bool:
 
 
 def _instant(text: str, column: str) -> datetime | None:
-    return parse_iso_datetime(text, column) if text.strip() else None
+    return validation.parse_instant(text, column) if text.strip() else None
 
 
 def _quantity(text: str) -> int:

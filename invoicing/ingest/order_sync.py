@@ -415,13 +415,3 @@ async def upsert_order(
     tenant = await Tenant.get(id=company.tenant_id)
     [outcome] = await upsert_orders(tenant, [clean])
     return await Order.get(id=outcome.order_id)
-
-
-def parse_iso_datetime(value: str, field: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(field, f"{value!r} is not an ISO 8601 date-time such as 2026-11-20T14:03:00Z") from None
-    if moment.tzinfo is None:
-        raise InvalidInput(field, "must include a time zone offset, e.g. Z for UTC")
-    return moment.astimezone(UTC)

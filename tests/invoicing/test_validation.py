@@ -1,4 +1,4 @@
-"""The shared validators: one definition of a control character, used by every entry point and output."""
+"""The shared validators: control characters, yes/no switches and ISO instants, each defined once for every caller."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import io
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from invoicing.billing.document import (
@@ -18,6 +20,7 @@ from invoicing.billing.document import (
     InvoiceDocument,
     Party,
 )
+from invoicing.billing.queries import parse_bound
 from invoicing.delivery.bcc import parse_bcc
 from invoicing.delivery.mail import compose_invoice_email
 from invoicing.delivery.pdf import render_invoice_pdf
@@ -26,6 +29,7 @@ from invoicing.parties.accounting import normalise_accounting, normalise_email
 from invoicing.validation import (
     has_control_characters,
     is_control_character,
+    parse_instant,
     parse_switch,
     text,
 )
@@ -102,3 +106,40 @@ def test_anything_else_is_refused_with_the_settings_message_or_the_callers(value
     assert info.value.reason == f"{value!r} is not on or off; use on/off (or true/false, yes/no)"
     with pytest.raises(InvalidInput, match=r"is not true or false$"):
         parse_switch(value, "on_hold", reason="is not true or false")
+
+
+# --- ISO 8601 instants ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "instant"), [
+    ("2026-11-20T14:03:00Z", datetime(2026, 11, 20, 14, 3, tzinfo=UTC)),
+    (" 2026-11-20T15:03:00+01:00 ", datetime(2026, 11, 20, 14, 3, tzinfo=UTC)),
+    ("2026-11-20 14:03:00.5-05:00", datetime(2026, 11, 20, 19, 3, 0, 500000, tzinfo=UTC)),
+])
+def test_an_instant_with_an_offset_is_read_as_utc(text, instant):
+    parsed = parse_instant(text, "dispatched_at")
+    assert parsed == instant and parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("2026-11-20T14:03:00", "must include a time zone offset, e.g. Z for UTC"),
+    ("2026-11-20", "must include a time zone offset, e.g. Z for UTC"),
+    ("20 Nov 2026", "'20 Nov 2026' is not an ISO 8601 date-time such as 2026-11-20T14:03:00Z"),
+    ("2026-11-31T10:00:00Z", "'2026-11-31T10:00:00Z' is not an ISO 8601 date-time such as 2026-11-20T14:03:00Z"),
+])
+def test_an_instant_without_an_offset_or_not_a_date_time_is_refused(text, reason):
+    with pytest.raises(InvalidInput) as info:
+        parse_instant(text, "dispatched_at")
+    assert (info.value.field, info.value.reason) == ("dispatched_at", reason)
+
+
+# Fixed offsets: what a text instant carries (a zone's DST gap would generate instants that do not exist).
+_OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30), timezones=_OFFSETS),
+       st.sampled_from(["T", " "]))
+def test_every_entry_point_reads_an_iso_instant_the_same(moment, separator):
+    text = moment.isoformat(sep=separator)
+    assert parse_instant(text, "at") == moment
+    assert parse_bound(text, "from", end=False) == moment == parse_bound(text, "to", end=True)
