@@ -2,16 +2,18 @@
 
 The PDF renderer and the e-mail composer take an ``InvoiceDocument`` and never touch
 the database, so they are pure (same document → same bytes) and can run in a
-process pool.
+process pool. What both print is computed here once (``InvoiceDocument.period``), so
+the e-mail and the PDF state the same dates; each medium only formats them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from models import Invoice, InvoiceLine
 
@@ -61,6 +63,35 @@ class DocumentTaxBand:
 
 
 @dataclass(frozen=True)
+class Period:
+    """The days an invoice covers, both inclusive, in the document's time zone.
+
+    ``first`` is None only when nothing says where the period starts (no previous
+    cutoff, no ``starting_from`` and no lines).
+    """
+
+    first: date | None
+    last: date
+
+
+def invoice_period(start: datetime | None, cutoff: datetime, timezone: str, *,
+                   earliest: datetime | None = None) -> Period:
+    """The period from ``start`` (or, without one, the ``earliest`` dispatch) up to ``cutoff``.
+
+    The cutoff is exclusive (orders dispatched strictly before it are invoiced), so a
+    midnight cutoff's last day is the day before: a Sunday-to-Sunday weekly run covers
+    Sunday to Saturday. A period never ends before it starts.
+    """
+    zone = ZoneInfo(timezone)
+    last = (cutoff - timedelta(microseconds=1)).astimezone(zone).date()
+    begin = start or earliest
+    if begin is None:
+        return Period(first=None, last=last)
+    first = begin.astimezone(zone).date()
+    return Period(first=first, last=max(first, last))
+
+
+@dataclass(frozen=True)
 class InvoiceDocument:
     """Everything printed on one invoice. Datetimes are aware UTC; ``timezone`` is the
     buyer's IANA zone in which dates are printed."""
@@ -81,6 +112,12 @@ class InvoiceDocument:
     gross_total: Decimal
     payment_terms_days: int
     order_count: int
+
+    def period(self) -> Period:
+        """The invoiced days: from the period start — the previous cutoff or ``starting_from``;
+        for a first run without one, the earliest line's dispatch — to the day before the cutoff."""
+        earliest = min((line.dispatched_at for line in self.lines), default=None)
+        return invoice_period(self.period_start, self.period_end, self.timezone, earliest=earliest)
 
     @classmethod
     def from_models(cls, invoice: Invoice, lines: Iterable[InvoiceLine], *, tenant_name: str) -> InvoiceDocument:

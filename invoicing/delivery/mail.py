@@ -10,9 +10,9 @@ What a caller may rely on:
 * **No header injection**: every value placed in a header has its control
   characters and line breaks replaced by spaces, and the ``SMTP`` policy refuses
   any that slip through.
-* Dates are printed in the document's time zone; the invoice period's end is the
-  run's cutoff, which is *exclusive*, so the last day printed is the day before a
-  midnight cutoff ("01 Nov–07 Nov 2026" for a Sunday-to-Sunday weekly run).
+* Dates are printed in the document's time zone; the invoice period is
+  ``InvoiceDocument.period()`` — the same days the PDF prints — whose last day is the
+  day before a midnight cutoff ("01 Nov–07 Nov 2026" for a Sunday-to-Sunday weekly run).
 * Money is formatted with babel for ``LOCALE`` in the invoice currency.
 """
 
@@ -166,14 +166,12 @@ def attachment_filename(number: str) -> str:
 
 
 def period_text(doc: InvoiceDocument) -> str:
-    """The invoiced period in the document's time zone: ``01 Nov–07 Nov 2026``, ``up to 07 Nov 2026``."""
-    zone = ZoneInfo(doc.timezone)
-    # The cutoff is exclusive: orders dispatched strictly before it are on the invoice.
-    last = (doc.period_end - timedelta(microseconds=1)).astimezone(zone).date()
-    if doc.period_start is None:
+    """``doc.period()`` as the e-mail states it: ``01 Nov–07 Nov 2026``, ``07 Nov 2026`` (one day),
+    ``up to 07 Nov 2026`` (no known start)."""
+    period = doc.period()
+    first, last = period.first, period.last
+    if first is None:
         return f"up to {_day(last)}"
-    first = doc.period_start.astimezone(zone).date()
-    last = max(first, last)
     if first == last:
         return _day(first)
     if first.year == last.year:

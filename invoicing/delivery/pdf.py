@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -108,9 +108,13 @@ class _Formats:
 
     def day(self, moment: datetime, *, short: bool = False) -> str:
         """The local date of an aware datetime: "01 Nov 2026", or short "01/11/2026"."""
-        key = (self.local(moment).date(), short)
+        return self.calendar_date(self.local(moment).date(), short=short)
+
+    def calendar_date(self, day: date, *, short: bool = False) -> str:
+        """A calendar date: "01 Nov 2026", or short "01/11/2026"."""
+        key = (day, short)
         if key not in self._dates:
-            self._dates[key] = format_date(key[0], "short" if short else _DATE_FORMAT, locale=self.locale)
+            self._dates[key] = format_date(day, "short" if short else _DATE_FORMAT, locale=self.locale)
         return self._dates[key]
 
     def local(self, moment: datetime) -> datetime:
@@ -422,12 +426,11 @@ def _terms(days: int) -> str:
 
 
 def _period(doc: InvoiceDocument, fmt: _Formats) -> str:
-    """"01 Nov 2026 – 07 Nov 2026". The end is an exclusive cutoff: midnight prints the day before."""
-    start = doc.period_start or min((line.dispatched_at for line in doc.lines), default=doc.period_end)
-    end = fmt.local(doc.period_end)
-    if end.time() == time(0) and end > fmt.local(start):
-        end -= timedelta(days=1)
-    return f"{fmt.day(start)} – {fmt.day(end)}"
+    """``doc.period()`` as the PDF prints it: "01 Nov 2026 – 07 Nov 2026" (the same days as the e-mail)."""
+    period = doc.period()
+    if period.first is None:
+        return f"up to {fmt.calendar_date(period.last)}"
+    return f"{fmt.calendar_date(period.first)} – {fmt.calendar_date(period.last)}"
 
 
 def _labelled(label: str, value: str) -> str:

@@ -33,6 +33,7 @@ from invoicing.billing.vat_rules import (
     reverse_charge_applies,
 )
 from invoicing.delivery.fonts import faces as fonts
+from invoicing.delivery.mail import period_text
 from invoicing.delivery.pdf import (
     FIRST_PAGE_ROWS,
     NEXT_PAGE_ROWS,
@@ -205,6 +206,23 @@ def test_dates_are_printed_in_the_documents_time_zone() -> None:
 
     assert "04/11/2026" in text  # 00:30 on the 4th in Warsaw
     assert "Period 04 Nov 2026 – 08 Nov 2026" in text  # no start: the earliest dispatch; 01:00 cutoff
+
+
+_LATE = datetime(2026, 11, 3, 23, 30, tzinfo=UTC)  # 00:30 on the 4th in Warsaw
+
+
+@pytest.mark.parametrize(("changes", "in_pdf", "in_email"), [
+    ({}, "01 Nov 2026 – 07 Nov 2026", "01 Nov–07 Nov 2026"),  # a weekly run: midnight cutoff
+    ({"period_end": datetime(2026, 11, 8, 9, 30, tzinfo=UTC)}, "01 Nov 2026 – 08 Nov 2026", "01 Nov–08 Nov 2026"),
+    # A first run with no starting_from: both start on the earliest dispatch (the e-mail used to say "up to …").
+    ({"period_start": None, "timezone": "Europe/Warsaw"}, "04 Nov 2026 – 08 Nov 2026", "04 Nov–08 Nov 2026"),
+])
+def test_the_pdf_and_the_email_state_the_same_period(changes: dict[str, object], in_pdf: str, in_email: str) -> None:
+    lines = [replace(make_line(1), dispatched_at=_LATE), replace(make_line(2), dispatched_at=_LATE + timedelta(days=2))]
+    doc = make_doc(lines, **changes)
+
+    assert f"Period {in_pdf}" in text_of(doc)
+    assert period_text(doc) == in_email
 
 
 def test_figures_and_dates_follow_the_buyers_locale() -> None:
