@@ -119,6 +119,10 @@ class InvoiceDocument:
         earliest = min((line.dispatched_at for line in self.lines), default=None)
         return invoice_period(self.period_start, self.period_end, self.timezone, earliest=earliest)
 
+    def due_date(self) -> date:
+        """The day payment is due: the issue date in the document's time zone plus the payment terms."""
+        return self.issued_at.astimezone(ZoneInfo(self.timezone)).date() + timedelta(days=self.payment_terms_days)
+
     @classmethod
     def from_models(cls, invoice: Invoice, lines: Iterable[InvoiceLine], *, tenant_name: str) -> InvoiceDocument:
         return cls(

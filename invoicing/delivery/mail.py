@@ -25,12 +25,11 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import parseaddr
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from babel.numbers import format_currency
@@ -179,11 +178,6 @@ def period_text(doc: InvoiceDocument) -> str:
     return f"{_day(first)}–{_day(last)}"
 
 
-def due_date(doc: InvoiceDocument) -> date:
-    """Issue date in the document's time zone plus the payment terms."""
-    return _local_date(doc.issued_at, doc.timezone) + timedelta(days=doc.payment_terms_days)
-
-
 def _facts(doc: InvoiceDocument) -> _Facts:
     count = doc.order_count
     return _Facts(
@@ -192,7 +186,7 @@ def _facts(doc: InvoiceDocument) -> _Facts:
         buyer=_one_line(doc.buyer.legal_name),
         period=period_text(doc),
         total=format_currency(doc.gross_total, doc.currency, locale=LOCALE),
-        due=_day(due_date(doc)),
+        due=_day(doc.due_date()),
         orders=f"{count} order{'s' if count != 1 else ''}",
         order_count=str(count),
         filename=attachment_filename(doc.number),
@@ -292,7 +286,3 @@ def _stable_boundaries(message_id: str) -> tuple[str, str]:
 
 def _day(value: date) -> str:
     return format_date(value, "dd MMM yyyy", locale=LOCALE)
-
-
-def _local_date(moment: datetime, timezone: str) -> date:
-    return moment.astimezone(ZoneInfo(timezone)).date()

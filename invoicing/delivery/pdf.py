@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -274,10 +274,9 @@ class _InvoicePDF(FPDF):
         self.put(_RIGHT, 21, "INVOICE", 20, bold=True, right=True)
         self._lines(_LEFT, 27.5, _party_lines(doc.seller, with_contact=True), 8, 3.9, 100, 7)
 
-        issue = fmt.local(doc.issued_at)
-        due = issue + timedelta(days=doc.payment_terms_days)
+        due = fmt.calendar_date(doc.due_date())
         facts = (("Invoice no.", doc.number), ("Issue date", fmt.day(doc.issued_at)),
-                 ("Period", _period(doc, fmt)), ("Due date", fmt.day(due)),
+                 ("Period", _period(doc, fmt)), ("Due date", due),
                  ("Currency", doc.currency))  # fmt: skip
         for i, (label, value) in enumerate(facts):
             y = 30 + i * 4.8
@@ -290,7 +289,7 @@ class _InvoicePDF(FPDF):
         self._lines(_LEFT, 75, _party_lines(doc.buyer, with_contact=False), 8, 3.8, 100, 7)
         self.put(_RIGHT, 66, "AMOUNT DUE", 7, bold=True, color=_MUTED, right=True)
         self.put(_RIGHT, 74, fmt.money(doc.gross_total), 18, bold=True, right=True)
-        self.put(_RIGHT, 80, f"Due {fmt.day(due)}", 8, color=_MUTED, right=True)
+        self.put(_RIGHT, 80, f"Due {due}", 8, color=_MUTED, right=True)
         self.put(_RIGHT, 84, _terms(doc.payment_terms_days), 8, color=_MUTED, right=True)
 
     def _lines(self, x: float, y: float, lines: Sequence[str], size: float, step: float,

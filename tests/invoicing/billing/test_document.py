@@ -1,15 +1,16 @@
-"""The invoice period, computed once for every medium: its days in the document's time zone."""
+"""The dates an invoice states, computed once for every medium, in the document's time zone."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invoicing.billing.document import Period, invoice_period
+from invoicing.billing.document import InvoiceDocument, Party, Period, invoice_period
 
 LONDON, WARSAW = "Europe/London", "Europe/Warsaw"
 
@@ -57,3 +58,14 @@ def test_every_instant_a_run_invoices_falls_on_a_day_of_its_period_and_both_ends
     assert period.first <= local_day <= period.last
     assert period.first == start.astimezone(ZoneInfo(zone)).date()
     assert period.last == (cutoff - timedelta(microseconds=1)).astimezone(ZoneInfo(zone)).date()
+
+
+@pytest.mark.parametrize(("zone", "due"), [(LONDON, date(2026, 12, 7)), (WARSAW, date(2026, 12, 8))])
+def test_payment_is_due_the_terms_after_the_local_issue_date(zone, due):
+    doc = InvoiceDocument(
+        tenant_name="inkwell", number="000001", issued_at=datetime(2026, 11, 7, 23, 30, tzinfo=UTC),
+        period_start=None, period_end=datetime(2026, 11, 7, 23, 0, tzinfo=UTC), timezone=zone, currency="GBP",
+        seller=Party("Inkwell"), buyer=Party("Acme"), lines=(), tax_bands=(), net_total=Decimal(0),
+        tax_total=Decimal(0), gross_total=Decimal(0), payment_terms_days=30, order_count=0,
+    )
+    assert doc.due_date() == due

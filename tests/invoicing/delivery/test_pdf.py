@@ -33,7 +33,7 @@ from invoicing.billing.vat_rules import (
     reverse_charge_applies,
 )
 from invoicing.delivery.fonts import faces as fonts
-from invoicing.delivery.mail import period_text
+from invoicing.delivery.mail import compose_invoice_email, period_text
 from invoicing.delivery.pdf import (
     FIRST_PAGE_ROWS,
     NEXT_PAGE_ROWS,
@@ -223,6 +223,16 @@ def test_the_pdf_and_the_email_state_the_same_period(changes: dict[str, object],
 
     assert f"Period {in_pdf}" in text_of(doc)
     assert period_text(doc) == in_email
+
+
+def test_the_pdf_and_the_email_state_the_same_due_date() -> None:
+    # 23:30 UTC is already the next day in Warsaw: both count the terms from that local day.
+    doc = make_doc([make_line(1)], timezone="Europe/Warsaw", issued_at=datetime(2026, 11, 7, 23, 30, tzinfo=UTC))
+
+    assert "Due date 08 Dec 2026" in text_of(doc)
+    body = compose_invoice_email(doc, b"", mail_from="inv@x.example", to="ap@retail.example",
+                                 message_id="<m@x>").get_body(preferencelist=("plain",)).get_content()
+    assert "Due date:       08 Dec 2026" in body
 
 
 def test_figures_and_dates_follow_the_buyers_locale() -> None:
