@@ -115,7 +115,9 @@ def timezone(value: str, field: str = "timezone") -> str:
             raise ZoneInfoNotFoundError(name)
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(field, f"{value!r} is not an IANA time zone; use e.g. Europe/London or America/New_York") from None
+        raise InvalidInput(
+            field, f"{value!r} is not an IANA time zone; use e.g. Europe/London or America/New_York"
+        ) from None
     return name
 
 

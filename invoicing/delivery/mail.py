@@ -48,7 +48,7 @@ class _CachingHeaderRegistry(HeaderRegistry):
     """The stdlib registry builds a new class for every header it parses; reusing them
     makes composing noticeably cheaper (it matters at hundreds of invoices a run)."""
 
-    @functools.lru_cache(maxsize=128)  # one module-level instance, never freed anyway
+    @functools.lru_cache(maxsize=128)  # noqa: B019 - one module-level instance, never freed anyway
     def __getitem__(self, name: str) -> type[BaseHeader]:
         return super().__getitem__(name)
 

@@ -326,7 +326,7 @@ class _InvoicePDF(FPDF):
 
         self.first_page_header(fmt)
         self.table_header(_TABLE_TOP_FIRST)
-        for line, parts, height, (top, new_page) in zip(self.doc.lines, wrapped, heights, rows):
+        for line, parts, height, (top, new_page) in zip(self.doc.lines, wrapped, heights, rows, strict=True):
             if new_page:
                 self.table_header(self.next_page())
             self.table_row(fmt, line, parts, top)
@@ -341,7 +341,7 @@ class _InvoicePDF(FPDF):
                   str(line.quantity), fmt.unit(line.unit_cost), fmt.unit(line.unit_shipping),
                   fmt.rate(line.tax_rate), fmt.amount(line.net))  # fmt: skip
         x = _LEFT
-        for (_, width, right), value in zip(_COLUMNS, values):
+        for (_, width, right), value in zip(_COLUMNS, values, strict=True):
             width = width or _DESCRIPTION_W
             if value is None:
                 for i, part in enumerate(description):
@@ -445,7 +445,8 @@ def _party_lines(party: Party, *, with_contact: bool) -> list[str]:
         place = ", ".join(p for p in (" ".join(p for p in (party.postcode, party.city) if p), party.region) if p)
     contact = " · ".join(p for p in (party.email, party.phone if with_contact else "") if p)
     lines = [party.address_line1, party.address_line2, place, _country_name(country),
-             _labelled("VAT no.", party.vat_number), _labelled("Company no.", party.company_number), contact]  # fmt: skip
+             _labelled("VAT no.", party.vat_number), _labelled("Company no.", party.company_number),
+             contact]  # fmt: skip
     return [line.strip() for line in lines if line and line.strip()]
 
 
