@@ -91,7 +91,17 @@ def parse_instant(
         raise InvalidInput(field, f"{value!r} is not {expected}") from None
     if moment.tzinfo is None:
         raise InvalidInput(field, naive)
-    return moment.astimezone(UTC)
+    return in_utc(moment, field)
+
+
+def in_utc(moment: datetime, field: str) -> datetime:
+    """An aware datetime converted to UTC; one whose UTC time falls outside the years 1–9999
+    (``0001-01-01T00:00+01:00``) is ``InvalidInput``, not an ``OverflowError`` from deep inside."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field, f"{moment.isoformat()} is out of range; use an instant between the years "
+                                  "1 and 9999 in UTC") from None
 
 
 def short_name(value: str, field: str = "company") -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.sql import Statement, instant
-from invoicing.validation import parse_instant, storable
+from invoicing.validation import in_utc, parse_instant, storable
 from models import Company, Invoice, InvoiceLine
 
 DEFAULT_LIMIT = 100
@@ -96,8 +96,11 @@ def parse_bound(value: str, field: str, *, end: bool, timezone: str = "UTC") -> 
             day = date.fromisoformat(text)
         except ValueError:
             raise InvalidInput(field, f"{value!r} is not a date such as 2026-11-30") from None
-        local = datetime.combine(day + timedelta(days=1) if end else day, time(0), ZoneInfo(timezone))
-        return local.astimezone(UTC)
+        try:
+            local = datetime.combine(day + timedelta(days=1) if end else day, time(0), ZoneInfo(timezone))
+        except OverflowError:  # the day after 9999-12-31
+            raise InvalidInput(field, f"{value!r} is out of range; use a date between the years 1 and 9999") from None
+        return in_utc(local, field)
     return parse_instant(value, field, expected="a date (2026-11-30) or date-time (2026-11-30T12:00:00Z)",
                          naive="a date-time needs a time zone offset, e.g. Z for UTC")
 

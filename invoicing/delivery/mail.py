@@ -59,7 +59,8 @@ POLICY = policy.SMTP.clone(header_factory=_CachingHeaderRegistry())
 
 def _header(name: str, value: str) -> BaseHeader:
     """A parsed header to reuse: the policy stores an already-parsed header as is."""
-    return POLICY.header_factory(name, value)
+    header: BaseHeader = POLICY.header_factory(name, value)
+    return header
 
 
 # The same in every message; parsed once instead of for every invoice.

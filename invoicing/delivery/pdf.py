@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -90,21 +91,21 @@ class _Formats:
 
     def money(self, amount: Decimal) -> str:
         """With the currency sign: "£1,234.50", "1.234,50 €"."""
-        return self._money.apply(amount, self.locale, currency=self.currency, currency_digits=True)
+        return str(self._money.apply(amount, self.locale, currency=self.currency, currency_digits=True))
 
     def amount(self, amount: Decimal) -> str:
         """Without the sign, for the table whose header names the currency."""
-        return self._number.apply(amount, self.locale, currency=self.currency, currency_digits=True)
+        return str(self._number.apply(amount, self.locale, currency=self.currency, currency_digits=True))
 
     def unit(self, amount: Decimal) -> str:
         """A unit price: the currency's digits, or more when the price has them ("3.333"),
         so every line net can be recomputed from the printed figures."""
-        return self._number.apply(amount.normalize(), self.locale, currency=self.currency, currency_digits=True,
-                                  decimal_quantization=False)
+        return str(self._number.apply(amount.normalize(), self.locale, currency=self.currency, currency_digits=True,
+                                      decimal_quantization=False))
 
     def rate(self, rate: Decimal) -> str:
         """A VAT rate in percent without trailing zeros: "20", "5,5"."""
-        return _RATE_PATTERN.apply(rate, self.locale)
+        return str(_RATE_PATTERN.apply(rate, self.locale))
 
     def day(self, moment: datetime, *, short: bool = False) -> str:
         """The local date of an aware datetime: "01 Nov 2026", or short "01/11/2026"."""
@@ -154,7 +155,8 @@ class _InvoicePDF(FPDF):
         super().__init__(orientation="P", unit="mm", format="A4")
         self.doc = doc
         attach_fonts(self)
-        self._widths = {style: self.fonts[fonts.FAMILY.lower() + style].cw for style in ("", "B")}
+        # fpdf2 types ``cw`` as keyed by glyph name; it is indexed by code point.
+        self._widths: dict[str, Any] = {style: self.fonts[fonts.FAMILY.lower() + style].cw for style in ("", "B")}
         self._wrapped: dict[tuple[str, float, float, int], tuple[str, ...]] = {}
         # What put() last set, to skip redundant set_font/set_text_color calls.
         self._font_key: tuple[bool, float] | None = None
@@ -181,7 +183,7 @@ class _InvoicePDF(FPDF):
 
     def width(self, text: str, size: float, bold: bool = False) -> float:
         cw = self._widths["B" if bold else ""]
-        return sum(cw[ord(ch)] for ch in text) * size * _PT / 1000
+        return float(sum(cw[ord(ch)] for ch in text)) * size * _PT / 1000
 
     def fit(self, text: str, max_width: float, size: float, bold: bool = False) -> str:
         """``text`` cut with "…" so it fits ``max_width``."""

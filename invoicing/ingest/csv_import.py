@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from invoicing import validation
 from invoicing.errors import InvalidInput
@@ -242,7 +243,7 @@ async def import_orders(tenant: Tenant, data: bytes, *, progress: Progress | Non
                 errors.append(RowError(order.items[int(match[1])][0], match[2], exc.reason))
             else:
                 errors.append(RowError(order.first_row, _column(exc.field), exc.reason))
-    base = {"kind": "orders", "rows": len(table.rows), "encoding": encoding}
+    base: dict[str, Any] = {"kind": "orders", "rows": len(table.rows), "encoding": encoding}
     if errors:
         return ImportReport(**base, errors=tuple(sorted(errors, key=lambda e: (e.row, e.column))))
     try:
@@ -295,7 +296,7 @@ async def import_prices(tenant: Tenant, data: bytes, *, actor: str = "cli",
     for sku, number in first_rows.items():
         if sku not in named:
             errors.append(RowError(number, "name", f"is required for {sku} (in at least one of its rows)"))
-    base = {"kind": "prices", "rows": len(table.rows), "encoding": encoding}
+    base: dict[str, Any] = {"kind": "prices", "rows": len(table.rows), "encoding": encoding}
     if errors:
         return ImportReport(**base, errors=tuple(sorted(errors, key=lambda e: (e.row, e.column))))
     if progress:

@@ -92,7 +92,7 @@ def _aware_utc(value: datetime | None, field: str) -> datetime | None:
         return None
     if value.tzinfo is None:
         raise InvalidInput(field, "must include a time zone offset (ISO 8601, e.g. 2026-11-20T14:03:00Z)")
-    return value.astimezone(UTC)
+    return validation.in_utc(value, field)
 
 
 def clean_order(order: OrderInput, field: str = "") -> CleanOrder:

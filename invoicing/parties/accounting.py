@@ -43,7 +43,8 @@ NO_POSTCODE = frozenset({
 })
 REGION_REQUIRED = frozenset({"US", "CA", "AU"})
 
-_COUNTRIES = frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha())
+_COUNTRIES = frozenset(code for code in Locale("en").territories if isinstance(code, str) and len(code) == 2
+                       and code.isalpha())
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 _MAX_LEN = {
     "legal_name": 200, "address_line1": 200, "address_line2": 200, "city": 100,
@@ -96,7 +97,7 @@ def normalise_vat_number(value: str, country: str) -> str:
         number = module.validate(raw)
     except ValidationError as exc:
         raise InvalidInput(
-            "vat_number", f"{raw!r} is not a valid {country} VAT number ({exc.message.rstrip('.').lower()})"
+            "vat_number", f"{raw!r} is not a valid {country} VAT number ({str(exc).rstrip('.').lower()})"
         ) from None
     prefix = vat_prefix(country)
     if country in EU_MEMBER_STATES | {"GB", "XI"} and not number.upper().startswith(prefix):

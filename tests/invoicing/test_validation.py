@@ -143,3 +143,22 @@ def test_every_entry_point_reads_an_iso_instant_the_same(moment, separator):
     text = moment.isoformat(sep=separator)
     assert parse_instant(text, "at") == moment
     assert parse_bound(text, "from", end=False) == moment == parse_bound(text, "to", end=True)
+
+
+@pytest.mark.parametrize(("text", "end", "zone"), [
+    ("9999-12-31", True, "UTC"),  # the day after has no date
+    ("0001-01-01T00:00:00+14:00", False, "UTC"),  # before year 1 in UTC
+    ("9999-12-31T23:59:59-12:00", True, "UTC"),  # after year 9999 in UTC
+    ("0001-01-01", False, "Asia/Tokyo"),  # local midnight (LMT +09:18) is before year 1 in UTC
+])
+def test_date_bounds_at_the_edge_of_the_calendar_are_refused_not_crashed(text: str, end: bool, zone: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_bound(text, "to", end=end, timezone=zone)
+    assert refused.value.field == "to"
+    assert "out of range" in refused.value.reason
+
+
+def test_an_instant_outside_the_utc_calendar_is_refused_not_crashed() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_instant("0001-01-01T00:00:00+01:00", "dispatched_at")
+    assert "out of range" in refused.value.reason

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from invoicing import audit
+from invoicing import audit, validation
 from invoicing.billing.runs import check_plan
 from invoicing.delivery.bcc import bcc_of
 from invoicing.errors import InvalidInput
@@ -44,8 +44,6 @@ from invoicing.scheduling.schedule import (
 )
 from models import Company, Integration, IntegrationKind, Tenant
 
-_TRUE = frozenset({"on", "true", "yes", "1"})
-_FALSE = frozenset({"off", "false", "no", "0"})
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M")
 
 
@@ -154,7 +152,7 @@ async def configure(
     tz = company.timezone
     given: dict[str, Any] = {}
     if include_errors is not None:
-        given["include_errors"] = _parse_switch(include_errors, "include_errors")
+        given["include_errors"] = validation.parse_switch(include_errors, "include_errors")
     if starting_from is not None:
         given["starting_from"] = _parse_starting_from(starting_from, tz)
     if bcc is not None:
@@ -208,17 +206,6 @@ def _schedule_next(schedule: Schedule, now: datetime, tz: str, starting_from: da
     if starting_from is not None and starting_from > now:
         return slot_at_or_after(schedule, starting_from, tz)
     return next_slot(schedule, now, tz)
-
-
-def _parse_switch(value: bool | str, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise InvalidInput(field, f"{value!r} is not on or off; use on/off (or true/false, yes/no)")
 
 
 def _parse_starting_from(value: str | date | datetime, tz: str) -> datetime | None:
