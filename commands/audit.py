@@ -6,7 +6,7 @@ from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, header, message, section
 from invoicing.audit import LogEntry, recent
-from invoicing.billing.runs import find_company
+from invoicing.parties.companies import find_company
 
 SHOWN = 25
 

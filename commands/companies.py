@@ -16,10 +16,9 @@ from commands.replies import (
     section,
 )
 from commands.seller import change_summary, missing_line, party_fields
-from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import missing_fields
-from invoicing.parties.companies import create_company, set_accounting
+from invoicing.parties.companies import create_company, find_company, set_accounting
 from models import ACCOUNTING_KEYS, Company, Integration, IntegrationKind
 
 COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, context, fields_section, header, message
-from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import settings as emailer_config
 from invoicing.integrations.pdf_emailer.settings import EmailerSettings
+from invoicing.parties.companies import find_company
 from models import Company
 
 SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel")

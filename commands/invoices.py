@@ -15,9 +15,9 @@ from commands.replies import (
 )
 from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.queries import parse_bound
-from invoicing.billing.runs import find_company
 from invoicing.delivery.mail import attachment_filename
 from invoicing.errors import InvalidInput, NotFound
+from invoicing.parties.companies import find_company
 from invoicing.validation import storable
 from models import Company, Delivery, Invoice
 

@@ -11,8 +11,8 @@ from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, context, header, message, section
 from invoicing.billing.queries import OrderFilter, list_orders, parse_bound
-from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
+from invoicing.parties.companies import find_company
 
 PAGE_SIZE = 25
 MAX_PAGE = 400

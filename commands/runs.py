@@ -6,9 +6,9 @@ from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.notifications import run_reply
 from commands.replies import Reply, header, message, section
-from invoicing.billing.runs import find_company
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer.run import run_company
+from invoicing.parties.companies import find_company
 from models import Company, Integration, IntegrationKind, RunTrigger
 
 

@@ -28,9 +28,8 @@ from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scop
 from invoicing.billing.money import Totals, line_net, totals
 from invoicing.billing.numbering import take_next_number
 from invoicing.billing.pricing import UnitPrice, load_price_book
-from invoicing.errors import Conflict, IncompleteDetails, NotEligible, NotFound
+from invoicing.errors import Conflict, IncompleteDetails, NotEligible
 from invoicing.parties.accounting import missing_fields
-from invoicing.validation import storable
 from models import (
     Company,
     Integration,
@@ -104,15 +103,6 @@ class InvoicePlan:
     def skipped_by_reason(self) -> dict[str, int]:
         """How many orders were skipped for each reason (complete, unlike the kept refs)."""
         return dict(Counter(s.reason for s in self.skipped))
-
-
-async def find_company(tenant: Tenant, short_name: str) -> Company:
-    """The tenant's company called ``short_name`` (other tenants' companies do not exist here)."""
-    name = short_name.strip().lower()
-    company = await Company.get_or_none(tenant_id=tenant.id, short_name=name) if storable(name, 40) else None
-    if company is None:
-        raise NotFound(f"No company '{short_name}' in {tenant.name}. `/invoicing companies` lists them.")
-    return company
 
 
 def check_plan(tenant: Tenant) -> None:

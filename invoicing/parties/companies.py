@@ -16,7 +16,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from invoicing import audit, validation
-from invoicing.errors import Conflict, InvalidInput
+from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.ingest.batches import UpsertResult
 from invoicing.parties.accounting import (
     lock_party,
@@ -32,6 +32,15 @@ from models import (
     Price,
     Tenant,
 )
+
+
+async def find_company(tenant: Tenant, short_name: str) -> Company:
+    """The tenant's company called ``short_name`` (other tenants' companies do not exist here)."""
+    name = short_name.strip().lower()
+    company = await Company.get_or_none(tenant_id=tenant.id, short_name=name) if validation.storable(name, 40) else None
+    if company is None:
+        raise NotFound(f"No company '{short_name}' in {tenant.name}. `/invoicing companies` lists them.")
+    return company
 
 
 async def create_company(

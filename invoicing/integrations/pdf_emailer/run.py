@@ -27,6 +27,7 @@ from invoicing.clock import Clock, utc_now
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import message_id_for
 from invoicing.errors import NotEligible
+from invoicing.parties.companies import find_company
 from models import (
     Company,
     Delivery,
@@ -125,5 +126,5 @@ async def run_by_name(tenant: Tenant, short_name: str, **options: Any) -> RunRep
     Finds the tenant's company (``NotFound`` for an unknown one) and reads the tenant
     once, fresh, so seller details changed a moment ago are the ones invoiced.
     """
-    company = await runs.find_company(tenant, short_name)
+    company = await find_company(tenant, short_name)
     return await run_company(await Tenant.get(id=tenant.id), company, **options)
