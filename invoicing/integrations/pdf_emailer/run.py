@@ -72,29 +72,25 @@ async def run_company(
     """
     now = clock()
     cutoff = cutoff or now
-    if dry_run:
+    integration = await Integration.get(company_id=company.id, kind=KIND)
+    ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+    try:
         runs.check_can_invoice(tenant, company)
-        integration = await Integration.get(company_id=company.id, kind=KIND)
-        ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+    except NotEligible as refusal:
+        if not dry_run:
+            await runs.record_run(ctx, RunOutcome.REFUSED, finished_at=now, message=refusal.message)
+        raise
+    if dry_run:
         planned = await runs.plan_invoice(company, integration, cutoff, lock=False)
         number = await peek_next_number(tenant.id) if planned.lines else None
         return runs.report(ctx, planned, dry_run=True, number=number)
     try:
-        runs.check_can_invoice(tenant, company)
-    except NotEligible as refusal:
-        integration = await Integration.get(company_id=company.id, kind=KIND)
-        ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
-        await runs.record_run(ctx, RunOutcome.REFUSED, finished_at=now, message=refusal.message)
-        raise
-    integration = await Integration.get(company_id=company.id, kind=KIND)
-    ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
-    try:
         async with in_transaction():
             # Claim: an UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) at once,
-            # so two runs of one company's emailer queue here instead of racing.
+            # so two runs of one company's emailer queue here instead of racing; then read
+            # the row again under the lock (``ctx`` holds the same object).
             await Integration.filter(id=integration.id).update(updated_at=now)
-            integration = await Integration.get(id=integration.id)
-            ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
+            await integration.refresh_from_db()
             checkpoint("claimed")
             planned = await runs.plan_invoice(company, integration, cutoff, lock=True)
             if not planned.lines:
