@@ -203,22 +203,36 @@ class Issued:
     money: Totals
 
 
-async def issue(tenant: Tenant, company: Company, integration: Integration, planned: InvoicePlan, *,
-                cutoff: datetime, now: datetime, on_step: Callable[[str], None]) -> Issued:
+@dataclass(frozen=True)
+class RunContext:
+    """Who runs what, when: the fields every run record and report of one run share."""
+
+    tenant: Tenant
+    company: Company
+    integration: Integration
+    trigger: RunTrigger
+    actor: str
+    started_at: datetime
+    cutoff: datetime
+
+
+async def issue(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str], None]) -> Issued:
     """Take the next number, write the invoice and its lines, mark the orders invoiced.
 
     Must run inside the caller's transaction, after ``plan_invoice(..., lock=True)``, with
     ``planned.lines`` non-empty. The invoice is an immutable snapshot of seller, buyer,
     prices and totals. Raises ``Conflict`` (so the caller rolls back) when another run
     invoiced one of the orders meanwhile. ``on_step`` is told ``numbered``,
-    ``invoice_created`` and ``orders_marked`` (fault-injection trials crash there).
+    ``invoice_created`` and ``orders_marked`` (fault-injection trials crash there). The invoice
+    is dated ``ctx.started_at`` and covers up to ``ctx.cutoff``.
     """
+    tenant, company, integration, cutoff = ctx.tenant, ctx.company, ctx.integration, ctx.cutoff
     number, display = await take_next_number(tenant)
     on_step("numbered")
     money = totals(((line.net, line.tax_rate) for line in planned.lines), company.currency)
     invoice = await Invoice.create(
         tenant_id=tenant.id, company_id=company.id, number=number, display_number=display,
-        issued_at=now, period_start=period_start(integration), period_end=cutoff, currency=company.currency,
+        issued_at=ctx.started_at, period_start=period_start(integration), period_end=cutoff, currency=company.currency,
         timezone=company.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
         buyer={"name": company.name, **company.accounting_dict()},
         net_total=money.net, tax_total=money.tax, gross_total=money.gross,
@@ -247,19 +261,6 @@ async def issue(tenant: Tenant, company: Company, integration: Integration, plan
     integration.last_cutoff_at = max(filter(None, (integration.last_cutoff_at, cutoff)))
     await integration.save(update_fields=["last_cutoff_at"])
     return Issued(invoice=invoice, number=number, display=display, money=money)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """Who runs what, when: the fields every run record and report of one run share."""
-
-    tenant: Tenant
-    company: Company
-    integration: Integration
-    trigger: RunTrigger
-    actor: str
-    started_at: datetime
-    cutoff: datetime
 
 
 async def record_run(ctx: RunContext, outcome: RunOutcome, *, finished_at: datetime, message: str,

@@ -97,8 +97,7 @@ async def run_company(
                 run = await runs.record_run(ctx, RunOutcome.NO_ORDERS, finished_at=clock(), planned=planned,
                                             message="No eligible orders: no invoice, no number used.")
                 return runs.report(ctx, planned, dry_run=False, run_id=run.id)
-            issued = await runs.issue(tenant, company, integration, planned, cutoff=cutoff, now=now,
-                                      on_step=checkpoint)
+            issued = await runs.issue(ctx, planned, on_step=checkpoint)
             run = await runs.record_run(
                 ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
                 message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
