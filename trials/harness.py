@@ -169,7 +169,7 @@ class Serve:
     """One ``invoicebot serve`` process in its own process group (so kills reach its PDF workers)."""
 
     def __init__(self, *, database_url: str, smtp_port: int, workdir: Path, log_name: str, port: int | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "INVOICEBOT_"))}
@@ -178,6 +178,7 @@ class Serve:
             "SMTP_HOST": LOOPBACK, "SMTP_PORT": str(smtp_port), "SMTP_SECURITY": "none", "MAIL_FROM": MAIL_FROM,
             "INVOICEBOT_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
         })
+        env.update(extra_env or {})
         self.log_path = workdir / log_name
         self._log = self.log_path.open("ab")
         # cwd = workdir: pydantic-settings reads ``.env`` from the working directory; the repo's must not leak in.
