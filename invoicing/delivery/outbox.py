@@ -219,7 +219,8 @@ class Outbox:
         number = invoice_number_display.strip()
         async with in_transaction():
             # Serialises concurrent resends of one invoice on PostgreSQL, so k is unique.
-            invoice = await Invoice.filter(tenant_id=tenant_id, display_number=number).select_for_update().first()
+            invoice = await (Invoice.filter(tenant_id=tenant_id, display_number=number)
+                             .select_for_update(no_key=True).first())
             if invoice is None:
                 raise NotFound(f"No invoice {number!r} in this workspace. `/invoicing invoices` lists them.")
             recipient = address or str(invoice.buyer.get("email") or "")

@@ -126,7 +126,7 @@ async def revoke_token(tenant: Tenant, prefix: str, *, actor: str = "cli", clock
     if row.revoked_at is not None:
         return Revocation(_info(row), already_revoked=True)
     async with in_transaction():
-        row = await ApiToken.filter(id=row.id).select_for_update().get()
+        row = await ApiToken.filter(id=row.id).select_for_update(no_key=True).get()
         if row.revoked_at is not None:  # a concurrent revoke committed first
             return Revocation(_info(row), already_revoked=True)
         row.revoked_at = clock()

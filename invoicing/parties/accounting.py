@@ -180,13 +180,17 @@ def accounting_changes(party: AccountingFields, updates: Mapping[str, Any]) -> d
 
 
 async def lock_party(party: P) -> P:
-    """``party``'s row read again under ``SELECT … FOR UPDATE``; call inside a transaction.
+    """``party``'s row read again under ``SELECT … FOR NO KEY UPDATE``; call inside a transaction.
 
     The lock is held until that transaction ends, so values read from the returned
     row are the ones a concurrent change waits for (on SQLite tortoise serialises the
-    transactions of a process, which gives the same guarantee).
+    transactions of a process, which gives the same guarantee). ``NO KEY`` because we
+    never change a primary key: inserts that merely reference the row (its audit
+    entries, orders, invoices) take ``FOR KEY SHARE`` for their foreign-key check and
+    must not queue behind a configuration change, or three such transactions can
+    deadlock (seen in ``trials/config_race.py``).
     """
-    return await type(party).filter(id=party.pk).select_for_update().get()
+    return await type(party).filter(id=party.pk).select_for_update(no_key=True).get()
 
 
 def copy_accounting(source: AccountingFields, target: AccountingFields) -> None:
