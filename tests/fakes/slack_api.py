@@ -12,9 +12,10 @@ Messages posted with ``chat.postMessage`` are kept per channel with their
 ``include_all_metadata``, ``limit`` and cursor paging), as Slack does.
 ``response_url`` calls may be scripted too (method name ``response_url``).
 
-Run as a program (``python -m tests.fakes.slack_api --record posts.jsonl``) it serves
-on a free port, prints ``port=N`` and appends every ``chat.postMessage`` it accepted
-to the JSON-lines file (trials use it as Slack for ``invoicebot serve``).
+Run as a program (``python -m tests.fakes.slack_api --record posts.jsonl [--max-delay S]``)
+it serves on a free port, prints ``port=N``, appends every message it kept to the
+JSON-lines file and exits when its stdin closes (trials use it as Slack for
+``invoicebot serve``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +58,9 @@ class FakeSlack:
     # channel → messages posted there, oldest first: {"ts", "text", "blocks", "metadata"?}
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     record_path: Path | None = None
+    # chat.postMessage answers up to this many seconds after it kept the message (a slow Slack).
+    answer_delay: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
     base_url: str = ""
     _ts: int = 0
     _runner: web.AppRunner | None = None
@@ -115,7 +121,10 @@ class FakeSlack:
             if scripted.delay:
                 await asyncio.sleep(scripted.delay)
             return web.json_response(scripted.body, status=scripted.status, headers=scripted.headers)
-        return web.json_response(self._answer(method, params))
+        answer = self._answer(method, params)
+        if self.answer_delay and method == "chat.postMessage":
+            await asyncio.sleep(self.rng.uniform(0, self.answer_delay))
+        return web.json_response(answer)
 
     def _keep(self, params: dict[str, Any]) -> dict[str, Any]:
         """Store a posted message as Slack would; its ts grows strictly (``<epoch>.<serial>``)."""
@@ -211,18 +220,21 @@ def text_of(params: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-async def _serve(record: Path, port: int) -> None:
-    fake = await FakeSlack(record_path=record).start(port)
+async def _serve(args: argparse.Namespace) -> None:
+    fake = await FakeSlack(record_path=args.record, answer_delay=args.max_delay,
+                           rng=random.Random(args.seed)).start(args.port)
     print(f"port={fake.base_url.rsplit(':', 1)[1]}", flush=True)
-    await asyncio.Event().wait()
+    await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin (or dies)
+    await fake.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="A fake Slack Web API recording posts to a JSON-lines file")
     parser.add_argument("--record", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-    asyncio.run(_serve(args.record, args.port))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-delay", type=float, default=0.0, help="chat.postMessage answers up to this late")
+    asyncio.run(_serve(parser.parse_args()))
 
 
 if __name__ == "__main__":
