@@ -2,8 +2,10 @@
 
 Nothing connects at import time. ``Service.start()`` opens (and migrates) the
 database, builds the mail transport (SMTP, or the file outbox when ``SMTP_HOST`` is
-empty), the outbox worker, the Slack app (HTTP at ``/slack/events`` or Socket Mode),
-the order feed under ``/api/v1``, ``/healthz`` and the scheduler loop.
+empty), the outbox worker, the Slack app (HTTP at ``/slack/events`` or Socket Mode)
+with the Slack notice worker, the order feed under ``/api/v1``, ``/healthz`` and the
+scheduler loop. Without Slack configured no notice is posted: the rows wait (and
+``/invoicing deliveries`` or another replica with Slack sees them).
 ``Service.stop()`` stops claiming, lets in-flight runs finish (bounded), flushes
 nothing half-done (runs are transactions) and closes connections.
 """
