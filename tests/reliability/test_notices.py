@@ -234,3 +234,15 @@ async def test_two_workers_post_a_notice_once(world: World):
     report = await world.run()
     await asyncio.gather(world.outbox().deliver_due(), world.outbox().deliver_due())
     assert len(announced(world.fake, report.invoice_number)) == 1
+
+
+async def test_deliveries_lists_a_failed_email_with_the_server_reply(world: World):
+    from models import Delivery, DeliveryStatus
+
+    report = await world.run()
+    await Delivery.filter().update(status=DeliveryStatus.FAILED, attempts=1, last_error="550 5.1.1 <ap@acme.example>")
+    reply = await dispatch("deliveries acme", CommandContext(tenant=world.tenant, user_id="UOPS"))
+    text = text_of({"text": reply.text, "blocks": list(reply.blocks)})
+    assert f"*{report.invoice_number}* (acme) → ap@acme.example · failed · 1 attempt(s)" in text
+    assert "`550 5.1.1 &lt;ap@acme.example&gt;`" in text
+    assert "1 e-mail(s), 1 Slack notice(s) waiting or failed for acme" in text
