@@ -2,8 +2,10 @@
 
 Nothing connects at import time. ``Service.start()`` opens (and migrates) the
 database, builds the mail transport (SMTP, or the file outbox when ``SMTP_HOST`` is
-empty), the outbox worker, the Slack app (HTTP at ``/slack/events`` or Socket Mode),
-the order feed under ``/api/v1``, ``/healthz`` and the scheduler loop.
+empty), the outbox worker, the Slack app (HTTP at ``/slack/events`` or Socket Mode)
+with the Slack notice worker, the order feed under ``/api/v1``, ``/healthz`` and the
+scheduler loop. Without Slack configured no notice is posted: the rows wait (and
+``/invoicing deliveries`` or another replica with Slack sees them).
 ``Service.stop()`` stops claiming, lets in-flight runs finish (bounded), flushes
 nothing half-done (runs are transactions) and closes connections.
 """
@@ -20,7 +22,7 @@ from aiohttp import web
 
 from bot.db import database
 from bot.http import add_health_route, add_slack_routes
-from bot.notifier import Notifier
+from bot.notifier import SlackNoticeChannel, notice_client
 from bot.rendering import RenderPool
 from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
@@ -30,14 +32,17 @@ from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.mail import mail_domain
 from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.slack_notices import NoticeOutbox, NoticeOutcome
 from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
 from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.registry import RUNNERS
-from models import DeliveryStatus
+from models import DeliveryStatus, NoticeStatus
 
 log = logging.getLogger(__name__)
 
 OUTBOX_POLL_SECONDS = 30.0
+#: The notice worker also polls: rows queued by another process (CLI run, another replica).
+NOTICE_POLL_SECONDS = 30.0
 OUTBOX_STOP_GRACE = 10.0
 
 
@@ -65,7 +70,9 @@ class Service:
             runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
         )
         self.poster: ChannelPoster | None = None
-        self.notifier = Notifier(None)
+        # Slack notices are posted only when Slack is configured; otherwise the rows wait (``deliveries``).
+        self.notices: NoticeOutbox | None = None
+        self._notice_kick = asyncio.Event()
         self.web_app = web.Application(client_max_size=settings.feed_max_body_bytes)
         self._kick = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -83,20 +90,24 @@ class Service:
 
     async def kick_outbox(self) -> None:
         self._kick.set()
+        self._notice_kick.set()
 
     async def _after_manual_run(self, _: RunReport) -> None:
         self._kick.set()
+        self._notice_kick.set()
 
     async def _resend(self, number: str, tenant_id: int) -> object:
         delivery = await self.outbox.resend(number, tenant_id)
         self._kick.set()
         return delivery
 
-    async def _on_scheduled(self, outcome: ScheduledOutcome) -> None:
-        if outcome.report is not None:
-            await self.notifier.run_finished(outcome.report)
-        elif outcome.error:
-            await self.notifier.run_refused(outcome.company_id, outcome.error, failed=not outcome.refused)
+    async def _on_scheduled(self, _: ScheduledOutcome) -> None:
+        # The run (or the scheduler, for a slot it could not run) queued its notice in its
+        # own transaction; only the posting is left.
+        self._notice_kick.set()
+
+    async def _post_notice(self, key: str) -> NoticeOutcome | None:
+        return await self.notices.deliver_key(key) if self.notices is not None else None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -114,6 +125,8 @@ class Service:
             self.port = self._runner.addresses[0][1]
             log.info("http listening host=%s port=%s", self.settings.host, self.port)
         self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
+        if self.notices is not None:
+            self._tasks.append(asyncio.create_task(self._notice_loop(), name="notices"))
         if self.scheduler_enabled:
             self._tasks.append(asyncio.create_task(self.scheduler.run_forever(), name="scheduler"))
         if self._socket_mode is not None:
@@ -126,8 +139,11 @@ class Service:
             return
         client = web_client(s.slack_bot_token.get_secret_value(), s.slack_api_url)
         bolt, self.poster = create_slack_app(signing_secret=s.slack_signing_secret.get_secret_value(),
-                                             client=client, services=self.services(), clock=self.clock)
-        self.notifier = Notifier(self.poster)
+                                             client=client, services=self.services(), clock=self.clock,
+                                             post_notice=self._post_notice)
+        channel = SlackNoticeChannel(notice_client(s.slack_bot_token.get_secret_value(), s.slack_api_url),
+                                     self.poster)
+        self.notices = NoticeOutbox(channel, self.clock)
         self.bolt = bolt
         if s.slack_app_token:
             from slack_bolt.adapter.socket_mode.async_handler import (
@@ -151,7 +167,8 @@ class Service:
             sent = False
             try:
                 outcomes = await self.outbox.deliver_due()
-                await self.notifier.deliveries(outcomes)
+                if any(o.status == DeliveryStatus.FAILED for o in outcomes):
+                    self._notice_kick.set()  # a failed delivery queued its Slack follow-up
                 # A pass takes at most 100 rows: while passes keep sending, more may be due now.
                 # (An unreachable server sends nothing, so that case still waits and backs off.)
                 sent = any(o.status == DeliveryStatus.SENT for o in outcomes)
@@ -162,10 +179,28 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 
+    async def _notice_loop(self) -> None:
+        assert self.notices is not None
+        while not self._stopping.is_set():
+            self._notice_kick.clear()
+            delay = NOTICE_POLL_SECONDS
+            try:
+                outcomes = await self.notices.deliver_due()
+                if any(o.status == NoticeStatus.SENT for o in outcomes):
+                    continue  # a pass takes at most 100 rows: more may be due now
+                due_at = await self.notices.next_due_at()
+                if due_at is not None:
+                    delay = min(delay, max(0.05, (due_at - self.clock()).total_seconds()))
+            except Exception:  # keep posting; the rows stay pending
+                log.exception("notice pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._notice_kick.wait(), timeout=delay)
+
     async def stop(self) -> None:
         self._stopping.set()
         self.scheduler.stop()
         self._kick.set()
+        self._notice_kick.set()
         if self._socket_mode is not None:
             await self._socket_mode.close_async()
         if self._tasks:
@@ -174,7 +209,7 @@ class Service:
             # stays "sending" and is re-sent with the same Message-ID (at-least-once).
             _, pending = await asyncio.wait(self._tasks, timeout=OUTBOX_STOP_GRACE)
             for task in pending:
-                if task.get_name() == "outbox":
+                if task.get_name() in {"outbox", "notices"}:  # cut short: what they hold is recoverable
                     task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:

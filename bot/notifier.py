@@ -1,68 +1,107 @@
-"""Run and delivery notifications in each company's Slack channel.
+"""The Slack side of the notice outbox: post a queued notice, find one already posted.
 
-Failures to post are logged and never break invoicing: the invoice, its run record
-and its delivery are already committed when a notification is attempted.
+``SlackNoticeChannel`` implements ``invoicing.delivery.slack_notices.NoticeChannel``
+over a Web API client **without** slack_sdk's retry handlers: a blind re-send after
+a timeout or a 5xx could post twice, so retrying is the notice worker's decision
+(it first looks for the message by its metadata key). Posts share the per-channel
+pacing of the command replies (``ChannelPoster``).
+
+Errors map to the worker's two kinds: HTTP 429 / ``ratelimited`` → rate limited
+(with Retry-After); 5xx, Slack's ``internal_error``-like codes, timeouts and dropped
+connections → transient (maybe posted); every other error code → permanent, kept as
+the reason (``channel_not_found``, ``not_in_channel``, ``invalid_auth``…).
 """
 
 from __future__ import annotations
 
-import logging
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import ChannelPoster, slack_error
-from commands.notifications import (
-    delivery_failed_reply,
-    failed_reply,
-    refused_reply,
-    run_reply,
+from bot.slack import ChannelPoster
+from commands.notifications import notice_reply
+from invoicing.delivery.slack_notices import (
+    PermanentNoticeError,
+    Posted,
+    TransientNoticeError,
 )
-from commands.replies import Reply
-from invoicing.billing.runs import RunReport
-from invoicing.delivery.outbox import DeliveryOutcome
-from models import Company, Delivery, DeliveryStatus
+from models import SlackNotice
 
-log = logging.getLogger(__name__)
+#: The metadata event type every notice is posted with; its payload is ``{"key": dedupe_key}``.
+EVENT_TYPE = "invoicebot_notice"
+#: History pages read when looking for a notice (200 messages each).
+HISTORY_PAGES = 10
+_TRANSIENT_CODES = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 
 
-class Notifier:
-    """Posts to ``company.slack_channel``; does nothing for companies without a channel."""
+def notice_client(token: str, base_url: str, *, timeout: int = 15) -> AsyncWebClient:
+    """A Web API client with no automatic retries (the notice worker retries, deduplicated)."""
+    return AsyncWebClient(token=token, base_url=base_url, timeout=timeout)
 
-    def __init__(self, poster: ChannelPoster | None) -> None:
-        self.poster = poster
 
-    async def _post(self, company: Company, reply: Reply) -> None:
-        if self.poster is None or not company.slack_channel:
-            return
-        try:
-            await self.poster.post(company.slack_channel, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False))
-        except SlackApiError as exc:
-            log.warning("notification not posted company=%s channel=%s error=%s", company.short_name,
-                        company.slack_channel, slack_error(exc))
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
-    async def run_finished(self, report: RunReport) -> None:
-        """A run committed (scheduled or manual from outside Slack): announce it."""
-        if report.invoice_number is None:
-            return
-        company = await Company.get_or_none(id=report.company_id)
-        if company is not None:
-            await self._post(company, run_reply(report, timezone=company.timezone))
 
-    async def run_refused(self, company_id: int, reason: str, *, failed: bool = False) -> None:
-        """A scheduled run was refused (ops must fix something) or failed (rolled back)."""
-        company = await Company.get_or_none(id=company_id)
-        if company is not None:
-            await self._post(company, (failed_reply if failed else refused_reply)(company.short_name, reason))
+def _classify(exc: SlackApiError) -> TransientNoticeError | PermanentNoticeError:
+    status = int(getattr(exc.response, "status_code", 0) or 0)
+    data = getattr(exc.response, "data", None)
+    code = str(data.get("error") or "") if isinstance(data, dict) else ""
+    if status == 429 or code == "ratelimited":
+        return TransientNoticeError(code or "http_429 rate limited", retry_after=_retry_after(exc), rate_limited=True)
+    if status >= 500 or code in _TRANSIENT_CODES:
+        return TransientNoticeError(code or f"http_{status}", retry_after=_retry_after(exc))
+    return PermanentNoticeError(code or f"http_{status}")
 
-    async def deliveries(self, outcomes: list[DeliveryOutcome]) -> None:
-        """Follow up on deliveries that failed permanently (one query for all of them)."""
-        failed = [outcome for outcome in outcomes if outcome.status == DeliveryStatus.FAILED]
-        if not failed:
-            return
-        rows = await Delivery.filter(id__in=[o.delivery_id for o in failed]).select_related("invoice__company")
-        by_id = {row.id: row for row in rows}
-        for outcome in failed:
-            delivery = by_id[outcome.delivery_id]
-            company = delivery.invoice.company
-            await self._post(company, delivery_failed_reply(outcome.invoice_number, delivery.to_addr, outcome.error,
-                                                            company.short_name))
+
+async def _call(request: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await request()
+    except SlackApiError as exc:
+        raise _classify(exc) from exc
+    except aiohttp.ClientConnectorError as exc:  # never reached Slack: certainly not posted
+        raise TransientNoticeError(f"connection failed: {type(exc).__name__}", maybe_posted=False) from exc
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise TransientNoticeError(f"no answer from Slack: {type(exc).__name__}") from exc
+
+
+class SlackNoticeChannel:
+    """Posts notices with ``chat.postMessage`` and reads ``conversations.history`` to deduplicate."""
+
+    def __init__(self, client: AsyncWebClient, pacer: ChannelPoster) -> None:
+        self._client = client
+        self._pacer = pacer
+
+    async def post(self, notice: SlackNotice) -> Posted:
+        reply = notice_reply(notice.kind, notice.payload)
+        metadata = {"event_type": EVENT_TYPE, "event_payload": {"key": notice.dedupe_key}}
+        response = await _call(lambda: self._pacer.paced(notice.channel, lambda: self._client.chat_postMessage(
+            channel=notice.channel, text=reply.text, blocks=list(reply.blocks) or None, metadata=metadata)))
+        return Posted(channel_id=str(response.get("channel") or notice.channel), ts=str(response.get("ts") or ""))
+
+    async def find(self, notice: SlackNotice, channel_id: str) -> str | None:
+        oldest = f"{notice.created_at.timestamp() - 60:.6f}"  # a minute of slack for clock skew
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await _call(functools.partial(self._client.conversations_history, channel=channel_id,
+                                                 oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor))
+            for item in page.get("messages") or []:
+                meta = item.get("metadata") or {}
+                if meta.get("event_type") == EVENT_TYPE and \
+                        (meta.get("event_payload") or {}).get("key") == notice.dedupe_key:
+                    return str(item.get("ts") or "")
+            cursor = ((page.get("response_metadata") or {}).get("next_cursor")) or None
+            if not cursor:
+                return None
+        return None

@@ -36,6 +36,7 @@ from typing import Any
 
 from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
+from invoicing.delivery import notices
 from invoicing.errors import InvoiceBotError, NotEligible
 from invoicing.integrations.registry import RUNNERS, Runner
 from invoicing.scheduling import claims
@@ -270,6 +271,7 @@ class Scheduler:
             log.error("cannot schedule tenant=%s company=%s schedule=%r error=%s", target.tenant.name,
                       company.short_name, target.schedule, bad)
             message = f"Schedule '{target.schedule}' cannot be computed ({bad}); runs paused until it is fixed."
+            await notices.queue_schedule_problem(company, claim.integration_id, claim.slot, message, now=self._clock())
             return ScheduledOutcome(**base, trigger=RunTrigger.SCHEDULE, cutoff=claim.slot, error=message), None
         trigger = RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE
         base.update(trigger=trigger, cutoff=due.cutoff)

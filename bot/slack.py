@@ -5,7 +5,11 @@
   holds however long a run takes; the answer follows through ``response_url``
   (ephemeral) or ``chat.postMessage`` (in channel).
 * ``response_url`` accepts at most 5 replies in 30 minutes, so run results and
-  notifications always go through ``chat.postMessage``.
+  notifications always go through ``chat.postMessage``; a command reply that meets
+  a 5xx/429 there is retried a few times (``respond_reliably``), never persisted.
+* Run announcements and failure follow-ups are durable ``SlackNotice`` rows posted by
+  the notice outbox (``bot/notifier.py``); a manual run typed in the company's own
+  channel is answered by that notice, posted at once, not by a second message.
 * ``chat.postMessage`` allows about one message per second per channel: posts go
   through ``ChannelPoster``, which paces each channel and honours 429 Retry-After
   (slack_sdk's rate-limit retry handler) instead of dropping messages.
@@ -16,11 +20,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -29,16 +35,24 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
 from commands.dispatch import dispatch
 from commands.replies import Reply
 from invoicing.clock import Clock, utc_now
+from invoicing.delivery.slack_notices import NoticeOutcome
 from invoicing.errors import InvalidInput, InvoiceBotError
-from models import Tenant
+from models import NoticeStatus, Tenant
 
 log = logging.getLogger(__name__)
+
+#: Tries of one command reply through its ``response_url`` (Slack allows 5 uses in 30 minutes).
+RESPONSE_URL_ATTEMPTS = 4
+
+#: Posts the queued Slack notice with this dedupe key now; its outcome, or None if another worker has it.
+PostNotice = Callable[[str], Awaitable[NoticeOutcome | None]]
 
 SETUP_HINT = (
     "This Slack workspace is not linked to an InvoiceBot tenant yet. An operator can link it with "
@@ -69,6 +83,10 @@ class ChannelPoster:
         self._locks: dict[str, asyncio.Lock] = {}
         self._last: dict[str, float] = {}
 
+    async def paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``call`` (one Slack call to ``channel``) at least ``min_interval`` after the previous one."""
+        return await self._paced(channel, call)
+
     async def _paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
@@ -92,6 +110,37 @@ class ChannelPoster:
             file = reply.file
             await self._paced(channel, lambda: self.client.files_upload_v2(
                 channel=channel, content=file.content, filename=file.filename, title=file.title))
+
+
+async def respond_reliably(response_url: str, message: dict[str, Any], *, attempts: int = RESPONSE_URL_ATTEMPTS,
+                           base_delay: float = 1.0) -> bool:
+    """POST a command reply to its ``response_url``; retry 5xx, 429 and network errors a few times.
+
+    Slack accepts 5 uses of a ``response_url`` within 30 minutes, so at most
+    ``attempts`` tries, ``base_delay × 2^k`` seconds apart (Retry-After when longer,
+    capped at 30 s). Returns whether Slack took it; a reply that never arrives is
+    logged at warning, without the URL (it lets anyone answer in the channel).
+    """
+    client = AsyncWebhookClient(url=response_url)
+    reason = ""
+    for attempt in range(1, attempts + 1):
+        wait = base_delay * 2 ** (attempt - 1)
+        try:
+            response = await client.send_dict(message)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            reason = type(exc).__name__
+        else:
+            if response.status_code == 200:
+                return True
+            reason = f"http_{response.status_code}"
+            if response.status_code != 429 and response.status_code < 500:
+                break  # Slack refused this reply (expired or used up URL, bad payload): retrying will not help
+            with contextlib.suppress(TypeError, ValueError):
+                wait = max(wait, float((response.headers or {}).get("Retry-After", 0)))
+        if attempt < attempts:
+            await asyncio.sleep(min(wait, 30.0))
+    log.warning("command reply not delivered attempts=%d reason=%s", attempt, reason)
+    return False
 
 
 def slack_error(exc: SlackApiError) -> str:
@@ -135,8 +184,16 @@ def create_slack_app(
     client: AsyncWebClient,
     services: Services | None = None,
     clock: Clock = utc_now,
+    post_notice: PostNotice | None = None,
+    response_delay: float = 1.0,
 ) -> tuple[AsyncApp, ChannelPoster]:
-    """Build the bolt app. ``client`` carries the bot token and the Web API base URL."""
+    """Build the bolt app. ``client`` carries the bot token and the Web API base URL.
+
+    ``post_notice`` posts a queued Slack notice now (the notice outbox); a reply that
+    *is* a queued notice for the channel the command was typed in (a manual run) goes
+    that way, so the channel sees it once and durably. ``response_delay`` is the
+    first pause between ``response_url`` retries (seconds).
+    """
     # process_before_response + a lazy listener: the HTTP response is the ack itself, sent
     # as soon as ``ack_command`` returns; bolt's non-lazy mode instead polls for the ack
     # every 10 ms, which would put a floor of ~10 ms under every command.
@@ -155,34 +212,54 @@ def create_slack_app(
     async def ack_command(ack: Any) -> None:
         await ack()
 
-    async def on_invoicing(body: dict[str, Any], respond: Any) -> None:
+    async def on_invoicing(body: dict[str, Any]) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
+        url = str(body.get("response_url") or "")
+
+        async def respond(text: str, blocks: list[Any] | None = None) -> None:
+            if not url:
+                log.warning("command reply dropped: the request had no response_url user=%s", user)
+                return
+            message: dict[str, Any] = {"text": text, "response_type": "ephemeral"}
+            if blocks:
+                message["blocks"] = blocks
+            await respond_reliably(url, message, base_delay=response_delay)
+
         ctx = await context_for(body, user, channel)
         if ctx is None:
-            await respond(text=SETUP_HINT.format(team=body.get("team_id", "T…")), response_type="ephemeral")
+            await respond(SETUP_HINT.format(team=body.get("team_id", "T…")))
             return
         log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
         reply = await dispatch(body.get("text") or "", ctx)
-        await deliver(reply, respond=respond, channel=channel, user=user, trigger_id=body.get("trigger_id"))
+        here = {channel, f"#{body.get('channel_name', '')}"}
+        await deliver(reply, respond=respond, channel=channel, here=here, user=user, trigger_id=body.get("trigger_id"))
 
     app.command("/invoicing")(ack=ack_command, lazy=[on_invoicing])
 
-    async def deliver(reply: Reply, *, respond: Any, channel: str, user: str, trigger_id: str | None) -> None:
+    async def deliver(reply: Reply, *, respond: Callable[..., Awaitable[None]], channel: str, here: set[str],
+                      user: str, trigger_id: str | None) -> None:
         if reply.modal is not None and trigger_id:
             await client.views_open(trigger_id=trigger_id, view=reply.modal)
             return
         if reply.ephemeral and reply.file is None:
-            await respond(text=reply.text, blocks=list(reply.blocks) or None, response_type="ephemeral")
+            await respond(reply.text, list(reply.blocks) or None)
             return
-        try:
-            await poster.post(channel, reply, user=user if reply.ephemeral else None)
-        except SlackApiError as exc:
-            error = slack_error(exc)
-            log.warning("post failed channel=%s error=%s", channel, error)
-            hint = " Invite the bot to this channel (`/invite @InvoiceBot`)." if error in {
-                "not_in_channel", "channel_not_found"} else ""
-            await respond(text=f"{reply.text}\n(Could not post in this channel: {error}.{hint})",
-                          blocks=list(reply.blocks) or None, response_type="ephemeral")
+        key = reply.extra.get("notice_key")
+        if key and post_notice is not None and reply.extra.get("notice_channel") in here:
+            outcome = await post_notice(str(key))  # the durable notice is this reply: post it once, now
+            if outcome is None or outcome.status != NoticeStatus.FAILED:
+                return  # posted, or being retried (the notice outbox keeps it)
+            error = outcome.error
+        else:
+            try:
+                await poster.post(channel, reply, user=user if reply.ephemeral else None)
+                return
+            except SlackApiError as exc:
+                error = slack_error(exc)
+        log.warning("post failed channel=%s error=%s", channel, error)
+        hint = " Invite the bot to this channel (`/invite @InvoiceBot`)." if error in {
+            "not_in_channel", "channel_not_found"} else ""
+        await respond(f"{reply.text}\n(Could not post in this channel: {error}.{hint})", list(reply.blocks) or None)
 
     @app.view(MODAL_CALLBACK)
     async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

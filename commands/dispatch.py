@@ -16,6 +16,7 @@ from commands import (
     admins,
     audit,
     companies,
+    deliveries,
     emailer,
     invoices,
     orders,
@@ -75,6 +76,8 @@ COMMANDS: dict[str, Command] = {
                 "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %."),
         Command("schedule", "schedule", "upcoming invoice runs across companies", runs.schedule),
         Command("audit", "audit [<co>]", "recent configuration changes", audit.audit),
+        Command("deliveries", "deliveries [<co>]", "e-mails and Slack notices waiting or failed, and why",
+                deliveries.deliveries),
         Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins),
     )
 }

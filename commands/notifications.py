@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from commands.formatting import local, money
-from commands.replies import Reply, context, fields_section, header, message, section
+from commands.replies import Reply, context, fields_section, header, message, mrkdwn_escape, section
 from invoicing.billing.runs import RunReport
-from models import RunOutcome
+from invoicing.delivery.notices import report_from_payload
+from models import NoticeKind, RunOutcome
 
 
 def skipped_text(report: RunReport, limit: int = 10) -> str:
@@ -67,3 +70,17 @@ def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str
                 f"`/invoicing invoice {invoice_number} resend`."),
         ephemeral=False,
     )
+
+
+def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
+    """The channel message of a queued Slack notice (``invoicing.delivery.notices`` payloads)."""
+    if kind == NoticeKind.RUN_ISSUED:
+        actor = str(payload.get("actor") or "")
+        user = actor.removeprefix("slack:") if actor.startswith("slack:") else ""
+        return run_reply(report_from_payload(payload), timezone=str(payload.get("timezone") or "UTC"), actor=user)
+    company = str(payload.get("company", ""))
+    if kind == NoticeKind.DELIVERY_FAILED:
+        return delivery_failed_reply(str(payload["invoice_number"]), mrkdwn_escape(str(payload["to"])),
+                                     mrkdwn_escape(str(payload["error"])), company)
+    reason = mrkdwn_escape(str(payload.get("reason", "")))
+    return (failed_reply if kind == NoticeKind.RUN_FAILED else refused_reply)(company, reason)

@@ -6,6 +6,7 @@ from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.notifications import run_reply
 from commands.replies import Reply, header, message, section
+from invoicing.delivery.notices import run_notice_key
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer.run import run_company
 from invoicing.parties.companies import find_company
@@ -26,7 +27,12 @@ async def run(args: Args, ctx: CommandContext) -> Reply:
                                 clock=ctx.clock, mail_domain=ctx.services.mail_domain)
     if not dry and report.invoice_id is not None:
         await ctx.services.after_run(report)
-    return run_reply(report, timezone=c.timezone, actor=ctx.user_id)
+    reply = run_reply(report, timezone=c.timezone, actor=ctx.user_id)
+    if not dry and report.invoice_id is not None and c.slack_channel:
+        # The run queued this announcement as a durable notice in the company's channel;
+        # typed there, the adapter posts that notice instead of a second copy of it.
+        reply.extra.update(notice_key=run_notice_key(report.run_id), notice_channel=c.slack_channel)
+    return reply
 
 
 async def schedule(args: Args, ctx: CommandContext) -> Reply:

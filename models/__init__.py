@@ -12,6 +12,7 @@ from models.company import Company
 from models.delivery import Delivery, DeliveryKind, DeliveryStatus
 from models.integration import Integration, IntegrationKind
 from models.invoice import Invoice, InvoiceLine
+from models.notice import NoticeKind, NoticeStatus, SlackNotice
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
 from models.tenant import Plan, Tenant
@@ -27,6 +28,7 @@ MODEL_MODULES = [
     "models.run",
     "models.delivery",
     "models.audit",
+    "models.notice",
     "models.token",
 ]
 
@@ -45,6 +47,8 @@ __all__ = [
     "InvoiceLine",
     "InvoiceRun",
     "MODEL_MODULES",
+    "NoticeKind",
+    "NoticeStatus",
     "Order",
     "OrderItem",
     "OrderStatus",
@@ -53,5 +57,6 @@ __all__ = [
     "Product",
     "RunOutcome",
     "RunTrigger",
+    "SlackNotice",
     "Tenant",
 ]

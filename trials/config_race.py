@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 from tests.bot.slack_harness import sign  # noqa: E402 - after the path setup
 from tests.fakes.slack_api import FakeSlack, text_of  # noqa: E402
 
-SIGNING_SECRET = "trials-signing-secret"
+SIGNING_SECRET = harness.SLACK_SIGNING_SECRET
 COMPANIES = ("giftory", "maplewood", "mueller")
 CHANNELS = ("#billing", "#finance", "#ops", "#accounts", "none")
 SCHEDULES = ("daily", "weekly", "monthly", "hourly", "0 6 * * 1-5")
@@ -194,10 +194,8 @@ async def trial(args: argparse.Namespace) -> int:
         async with harness.throwaway_database(admin, "invoicebot_config") as (url, _db):
             await seed(url, args.tenants)
             fake = await FakeSlack(admins=set()).start()
-            slack_env = {"SLACK_BOT_TOKEN": "xoxb-trials", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                         "SLACK_API_URL": fake.api_url}
             replicas = [Serve(database_url=url, smtp_port=harness.free_port(), workdir=folder,
-                              log_name=f"replica{r}.log", extra_env=slack_env) for r in range(args.replicas)]
+                              log_name=f"replica{r}.log", slack_api_url=fake.api_url) for r in range(args.replicas)]
             conn = await asyncpg.connect(harness.pg_dsn(url))
             try:
                 async with aiohttp.ClientSession() as session:

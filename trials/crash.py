@@ -22,10 +22,16 @@ after ``/healthz`` answered (runs and deliveries cluster right after start-up). 
 the trial notes whether the service had
 a database transaction open, and after it how many deliveries were left ``sending``.
 
+Slack is the fake Web API in its own process (``harness.FakeSlackProcess``), answering
+``chat.postMessage`` up to ``--slack-delay`` s late so kills also land between a
+notice's ``sending`` and ``sent``; every company has a channel (beta's four share one).
+
 Finally feeding stops, every lease is released, every integration made due, and one
 last ``serve`` runs until every company has a run whose cutoff is after the last
-order and every delivery is ``sent``; it is stopped with SIGTERM (must exit 0). Then
-``harness.check_invariants``. Exit 1 on any violation.
+order and every delivery and Slack notice is ``sent``; it is stopped with SIGTERM (must
+exit 0). Then ``harness.check_invariants`` and ``harness.check_announcements`` (every
+issued invoice announced in its channel at least once; duplicates counted). Exit 1
+on any violation.
 
 How the 300-s ``sending`` grace is handled: the service has no setting for it, so the
 trial does what the passing of time would do while no process runs — it sets
@@ -51,13 +57,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp
 import asyncpg
 import harness
-from harness import LOOPBACK, UNPRICED_SKU, Serve, Sink
+from harness import LOOPBACK, UNPRICED_SKU, FakeSlackProcess, Serve, Sink
 
 COMPANIES = {"alpha": ["acorn", "birch", "cedar", "dune", "elm", "fern", "gorse", "hazel"],
              "beta": ["iris", "juniper", "kelp", "larch"]}
 INCLUDE_ERRORS = {"cedar"}
 STARTING_FROM_COMPANY = "dune"
 BCC = {"birch": ["audit@alpha.example", "AP@birch.example"], "kelp": ["books@beta.example"]}
+#: Slack channel ids; beta's companies share one (its posts queue behind the 1-per-second pacing).
+CHANNELS = {short: "CBETA" for short in COMPANIES["beta"]}
 SHIP_TO = {"name": "J. Doe", "line1": "1 High St", "city": "Leeds", "postcode": "LS1 1AA", "country": "GB"}
 
 
@@ -73,7 +81,8 @@ async def seed(url: str, started: datetime) -> dict[str, str]:
             tokens[tenant_name] = token
             for n, short in enumerate(shorts):
                 await create_company(tenant, short, name=f"{short.title()} Ltd", country="GB", currency="GBP",
-                                     timezone="Europe/London" if n % 2 else "UTC", accounting=harness.buyer(short, n))
+                                     timezone="Europe/London" if n % 2 else "UTC", accounting=harness.buyer(short, n),
+                                     channel=CHANNELS.get(short, f"C{short.upper()}"))
     conn = await asyncpg.connect(harness.pg_dsn(url))
     try:
         await conn.execute("UPDATE integration SET enabled = true, schedule = '* * * * *', next_run_at = $1",
@@ -161,6 +170,7 @@ async def prepare_restart(conn: asyncpg.Connection, rng: random.Random, *, long_
         await conn.execute("UPDATE integration SET lease_owner = NULL, lease_until = NULL "
                            "WHERE lease_owner IS NOT NULL")
         await conn.execute("UPDATE delivery SET next_attempt_at = $1 WHERE status = 'sending'", now)
+        await conn.execute("UPDATE slack_notice SET next_attempt_at = $1 WHERE status = 'sending'", now)
 
 
 async def open_transactions(conn: asyncpg.Connection, db: str) -> int:
@@ -186,6 +196,7 @@ async def trial(args: argparse.Namespace) -> int:
             tokens = await seed(url, datetime.now(UTC))
             say(f"  seeded in {time.monotonic() - started_wall:.1f} s")
             sink = Sink(folder, seed=args.seed, max_delay=args.smtp_delay)
+            slack = FakeSlackProcess(folder, seed=args.seed, max_delay=args.slack_delay)
             serve: Serve | None = None
             conn = await asyncpg.connect(harness.pg_dsn(url))
             feeder = Feeder(rng, tokens)
@@ -199,7 +210,8 @@ async def trial(args: argparse.Namespace) -> int:
                         sending_before = {r["id"] for r in await conn.fetch(
                             "SELECT id FROM delivery WHERE status = 'sending'")}
                         feeding = None
-                        serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log")
+                        serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log",
+                                  slack_api_url=slack.api_url)
                         if rng.random() < 0.10:
                             await asyncio.sleep(rng.uniform(0.0, 1.5))  # during start-up (imports, migrations)
                             kills_in_startup += 1
@@ -229,7 +241,8 @@ async def trial(args: argparse.Namespace) -> int:
                     # gracefully (SIGTERM, must exit 0); then the downtime is long, every integration
                     # is due after the last order, and one last serve runs until everything settled.
                     await prepare_restart(conn, rng, long_downtime=True)
-                    serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log")
+                    serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log",
+                                  slack_api_url=slack.api_url)
                     await serve.healthy(session, timeout=60)
                     for _ in range(10):
                         if not any(feeder.unsent.values()):
@@ -244,7 +257,8 @@ async def trial(args: argparse.Namespace) -> int:
                     final_mark = datetime.now(UTC)
                     await prepare_restart(conn, rng, long_downtime=True)
                     await conn.execute("UPDATE integration SET next_run_at = $1 WHERE enabled", final_mark)
-                    serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log")
+                    serve = Serve(database_url=url, smtp_port=sink.port, workdir=folder, log_name="serve.log",
+                                  slack_api_url=slack.api_url)
                     await serve.healthy(session, timeout=60)
 
                     async def settled() -> bool:
@@ -254,23 +268,27 @@ async def trial(args: argparse.Namespace) -> int:
                                 AND r.outcome IN ('invoiced', 'no_orders'))""", final_mark)
                         unsent = await conn.fetchval(
                             "SELECT count(*) FROM delivery WHERE status IN ('pending', 'sending')")
-                        return behind == 0 and unsent == 0
+                        unposted = await conn.fetchval(
+                            "SELECT count(*) FROM slack_notice WHERE status IN ('pending', 'sending')")
+                        return behind == 0 and unsent == 0 and unposted == 0
 
                     t0 = time.monotonic()
                     await harness.until(settled, timeout=args.settle_timeout, interval=0.5,
-                                        what="every company to run past the last order and every e-mail to be sent")
+                                        what="every company to run past the last order, every e-mail and notice sent")
                     say(f"  final serve settled after {time.monotonic() - t0:.1f} s")
                     t0 = time.monotonic()
                     graceful.append(serve.terminate())
                     say(f"  graceful stop took {time.monotonic() - t0:.1f} s")
                     serve = None
                     findings = await harness.check_invariants(conn, sink.received())
+                    await harness.check_announcements(conn, slack.posts(), findings)
                     if graceful != [0, 0]:
                         findings.violations.append(f"graceful stops (SIGTERM) exited with {graceful}, expected 0")
             finally:
                 if serve is not None:
                     serve.kill()
                 sink.close()
+                slack.close()
                 await conn.close()
             figures.update({
                 "kills survived (SIGKILL of the process group)": kills,
@@ -301,6 +319,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="about 1 minute: 30 kills")
     parser.add_argument("--postgres", help="PostgreSQL admin URL (default $INVOICEBOT_TEST_POSTGRES_URL)")
     parser.add_argument("--smtp-delay", type=float, default=0.3, help="the sink waits up to this long before 250")
+    parser.add_argument("--slack-delay", type=float, default=0.3,
+                        help="the fake Slack answers chat.postMessage up to this late (after keeping the message)")
     parser.add_argument("--settle-timeout", type=float, default=180.0)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()

@@ -5,6 +5,9 @@ PostgreSQL over SQL, the service over HTTP and signals, e-mail through a real SM
 sink in its own process. Production code is imported only to seed data (the same
 setup functions the CLI and the feed use) and to compute the expected envelope.
 
+Slack is the fake Web API of the tests (``tests/fakes/slack_api.py``) in its own
+process (``FakeSlackProcess``), recording every message it kept with its metadata.
+
 Run ``python trials/harness.py --sink FILE [--seed S] [--max-delay SECONDS]`` to get the
 sink on its own: it prints its port, appends one JSON line per message received
 (``mid``, ``rcpt``, ``from``) to FILE and exits when its stdin closes.
@@ -34,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 VENV_BIN = ROOT / ".venv" / "bin"
 MAIL_FROM = "invoices@trials.example"
+#: What ``Serve(slack_api_url=…)`` configures; trials sign their Slack requests with it.
+SLACK_SIGNING_SECRET = "trial-signing-secret"
 LOOPBACK = "127.0.0.1"
 
 
@@ -146,15 +151,45 @@ class Sink:
         return rows
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(Exception):
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                kill_group(self.proc, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        close_child(self.proc)
+
+
+def close_child(proc: subprocess.Popen) -> None:
+    """Stop a child that runs until its stdin closes (the sinks); SIGKILL it if it does not."""
+    if proc.poll() is None:
+        with contextlib.suppress(Exception):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill_group(proc, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+class FakeSlackProcess:
+    """The fake Slack Web API (``tests/fakes/slack_api.py``) as a child; ``posts()`` reads what it kept."""
+
+    def __init__(self, folder: Path, *, seed: int, max_delay: float) -> None:
+        self.path = folder / "slack.jsonl"
+        self.path.touch()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.slack_api", "--record", str(self.path), "--seed", str(seed),
+             "--max-delay", str(max_delay)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("port="):
+            self.close()
+            raise RuntimeError(f"fake Slack did not start (said {line!r})")
+        self.api_url = f"http://{LOOPBACK}:{int(line.removeprefix('port='))}/api/"
+
+    def posts(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def close(self) -> None:
+        close_child(self.proc)
 
 
 # --- `invoicebot serve` children -----------------------------------------------------------
@@ -169,7 +204,7 @@ class Serve:
     """One ``invoicebot serve`` process in its own process group (so kills reach its PDF workers)."""
 
     def __init__(self, *, database_url: str, smtp_port: int, workdir: Path, log_name: str, port: int | None = None,
-                 extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None) -> None:
+                 extra_args: tuple[str, ...] = (), slack_api_url: str | None = None) -> None:
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SMTP_", "INVOICEBOT_"))}
@@ -178,7 +213,9 @@ class Serve:
             "SMTP_HOST": LOOPBACK, "SMTP_PORT": str(smtp_port), "SMTP_SECURITY": "none", "MAIL_FROM": MAIL_FROM,
             "INVOICEBOT_DATA_DIR": str(workdir / "data"), "PYTHONUNBUFFERED": "1",
         })
-        env.update(extra_env or {})
+        if slack_api_url:
+            env.update({"SLACK_BOT_TOKEN": "xoxb-trial", "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+                        "SLACK_API_URL": slack_api_url})
         self.log_path = workdir / log_name
         self._log = self.log_path.open("ab")
         # cwd = workdir: pydantic-settings reads ``.env`` from the working directory; the repo's must not leak in.
@@ -411,6 +448,33 @@ async def check_invariants(conn, received: list[dict[str, Any]], *, final: bool 
                 "orders not invoiced (ineligible, or after the last cutoff)":
                     counts["orders"] - counts["invoiced_orders"]})
     return f
+
+
+async def check_announcements(conn, posts: list[dict[str, Any]], findings: Findings) -> None:
+    """Every issued invoice of a company with a channel was announced there at least once.
+
+    ``posts`` are the messages the fake Slack kept; a run notice carries ``run:<run id>``
+    in its metadata. Posts of one key more than once are counted (at-least-once allows
+    them; the metadata lookup should keep them rare).
+    """
+    keys = Counter(((p.get("metadata") or {}).get("event_payload") or {}).get("key") for p in posts)
+    rows = await conn.fetch("""
+        SELECT i.display_number, r.id AS run_id, c.slack_channel AS channel FROM invoice i
+        JOIN invoice_run r ON r.invoice_id = i.id JOIN company c ON c.id = i.company_id
+        WHERE c.slack_channel <> '' ORDER BY i.id""")
+    never = [(r["display_number"], r["run_id"]) for r in rows if keys[f"run:{r['run_id']}"] == 0]
+    wrong_channel = [p for p in posts if not str(p.get("channel", "")).startswith("C")]
+    findings.violate("issued invoices never announced in Slack", never)
+    findings.violate("Slack posts to an unexpected channel", wrong_channel)
+    notices = await conn.fetch("SELECT status, count(*) AS n FROM slack_notice GROUP BY 1 ORDER BY 1")
+    findings.figures.update({
+        "invoices announced in Slack (≥ 1 post)": len(rows) - len(never),
+        "run notices posted more than once": sum(1 for r in rows if keys[f"run:{r['run_id']}"] > 1),
+        "Slack messages kept by the fake": len(posts),
+        "notice rows by status": {r["status"]: r["n"] for r in notices},
+        "notices found already posted (metadata lookup)": await conn.fetchval(
+            "SELECT count(*) FROM slack_notice WHERE last_error = 'found already posted'"),
+    })
 
 
 def print_summary(title: str, figures: dict[str, Any], violations: list[str]) -> None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from tortoise.transactions import in_transaction
 
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
@@ -274,11 +276,18 @@ async def record_run(ctx: RunContext, outcome: RunOutcome, *, finished_at: datet
     )
 
 
-async def record_failure(ctx: RunContext, exc: Exception) -> None:
-    """Best effort: the run rolled back; leave a trace for ops unless the database itself is gone."""
+async def record_failure(ctx: RunContext, exc: Exception,
+                         notify: Callable[[InvoiceRun], Awaitable[None]] | None = None) -> None:
+    """Best effort: the run rolled back; leave a trace for ops unless the database itself is gone.
+
+    ``notify(run)`` runs in the transaction that writes the record (the caller queues its notice there).
+    """
     message = getattr(exc, "message", None) or f"Run failed ({type(exc).__name__}); nothing was issued."
     try:
-        await record_run(ctx, RunOutcome.FAILED, finished_at=ctx.started_at, message=message)
+        async with in_transaction():
+            run = await record_run(ctx, RunOutcome.FAILED, finished_at=ctx.started_at, message=message)
+            if notify is not None:
+                await notify(run)
     except Exception:  # the original error is what matters and is re-raised
         log.exception("could not record failed run tenant=%s company=%s", ctx.tenant.name, ctx.company.short_name)
 

@@ -8,6 +8,9 @@ it afterwards. One delivery goes
        └──────────────────┤ 5xx, or the last allowed attempt failed: failed
                           └ crash: lease expires, ``recover_unknown`` re-queues it
 
+A delivery marked ``failed`` queues its Slack follow-up (``notices.queue_delivery_failed``,
+for a company with a channel) in the same transaction.
+
 **Claim.** ``pending → sending`` is a conditional UPDATE (``WHERE id = ? AND status =
 'pending'``), committed *before* the message is handed to SMTP; a worker proceeds
 only if its UPDATE changed one row, so two workers never send a row concurrently.
@@ -62,6 +65,7 @@ from tortoise.transactions import in_transaction
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.clock import Clock, utc_now
+from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import (
     compose_invoice_email,
@@ -78,6 +82,7 @@ from invoicing.delivery.transport import (
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.parties.accounting import normalise_email
 from models import (
+    Company,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -199,9 +204,12 @@ class Outbox:
                 if exhausted else
                 {"status": DeliveryStatus.PENDING, "next_attempt_at": now, "last_error": UNKNOWN_OUTCOME}
             )
-            updated = await Delivery.filter(
-                id=row.id, status=DeliveryStatus.SENDING, next_attempt_at__lte=now
-            ).update(**changes)
+            async with in_transaction():
+                updated = await Delivery.filter(
+                    id=row.id, status=DeliveryStatus.SENDING, next_attempt_at__lte=now
+                ).update(**changes)
+                if updated and exhausted:
+                    await _queue_failure_notice(row, str(changes["last_error"]), now)
             if updated:
                 recovered += 1
                 log.warning("delivery outcome unknown delivery=%d message_id=%s attempts=%d action=%s",
@@ -295,9 +303,11 @@ class Outbox:
     async def _finish_failed(
         self, delivery: Delivery, number: str, expected: DeliveryStatus, reason: str
     ) -> DeliveryOutcome | None:
-        if not await self._move(delivery, expected, status=DeliveryStatus.FAILED, next_attempt_at=None,
-                                last_error=reason):
-            return None
+        async with in_transaction():  # the failure and its Slack notice commit together
+            if not await self._move(delivery, expected, status=DeliveryStatus.FAILED, next_attempt_at=None,
+                                    last_error=reason):
+                return None
+            await _queue_failure_notice(delivery, reason, self._clock())
         log.warning("delivery failed delivery=%d invoice=%s attempts=%d reason=%r",
                     delivery.id, number, delivery.attempts, reason)
         return DeliveryOutcome(delivery.id, number, DeliveryStatus.FAILED, reason, delivery.attempts)
@@ -332,6 +342,14 @@ async def _load_documents(invoices: list[Invoice]) -> dict[int, InvoiceDocument]
         invoice.id: InvoiceDocument.from_models(invoice, lines[invoice.id], tenant_name=names[invoice.tenant_id])
         for invoice in invoices
     }
+
+
+async def _queue_failure_notice(delivery: Delivery, reason: str, now: datetime) -> None:
+    """Queue the Slack follow-up of a delivery that failed for good (in the caller's transaction)."""
+    invoice = await Invoice.get(id=delivery.invoice_id)
+    company = await Company.get(id=invoice.company_id)
+    await notices.queue_delivery_failed(company, delivery.id, invoice_number=invoice.display_number,
+                                        to=delivery.to_addr, error=reason, now=now)
 
 
 def _due(now: datetime) -> Q:

@@ -30,6 +30,7 @@ from models import (
     OrderItem,
     Price,
     Product,
+    SlackNotice,
     Tenant,
 )
 from tests import factories as f
@@ -38,7 +39,7 @@ from tests.bot.test_feed import Reply, request_feed
 from tests.fakes.slack_api import text_of as slack_text_of
 
 ALL_MODELS = (Tenant, Company, Integration, Product, Price, Order, OrderItem, Invoice, InvoiceLine,
-              InvoiceRun, Delivery, AuditEntry, ApiToken)
+              InvoiceRun, Delivery, AuditEntry, ApiToken, SlackNotice)
 #: Columns that change on reads or on no-op writes (timestamps) and say nothing about data.
 _VOLATILE = {"updated_at", "created_at", "at", "last_used_at"}
 FEED_MAX_BODY = 16 * 1024

@@ -17,10 +17,11 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from bot.notifier import Notifier
+from bot.notifier import SlackNoticeChannel, notice_client
 from bot.slack import ChannelPoster, web_client
 from commands.replies import Reply
 from invoicing.delivery.outbox import Outbox
+from invoicing.delivery.slack_notices import NoticeOutbox
 from invoicing.delivery.transport import SmtpTransport, Transport
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from models import Company, Delivery, Invoice, InvoiceRun, Order, RunOutcome, Tenant
@@ -136,7 +137,9 @@ async def test_a_550_fails_permanently_records_the_reason_and_tells_the_company_
     fake = await FakeSlack().start()
     try:
         outcomes = await outbox.deliver_due()
-        await Notifier(ChannelPoster(web_client("xoxb-test", fake.api_url), min_interval=0)).deliveries(outcomes)
+        channel = SlackNoticeChannel(notice_client("xoxb-test", fake.api_url),
+                                     ChannelPoster(web_client("xoxb-test", fake.api_url), min_interval=0))
+        await NoticeOutbox(channel, clock).deliver_due()
         clock.advance(days=1)
         assert await outbox.deliver_due() == []  # permanent: never retried
     finally:

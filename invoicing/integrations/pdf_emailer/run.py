@@ -6,13 +6,18 @@ The whole run is **one database transaction**:
     invoice + lines → mark the orders invoiced → record the run → queue the e-mail
     (an outbox ``Delivery``) → commit
 
-The e-mail, the PDF and the Slack notice are produced after commit, from the outbox
-(``invoicing.delivery.outbox``). A refused run (plan, incomplete details) is recorded
-as ``refused``; a run that fails rolls back and is recorded as ``failed``.
+The run's Slack notice (``invoicing.delivery.notices``, for a company with a channel)
+is queued in the same transaction. The e-mail, the PDF and the Slack message are
+produced after commit, from the outboxes (``invoicing.delivery.outbox``,
+``invoicing.delivery.slack_notices``). A refused run (plan, incomplete details) is
+recorded as ``refused``; a run that fails rolls back and is recorded as ``failed``;
+for scheduled runs either record is written together with its Slack notice (a manual
+run's refusal or failure is the answer to whoever ran it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +29,7 @@ from invoicing.billing import runs
 from invoicing.billing.numbering import peek_next_number
 from invoicing.billing.runs import RunContext, RunReport
 from invoicing.clock import Clock, utc_now
+from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import message_id_for
 from invoicing.errors import NotEligible
@@ -33,6 +39,7 @@ from models import (
     Delivery,
     Integration,
     IntegrationKind,
+    InvoiceRun,
     RunOutcome,
     RunTrigger,
     Tenant,
@@ -78,7 +85,10 @@ async def run_company(
         runs.check_can_invoice(tenant, company)
     except NotEligible as refusal:
         if not dry_run:
-            await runs.record_run(ctx, RunOutcome.REFUSED, finished_at=now, message=refusal.message)
+            async with in_transaction():
+                run = await runs.record_run(ctx, RunOutcome.REFUSED, finished_at=now, message=refusal.message)
+                if trigger != RunTrigger.MANUAL:  # a manual run's refusal is the reply to whoever ran it
+                    await notices.queue_run_problem(company, run.id, refusal.message, failed=False, now=now)
         raise
     if dry_run:
         planned = await runs.plan_invoice(company, integration, cutoff, lock=False)
@@ -105,14 +115,21 @@ async def run_company(
                 invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
                 to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
             )
+            result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
+            await notices.queue_run_issued(company, result, now=now, actor=actor)
             checkpoint("recorded")
     except Exception as exc:
         log.warning("run failed tenant=%s company=%s error=%s", tenant.name, company.short_name, type(exc).__name__)
-        await runs.record_failure(ctx, exc)
+        await runs.record_failure(ctx, exc, notify=None if trigger == RunTrigger.MANUAL else functools.partial(
+            _queue_failure, company, now=now))
         raise
     log.info("invoice issued tenant=%s company=%s invoice=%s orders=%d", tenant.name, company.short_name,
              issued.display, len(planned.order_ids))
-    return runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
+    return result
+
+
+async def _queue_failure(company: Company, run: InvoiceRun, *, now: datetime) -> None:
+    await notices.queue_run_problem(company, run.id, run.message, failed=True, now=now)
 
 
 async def run_by_name(tenant: Tenant, short_name: str, **options: Any) -> RunReport:

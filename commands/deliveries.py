@@ -1,0 +1,69 @@
+"""``deliveries [<co>]``: what has not left yet or failed — e-mails and Slack notices, with the reason.
+
+Read-only and tenant-scoped. Only rows still ``pending``/``sending`` or ``failed`` are
+listed, newest first; a sent row needs no attention. Server replies, addresses and
+channel names are untrusted text and are escaped for mrkdwn.
+"""
+
+from __future__ import annotations
+
+from commands.context import Args, CommandContext
+from commands.formatting import local
+from commands.replies import Reply, context, header, message, mrkdwn_escape, section
+from invoicing.parties.companies import find_company
+from models import Company, Delivery, DeliveryStatus, NoticeStatus, SlackNotice
+
+SHOWN = 20
+_OPEN_DELIVERY = [DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED]
+_OPEN_NOTICE = [NoticeStatus.PENDING, NoticeStatus.SENDING, NoticeStatus.FAILED]
+_ICON = {"pending": ":hourglass:", "sending": ":outbox_tray:", "failed": ":x:"}
+
+
+def _reason(text: str) -> str:
+    cleaned = " ".join(text.split())[:300]
+    return f" — `{mrkdwn_escape(cleaned.replace('`', chr(39)))}`" if cleaned else ""
+
+
+async def deliveries(args: Args, ctx: CommandContext) -> Reply:
+    args.no_extra_words(1)
+    args.only_options(())
+    only = await find_company(ctx.tenant, args.words[0]) if args.words else None
+    mails = Delivery.filter(invoice__tenant_id=ctx.tenant.id, status__in=_OPEN_DELIVERY)
+    notes = SlackNotice.filter(tenant_id=ctx.tenant.id, status__in=_OPEN_NOTICE)
+    if only is not None:
+        mails = mails.filter(invoice__company_id=only.id)
+        notes = notes.filter(company_id=only.id)
+    mail_rows = await mails.order_by("-id").limit(SHOWN).prefetch_related("invoice")
+    note_rows = await notes.order_by("-id").limit(SHOWN)
+    ids = {d.invoice.company_id for d in mail_rows} | {n.company_id for n in note_rows if n.company_id}
+    names = dict(await Company.filter(id__in=ids).values_list("id", "short_name"))
+    scope = f" for {only.short_name}" if only else ""
+    if not mail_rows and not note_rows:
+        return message(f"Nothing waiting or failed{scope}.", section(
+            f":white_check_mark: Every e-mail and Slack notice{scope} has been delivered."))
+    zone = only.timezone if only else "UTC"
+    mail_lines = [
+        f"{_ICON[d.status]} *{d.invoice.display_number}* ({names.get(d.invoice.company_id, '?')}) → "
+        f"{mrkdwn_escape(d.to_addr)} · {d.status} · {d.attempts} attempt(s) · "
+        f"{local(d.next_attempt_at or d.created_at, zone)}{_reason(d.last_error)}"
+        for d in mail_rows
+    ]
+    note_lines = [
+        f"{_ICON[n.status]} {n.kind.replace('_', ' ')}"
+        f"{' *' + mrkdwn_escape(str(n.payload.get('invoice_number'))) + '*' if n.payload.get('invoice_number') else ''}"
+        f" ({names.get(n.company_id or 0, '?')}) → {mrkdwn_escape(n.channel)} · {n.status} · "
+        f"{n.attempts} attempt(s) · {local(n.next_attempt_at or n.created_at, zone)}{_reason(n.last_error)}"
+        for n in note_rows
+    ]
+    blocks = [header(f"Deliveries waiting or failed{scope}")]
+    if mail_lines:
+        blocks += [section("*E-mails*\n" + "\n".join(mail_lines[:10])), *(
+            [section("\n".join(mail_lines[10:]))] if len(mail_lines) > 10 else [])]
+    if note_lines:
+        blocks += [section("*Slack notices*\n" + "\n".join(note_lines[:10])), *(
+            [section("\n".join(note_lines[10:]))] if len(note_lines) > 10 else [])]
+    blocks.append(context(f"Newest {SHOWN} of each; times {zone}. A failed e-mail: fix the address, then "
+                          "`/invoicing invoice <number> resend`. A failed notice: invite the bot to the channel "
+                          "or fix it with `/invoicing emailer <co> set channel=`."))
+    return message(f"{len(mail_rows)} e-mail(s), {len(note_rows)} Slack notice(s) waiting or failed{scope}",
+                   *blocks)

@@ -1,0 +1,112 @@
+"""Which Slack notices are queued, and with what facts — always in the caller's transaction.
+
+A notice is a ``SlackNotice`` row written in the same transaction as what it
+announces (the run record, the delivery marked failed), so the two commit or roll
+back together: a run that rolls back leaves no notice, a committed run always has
+one. ``invoicing.delivery.slack_notices`` posts the rows after commit.
+
+Rules a caller may rely on:
+
+* Only a company with a Slack channel gets a row; without one the functions here
+  write nothing and return ``None``.
+* The ``dedupe_key`` names the event (``run:<run id>``, ``delivery-failed:<delivery
+  id>``, ``schedule:<integration id>:<slot>``); queuing the same event twice keeps the
+  first row (``get_or_create`` on the unique key).
+* The payload holds plain JSON values (Decimals and instants as strings), not Slack
+  blocks: the message is rendered when it is posted (``commands.notifications``), so
+  this layer stays free of Slack types. ``report_payload`` / ``report_from_payload``
+  are the one place that shape is defined.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from invoicing.billing.runs import RunReport, Skipped
+from models import Company, NoticeKind, RunOutcome, SlackNotice
+
+#: Skipped orders kept by reference in a run notice (the message shows at most 15).
+SKIPPED_REFS = 15
+#: Distinct skip reasons kept (the message shows at most 10, most frequent first).
+SKIPPED_REASONS = 50
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def report_payload(report: RunReport, *, timezone: str, actor: str = "") -> dict[str, Any]:
+    """The facts of a run notice: what ``run_reply`` needs, as JSON values."""
+    reasons = sorted(report.skipped_by_reason.items(), key=lambda kv: -kv[1])[:SKIPPED_REASONS]
+    return {
+        "tenant": report.tenant, "company": report.company, "outcome": report.outcome.value,
+        "cutoff": _instant(report.cutoff), "period_start": _instant(report.period_start),
+        "currency": report.currency, "invoice_number": report.invoice_number, "invoice_id": report.invoice_id,
+        "run_id": report.run_id, "orders_invoiced": report.orders_invoiced, "lines": report.lines,
+        "net": str(report.net), "tax": str(report.tax), "gross": str(report.gross),
+        "skipped": [{"ref": s.ref, "reason": s.reason} for s in report.skipped[:SKIPPED_REFS]],
+        "skipped_by_reason": dict(reasons), "timezone": timezone, "actor": actor,
+    }
+
+
+def report_from_payload(payload: dict[str, Any]) -> RunReport:
+    """The ``RunReport`` a run notice was queued with (``report_payload`` read back)."""
+    period = payload.get("period_start")
+    return RunReport(
+        tenant=payload["tenant"], company=payload["company"], outcome=RunOutcome(payload["outcome"]), dry_run=False,
+        cutoff=datetime.fromisoformat(payload["cutoff"]),
+        period_start=datetime.fromisoformat(period) if period else None,
+        currency=payload["currency"], invoice_number=payload.get("invoice_number"),
+        invoice_id=payload.get("invoice_id"), run_id=payload.get("run_id"),
+        orders_invoiced=int(payload.get("orders_invoiced", 0)), lines=int(payload.get("lines", 0)),
+        net=Decimal(payload["net"]), tax=Decimal(payload["tax"]), gross=Decimal(payload["gross"]),
+        skipped=tuple(Skipped(s["ref"], s["reason"]) for s in payload.get("skipped", [])),
+        skipped_by_reason={str(k): int(v) for k, v in (payload.get("skipped_by_reason") or {}).items()},
+    )
+
+
+def run_notice_key(run_id: int | None) -> str:
+    """The dedupe key of a run's notice (adapters use it to find the notice of a run they started)."""
+    return f"run:{run_id}"
+
+
+async def _queue(company: Company, kind: NoticeKind, key: str, payload: dict[str, Any],
+                 now: datetime) -> SlackNotice | None:
+    if not company.slack_channel:
+        return None
+    notice, _ = await SlackNotice.get_or_create(
+        dedupe_key=key,
+        defaults={"tenant_id": company.tenant_id, "company_id": company.id, "channel": company.slack_channel,
+                  "kind": kind, "payload": payload, "next_attempt_at": now},
+    )
+    return notice
+
+
+async def queue_run_issued(company: Company, report: RunReport, *, now: datetime,
+                           actor: str = "") -> SlackNotice | None:
+    """Queue the announcement of an issued invoice (``report.run_id`` must be set)."""
+    payload = report_payload(report, timezone=company.timezone, actor=actor)
+    return await _queue(company, NoticeKind.RUN_ISSUED, run_notice_key(report.run_id), payload, now)
+
+
+async def queue_run_problem(company: Company, run_id: int, reason: str, *, failed: bool,
+                            now: datetime) -> SlackNotice | None:
+    """Queue the notice of a refused (ops must fix something) or failed (rolled back) run."""
+    kind = NoticeKind.RUN_FAILED if failed else NoticeKind.RUN_REFUSED
+    return await _queue(company, kind, run_notice_key(run_id), {"company": company.short_name, "reason": reason}, now)
+
+
+async def queue_schedule_problem(company: Company, integration_id: int, slot: datetime, reason: str, *,
+                                 now: datetime) -> SlackNotice | None:
+    """Queue the notice of a scheduled slot that could not run at all (its schedule is invalid)."""
+    key = f"schedule:{integration_id}:{slot.isoformat()}"
+    return await _queue(company, NoticeKind.RUN_FAILED, key, {"company": company.short_name, "reason": reason}, now)
+
+
+async def queue_delivery_failed(company: Company, delivery_id: int, *, invoice_number: str, to: str, error: str,
+                                now: datetime) -> SlackNotice | None:
+    """Queue the follow-up of an e-mail delivery that failed for good (with the server's reply)."""
+    payload = {"company": company.short_name, "invoice_number": invoice_number, "to": to, "error": error}
+    return await _queue(company, NoticeKind.DELIVERY_FAILED, f"delivery-failed:{delivery_id}", payload, now)

@@ -1,0 +1,68 @@
+"""The Slack notice outbox: one row per message that must reach a company's channel."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.company import Company
+    from models.tenant import Tenant
+
+
+class NoticeKind(StrEnum):
+    RUN_ISSUED = "run_issued"
+    RUN_REFUSED = "run_refused"
+    RUN_FAILED = "run_failed"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class NoticeStatus(StrEnum):
+    PENDING = "pending"
+    # Claimed by a worker; ``next_attempt_at`` is its lease (crash window).
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class SlackNotice(Model):
+    """Written in the transaction of what it announces and posted only after that commits.
+
+    ``dedupe_key`` names what is announced (``run:<id>``, ``delivery-failed:<id>``), so
+    the same event is queued once, and travels with the Slack message as metadata so a
+    retry after an unknown outcome can find the message it may already have posted.
+    """
+
+    id = fields.IntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="notices", on_delete=fields.RESTRICT
+    )
+    tenant_id: int
+    company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
+        "models.Company", related_name="notices", null=True, on_delete=fields.SET_NULL
+    )
+    company_id: int | None
+    # As configured on the company (a channel id such as C0123 or a name such as #billing).
+    channel = fields.CharField(max_length=80)
+    # The channel id Slack answered with (needed to read the channel history).
+    channel_id = fields.CharField(max_length=20, default="")
+    kind = fields.CharEnumField(NoticeKind, max_length=20)
+    # The facts the message is rendered from (plain JSON values, rendered by the poster).
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    dedupe_key = fields.CharField(max_length=120, unique=True)
+    status = fields.CharEnumField(NoticeStatus, default=NoticeStatus.PENDING, max_length=10)
+    attempts = fields.IntField(default=0)
+    # True when an earlier attempt may have posted: look in the channel history before posting.
+    outcome_unknown = fields.BooleanField(default=False)
+    next_attempt_at = fields.DatetimeField(null=True, db_index=True)
+    last_error = fields.TextField(default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+    # The ts of the posted message (its id within the channel).
+    message_ts = fields.CharField(max_length=32, default="")
+
+    class Meta:
+        table = "slack_notice"
