@@ -14,6 +14,7 @@ from models.integration import Integration, IntegrationKind
 from models.invoice import Invoice, InvoiceLine
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
+from models.seen_request import SeenRequest
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
 
@@ -28,6 +29,7 @@ MODEL_MODULES = [
     "models.delivery",
     "models.audit",
     "models.token",
+    "models.seen_request",
 ]
 
 __all__ = [
@@ -53,5 +55,6 @@ __all__ = [
     "Product",
     "RunOutcome",
     "RunTrigger",
+    "SeenRequest",
     "Tenant",
 ]
