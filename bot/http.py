@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 #: What Slack sends as ``X-Slack-Request-Timestamp``: Unix seconds, ASCII digits. Anything else
 #: cannot have been signed by Slack (and slack_sdk's ``int()`` would raise on it, or read "١٢٣").
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+#: ``v0=`` + hex as Slack sends it; printable ASCII at least, since ``hmac.compare_digest``
+#: raises TypeError on a non-ASCII string instead of answering "no match".
+_SIGNATURE = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 def add_slack_routes(
@@ -27,8 +30,8 @@ def add_slack_routes(
 
     What Slack (and an attacker) may rely on — never a 500 for what the request contains:
 
-    * a missing or non-numeric timestamp, a bad signature or one outside the 5-minute
-      window → **401** (bolt's signature verification, with the timestamp checked first);
+    * a missing or non-numeric timestamp, a missing, malformed or wrong signature, or
+      one outside the 5-minute window → **401** (bolt's signature verification, with the timestamp checked first);
     * a body that is not UTF-8, or not the form/JSON Slack sends → **400**, before it
       reaches any listener;
     * a validly signed request seen before → 401, or 200 for an Events API retry
@@ -39,7 +42,8 @@ def add_slack_routes(
 
     async def handle(request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if not _TIMESTAMP.fullmatch(timestamp):
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not (_TIMESTAMP.fullmatch(timestamp) and _SIGNATURE.fullmatch(signature)):
             return web.json_response({"error": "invalid request"}, status=401)
         raw = await request.read()
         try:

@@ -70,7 +70,10 @@ def ascii_address(address: str) -> str:
     if not local.isascii():
         raise NeedsSmtpUtf8(address, "has non-ASCII characters before the @, which only a mail server "
                                      "with SMTPUTF8 can send")
-    return f"{local}@{ascii_domain(domain)}"
+    try:
+        return f"{local}@{ascii_domain(domain)}"
+    except NeedsSmtpUtf8 as exc:
+        raise NeedsSmtpUtf8(address, exc.reason) from None
 
 
 def needs_downgrade(message: EmailMessage, sender: str, recipients: list[str]) -> bool:
@@ -98,16 +101,15 @@ def downgrade(message: EmailMessage, sender: str, recipients: list[str]) -> Down
     cannot be written in ASCII, or when no recipient can.
     """
     kept: list[str] = []
-    dropped: list[str] = []
+    refusals: list[NeedsSmtpUtf8] = []
     for recipient in recipients:
         try:
             kept.append(ascii_address(recipient))
-        except NeedsSmtpUtf8:
-            dropped.append(recipient)
+        except NeedsSmtpUtf8 as exc:
+            refusals.append(exc)
     headers = {name: [_ascii_header(header) for header in message.get_all(name, [])] for name in ADDRESS_HEADERS}
     if not kept:
-        raise NeedsSmtpUtf8(dropped[0], "has non-ASCII characters before the @, which only a mail server "
-                                        "with SMTPUTF8 can send")
+        raise refusals[0]
     ascii_sender = ascii_address(sender)
     changed = {name: values for name, values in headers.items()
                if values != [str(v) for v in message.get_all(name, [])]}
@@ -121,7 +123,7 @@ def downgrade(message: EmailMessage, sender: str, recipients: list[str]) -> Down
             del result[name]
             for value in values:
                 result[name] = value
-    return Downgraded(result, ascii_sender, kept, dropped)
+    return Downgraded(result, ascii_sender, kept, [exc.address for exc in refusals])
 
 
 def _ascii_header(header: object) -> str:
