@@ -3,19 +3,25 @@
 Whatever arrives at ``/slack/events`` — a timestamp that is not a number, a body that is
 not UTF-8 or not the JSON/form it claims to be — the answer is 401 (not a request Slack
 signed) or 400 (not a request Slack sends), and no listener ran: the fake Slack Web API
-received no call and every table is unchanged.
+received no call and every table is unchanged. A hypothesis fuzz (``EDGE_FUZZ_EXAMPLES``
+per backend) sends random bytes, JSON and forms with random timestamps, signed or not.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.bot.slack_harness import SlackHarness, sign
+from tests.bot.slack_harness import SIGNING_SECRET, SlackHarness, sign
 from tests.reliability.conftest import snapshot
+from tests.reliability.test_hostile_input import DB_SETTINGS, FUZZ_SCALE
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -56,11 +62,6 @@ async def test_a_timestamp_that_is_not_a_number_is_401_whether_or_not_the_body_i
 
 def sign_with_raw_timestamp(body: str, timestamp: str) -> str:
     """What a caller holding the secret would send for this timestamp string (hex part only)."""
-    import hashlib
-    import hmac
-
-    from tests.bot.slack_harness import SIGNING_SECRET
-
     base = f"v0:{timestamp}:{body}".encode(errors="surrogatepass")
     return hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
 
@@ -130,3 +131,45 @@ async def test_a_signature_that_is_not_ascii_is_401(slack: SlackHarness, signatu
     assert status in allowed, (signature, status, text)
     assert_no_traceback(text)
     assert slack.fake.calls == []
+
+
+# --- fuzz: whatever the bytes, headers and signature, never a 500 ---------------------------------
+
+#: hypothesis examples of the edge fuzz (per backend).
+EDGE_FUZZ_EXAMPLES = 100 * FUZZ_SCALE
+
+_BODY_TEXT = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=200).map(str.encode),
+    st.builds(lambda pairs: urlencode(pairs).encode(), st.lists(st.tuples(
+        st.sampled_from(["payload", "command", "text", "team_id", "user_id", "type", "response_url", "x"]),
+        st.text(max_size=60)), max_size=6)),
+    st.builds(lambda value: json.dumps(value).encode(), st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+            st.sampled_from(["type", "team", "team_id", "user", "view", "event", "actions", "payload"]),
+            inner, max_size=4), max_leaves=12)),
+)
+_TIMESTAMP_TEXT = st.one_of(st.just("now"), st.text(alphabet=st.characters(max_codepoint=0x7E, min_codepoint=0x20),
+                                                     max_size=14), st.integers(-10**13, 10**13).map(str))
+
+
+@settings(max_examples=EDGE_FUZZ_EXAMPLES, **DB_SETTINGS)
+@given(body=_BODY_TEXT, content_type=st.sampled_from([FORM, "application/json", "text/plain", "", "multipart/x"]),
+       timestamp=_TIMESTAMP_TEXT, signed_validly=st.booleans(), retry=st.booleans())
+async def test_the_slack_endpoint_never_answers_500_whatever_arrives(
+        slack: SlackHarness, body: bytes, content_type: str, timestamp: str, signed_validly: bool, retry: bool):
+    ts = str(int(time.time())) if timestamp == "now" else timestamp.strip() or "0"
+    signature = "v0=" + sign_with_raw_timestamp(body.decode("utf-8", "replace"), ts) if signed_validly else "v0=00"
+    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+    if content_type:
+        headers["Content-Type"] = content_type
+    if retry:
+        headers["X-Slack-Retry-Num"] = "1"
+    before = None if signed_validly else await snapshot()
+    status, text = await post_raw(slack, body, headers)
+    assert status in (200, 400, 401, 404), (body, headers, status, text)
+    assert_no_traceback(text)
+    if before is not None:
+        assert status in (400, 401)
+        assert await snapshot() == before
