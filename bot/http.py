@@ -31,7 +31,8 @@ def add_slack_routes(
     What Slack (and an attacker) may rely on — never a 500 for what the request contains:
 
     * a missing or non-numeric timestamp, a missing, malformed or wrong signature, or
-      one outside the 5-minute window → **401** (bolt's signature verification, with the timestamp checked first);
+      one outside the 5-minute window → **401** (their shape is checked here, the
+      signature by bolt);
     * a body that is not UTF-8, or not the form/JSON Slack sends → **400**, before it
       reaches any listener;
     * a validly signed request seen before → 401, or 200 for an Events API retry

@@ -176,7 +176,6 @@ class SmtpTransport:
                 message["Message-ID"], ", ".join(f"{rcpt}={r.code}" for rcpt, r in refused.items()),
             )
 
-
     async def _for_this_server(
         self, message: EmailMessage, sender: str, recipients: list[str]
     ) -> tuple[EmailMessage, str, list[str]]:
