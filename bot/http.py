@@ -2,19 +2,68 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from tortoise.context import get_current_context
 
+from bot.replays import ReplayGuard, ReplayStore
 
-def add_slack_routes(app: web.Application, bolt: AsyncApp, path: str = "/slack/events") -> None:
-    """Slack posts commands, interactivity and events here; bolt verifies the signature
-    (signing secret, 5-minute timestamp window) and answers 401 otherwise."""
+log = logging.getLogger(__name__)
+
+#: What Slack sends as ``X-Slack-Request-Timestamp``: Unix seconds, ASCII digits. Anything else
+#: cannot have been signed by Slack (and slack_sdk's ``int()`` would raise on it, or read "١٢٣").
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+#: ``v0=`` + hex as Slack sends it; printable ASCII at least, since ``hmac.compare_digest``
+#: raises TypeError on a non-ASCII string instead of answering "no match".
+_SIGNATURE = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def add_slack_routes(
+    app: web.Application, bolt: AsyncApp, path: str = "/slack/events", *, replays: ReplayStore | None = None
+) -> None:
+    """Mount ``bolt`` at ``path``. Call once per bolt app: it also installs the replay guard.
+
+    What Slack (and an attacker) may rely on — never a 500 for what the request contains:
+
+    * a missing or non-numeric timestamp, a missing, malformed or wrong signature, or
+      one outside the 5-minute window → **401** (their shape is checked here, the
+      signature by bolt);
+    * a body that is not UTF-8, or not the form/JSON Slack sends → **400**, before it
+      reaches any listener;
+    * a validly signed request seen before → 401, or 200 for an Events API retry
+      (``bot.replays``; ``replays`` is the store to use, one on the database by default);
+    * an unexpected failure → 500 with a short JSON body; the traceback goes to the log only.
+    """
+    bolt.use(ReplayGuard(replays or ReplayStore()))
 
     async def handle(request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
-        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not (_TIMESTAMP.fullmatch(timestamp) and _SIGNATURE.fullmatch(signature)):
+            return web.json_response({"error": "invalid request"}, status=401)
+        raw = await request.read()
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.json_response({"error": "the request body is not UTF-8"}, status=400)
+        try:
+            # Bolt parses the body (JSON or form) while building the request, before it
+            # verifies the signature; a parse failure is malformed input, not our fault.
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string,
+                                            headers=dict(request.headers.items()))
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            log.info("malformed slack request refused error=%s", type(exc).__name__)
+            return web.json_response({"error": "the request body is not a Slack request"}, status=400)
+        try:
+            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        except Exception:
+            log.exception("slack request failed path=%s", request.path)
+            return web.json_response({"error": "internal error"}, status=500)
 
     app.router.add_post(path, handle)
 

@@ -15,6 +15,7 @@ from models.invoice import Invoice, InvoiceLine
 from models.notice import NoticeKind, NoticeStatus, SlackNotice
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
+from models.seen_request import SeenRequest
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
 
@@ -30,6 +31,7 @@ MODEL_MODULES = [
     "models.audit",
     "models.notice",
     "models.token",
+    "models.seen_request",
 ]
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "Product",
     "RunOutcome",
     "RunTrigger",
+    "SeenRequest",
     "SlackNotice",
     "Tenant",
 ]

@@ -5,7 +5,10 @@ Rules (a pure function, property-tested):
 * entries are separated by commas and/or spaces; ``;`` is *not* a separator (it is
   rejected as part of an invalid address, so a typo never silently drops someone);
 * every entry must be a valid address (email-validator, no DNS lookup) and is
-  stored normalised (domain lower-cased);
+  stored normalised (domain lower-cased), by the same rule as the accounting e-mail
+  (``normalise_email``): an international domain (``ops@bücher.example``) is
+  accepted and sent as its ``xn--`` form where needed, a non-ASCII part before the
+  ``@`` is refused because it needs SMTPUTF8 on every mail server on the way;
 * duplicates are dropped case-insensitively, the first spelling and the order kept;
 * any control character (CR, LF, TAB, NUL …) or Unicode line separator anywhere
   (``invoicing.validation.is_control_character``) rejects the whole value: these

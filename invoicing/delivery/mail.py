@@ -35,6 +35,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 
 from invoicing.billing.document import InvoiceDocument
+from invoicing.delivery.addresses import NeedsSmtpUtf8, ascii_domain
 from invoicing.errors import InvalidInput
 from invoicing.validation import has_control_characters, without_control_characters
 
@@ -143,13 +144,21 @@ def envelope_recipients(to: str, bcc: list[str]) -> list[str]:
 
 
 def mail_domain(mail_from: str) -> str:
-    """The domain of ``MAIL_FROM`` (``invoices@inkwell.example`` → ``inkwell.example``), for Message-IDs."""
+    """The domain of ``MAIL_FROM`` (``invoices@inkwell.example`` → ``inkwell.example``), for Message-IDs.
+
+    Always ASCII: an international domain comes back as its IDNA A-label
+    (``bücher.example`` → ``xn--bcher-kva.example``), since a Message-ID must be ASCII.
+    """
     _, address = parseaddr(mail_from)
     local, at, domain = address.rpartition("@")
+    refusal = (f"{mail_from!r} is not an e-mail address; set MAIL_FROM to one, "
+               "e.g. invoices@yourcompany.example")
     if not (local and at and domain) or has_control_characters(mail_from):
-        raise InvalidInput("mail_from", f"{mail_from!r} is not an e-mail address; set MAIL_FROM to one, "
-                                        "e.g. invoices@yourcompany.example")
-    return domain.lower()
+        raise InvalidInput("mail_from", refusal)
+    try:
+        return ascii_domain(domain).lower()
+    except NeedsSmtpUtf8 as exc:
+        raise InvalidInput("mail_from", f"{refusal} ({exc})") from None
 
 
 def envelope_sender(mail_from: str) -> str:

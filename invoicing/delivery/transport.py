@@ -10,6 +10,12 @@ server accepted the message for at least one recipient — or raises one of:
 * ``PermanentDeliveryError``: retrying the same message will not help (5xx
   replies, an untrusted TLS certificate, an address the client cannot encode).
 
+International addresses (``invoicing.delivery.addresses``): when the server does not
+announce SMTPUTF8, domains are sent as IDNA A-labels (``xn--…``) in the envelope and
+the address headers; an address whose local part is not ASCII cannot be sent then:
+as the To (or sender) address it fails the delivery permanently, naming the address,
+as a BCC recipient it is left out with a warning. With SMTPUTF8 the message goes as is.
+
 Both carry the server's ``code`` (None when there was no reply) and ``text``;
 ``reply`` is the ``"550 mailbox unavailable"`` form stored on the delivery.
 """
@@ -33,6 +39,7 @@ from typing import Literal, Protocol
 
 import aiosmtplib
 
+from invoicing.delivery.addresses import NeedsSmtpUtf8, downgrade, needs_downgrade
 from invoicing.errors import InvoiceBotError
 
 log = logging.getLogger(__name__)
@@ -152,6 +159,8 @@ class SmtpTransport:
                 await self._smtp.connect()
                 self.connections_opened += 1
                 log.info("smtp connected host=%s port=%d", self._host, self._port)
+            if needs_downgrade(message, sender, recipients):
+                message, sender, recipients = await self._for_this_server(message, sender, recipients)
             refused, _ = await self._smtp.send_message(message, sender=sender, recipients=recipients)
         except aiosmtplib.SMTPServerDisconnected:
             raise
@@ -166,6 +175,29 @@ class SmtpTransport:
                 "smtp recipients refused message_id=%s refused=%s",
                 message["Message-ID"], ", ".join(f"{rcpt}={r.code}" for rcpt, r in refused.items()),
             )
+
+    async def _for_this_server(
+        self, message: EmailMessage, sender: str, recipients: list[str]
+    ) -> tuple[EmailMessage, str, list[str]]:
+        """The message as this server can take it: unchanged with SMTPUTF8, else with ASCII addresses."""
+        if self._smtp.is_ehlo_or_helo_needed:
+            try:
+                await self._smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await self._smtp.helo()  # no ESMTP at all: no SMTPUTF8 either
+        if self._smtp.supports_extension("smtputf8"):
+            return message, sender, recipients
+        try:
+            ascii_only = downgrade(message, sender, recipients)
+        except NeedsSmtpUtf8 as exc:
+            raise PermanentDeliveryError(
+                f"the mail server does not support SMTPUTF8, and {exc.address!r} cannot be sent without it "
+                f"({exc.reason}); use an ASCII address or a mail server that supports SMTPUTF8"
+            ) from None
+        if ascii_only.dropped:
+            log.warning("smtp recipients left out: they need SMTPUTF8, which the server lacks "
+                        "message_id=%s left_out=%s", message["Message-ID"], ", ".join(ascii_only.dropped))
+        return ascii_only.message, ascii_only.sender, ascii_only.recipients
 
 
 def classify(exc: Exception) -> DeliveryError:
@@ -240,7 +272,10 @@ class FileTransport:
         path = self.path_for(message)
         envelope = json.dumps({"mail_from": sender, "rcpt_to": recipients}, indent=2).encode()
         _atomic_write(path.with_name(path.stem + ".envelope.json"), envelope)
-        _atomic_write(path, message.as_bytes(policy=email.policy.SMTP))
+        # An international address would be mangled into an encoded word by the SMTP policy;
+        # such a file is written as an RFC 6532 (UTF-8 header) message instead.
+        utf8 = needs_downgrade(message, sender, recipients)
+        _atomic_write(path, message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP))
         return path
 
 

@@ -106,13 +106,31 @@ def normalise_vat_number(value: str, country: str) -> str:
 
 
 def normalise_email(value: str, field: str = "email") -> str:
+    """``value`` as a deliverable address, normalised, or ``InvalidInput(field, …)`` saying why not.
+
+    * An international **domain** is accepted (``ap@bücher.example``, or its A-label
+      ``ap@xn--bcher-kva.example``): it must be valid IDNA 2008 with the UTS #46 mapping
+      (email-validator checks it with the ``idna`` package) and is stored in Unicode, lower
+      case; delivery sends it as the A-label to a mail server without SMTPUTF8
+      (``invoicing.delivery.addresses``), so it always arrives.
+    * A **local part** (before the @) with non-ASCII characters is refused: it has no
+      ASCII form, so it only arrives if every server on the way supports SMTPUTF8, which
+      cannot be known when the address is typed — an invoice address that may bounce
+      later is refused now instead.
+    """
     raw = value.strip()
     if has_control_characters(value):
         raise InvalidInput(field, CONTROL_CHARACTERS_REFUSED)
     try:
-        return validate_email(raw, check_deliverability=False).normalized
+        checked = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidInput(field, f"{raw!r} is not a valid e-mail address ({exc})") from None
+    if checked.ascii_email is None:
+        raise InvalidInput(field, f"{raw!r} has non-ASCII characters before the @: such a mailbox only receives "
+                                  "mail if every mail server on the way supports SMTPUTF8, which cannot be checked "
+                                  "here; use an ASCII mailbox name (an international domain such as "
+                                  "ap@bücher.example is fine)")
+    return checked.normalized
 
 
 def normalise_accounting(updates: Mapping[str, Any], *, country: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_integrations')]
+    dependencies = [('models', '0007_slack_replays')]
 
     initial = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -18,6 +19,9 @@ from tests.fakes.slack_api import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret"
 TEAM = "T1"
+#: Slack gives every interaction its own trigger_id, so no two requests have the same body
+#: (and signature): the replay guard would refuse a second identical one within a second.
+_TRIGGERS = itertools.count(1)
 
 
 def sign(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
@@ -38,7 +42,7 @@ class SlackHarness:
         body = urlencode({
             "token": "legacy", "team_id": team, "team_domain": "inkwell", "channel_id": channel,
             "channel_name": "billing", "user_id": user, "user_name": user.lower(), "command": "/invoicing",
-            "text": text, "response_url": self.fake.response_url(), "trigger_id": "1337.42.abcd",
+            "text": text, "response_url": self.fake.response_url(), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 

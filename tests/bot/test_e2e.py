@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.policy
 import io
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -75,7 +76,7 @@ async def slash(session, service, text: str, user: str = "UOPS", fake: FakeSlack
     before = answered(fake) if fake else 0
     body = urlencode({"team_id": "T1", "channel_id": "CBILL", "user_id": user, "command": "/invoicing",
                       "text": text, "response_url": fake.response_url() if fake else "http://127.0.0.1:9/x",
-                      "trigger_id": "t"})
+                      "trigger_id": uuid.uuid4().hex})  # unique, as Slack's: a repeat would be a replay
     ts = int(time.time())
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(ts),
                "X-Slack-Signature": sign(body, ts)}

@@ -17,6 +17,8 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     tls: bool
+    #: MAIL FROM parameters the client gave (``SMTPUTF8``, ``BODY=8BITMIME``, ``SIZE=…``).
+    mail_options: tuple[str, ...] = ()
 
     @property
     def message(self) -> EmailMessage:
@@ -49,7 +51,7 @@ class RecordingHandler:
         if self.script:
             return self.script.pop(0)
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
-                                      session.ssl is not None))
+                                      session.ssl is not None, tuple(envelope.mail_options)))
         return "250 Message accepted for delivery"
 
 
@@ -59,8 +61,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(port: int, **smtp_kwargs) -> tuple[Controller, RecordingHandler]:
+def start_server(port: int, *, smtputf8: bool = True, **smtp_kwargs) -> tuple[Controller, RecordingHandler]:
+    """Start a server on ``port``; ``smtputf8=False`` is a server that does not announce SMTPUTF8
+    (and refuses non-ASCII addresses, as such servers do)."""
     handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="localhost", **smtp_kwargs)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="localhost",
+                            enable_SMTPUTF8=smtputf8, **smtp_kwargs)
     controller.start()
     return controller, handler
