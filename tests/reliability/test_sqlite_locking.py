@@ -9,6 +9,7 @@ process writing the same file. A feed write that meets the CLI's write lock must
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections import Counter
@@ -27,7 +28,8 @@ from models import ApiToken, InvoiceRun, Order, RunOutcome
 from tests import factories as f
 from tests.bot.test_feed import request_feed
 
-BATCHES = 120
+#: The feed keeps sending batches until the CLI has written this many times (each a new process).
+CLI_RUNS = 3
 BATCH_SIZE = 20
 SENDERS = 4
 
@@ -60,7 +62,8 @@ async def sqlite_file(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize("command", [("token", "create", "inkwell"), ("run", "acme")])
-async def test_feed_writes_succeed_while_the_cli_writes_the_same_sqlite_file(sqlite_file, tmp_path, command):
+async def test_feed_writes_succeed_while_the_cli_writes_the_same_sqlite_file(sqlite_file, tmp_path, command, caplog):
+    caplog.set_level(logging.WARNING, logger="invoicing.retrying")
     tenant = await f.tenant()
     await f.company(tenant)
     await f.price(tenant, "MUG", "5.00", shipping="1.50", tax="20")
@@ -71,36 +74,39 @@ async def test_feed_writes_succeed_while_the_cli_writes_the_same_sqlite_file(sql
     failures: list[str] = []
     cli_exits: Counter[int] = Counter()
     done = asyncio.Event()
+    cli: asyncio.Task[None]
 
-    async def cli_loop() -> None:
+    async def cli_loop() -> None:  # one process after another, writing while the feed writes
         while not done.is_set():
             code, stderr = await _cli(tmp_path, sqlite_file, *command)
             cli_exits[code] += 1
             if code != 0:
                 failures.append(f"cli {' '.join(command)} exit {code}: {stderr.strip()[-300:]}")
 
-    async def sender(session: ClientSession, server: TestServer, first: int) -> None:
-        for n in range(first, BATCHES, SENDERS):
+    async def sender(session: ClientSession, server: TestServer, lane: int) -> None:
+        n = lane
+        while sum(cli_exits.values()) < CLI_RUNS and not cli.done():
             body = {"orders": [_order(n, k) for k in range(BATCH_SIZE)]}
             reply = await request_feed(session, server, "POST", "/orders:batch", body, token=token)
             statuses[reply.status] += 1
             if reply.status != 200:
                 failures.append(f"batch {n}: {reply.status} {reply.body!r}")
+            n += SENDERS
 
     async with TestServer(root, host="127.0.0.1") as server, ClientSession() as session:
         cli = asyncio.create_task(cli_loop())
-        while sum(cli_exits.values()) == 0 and not cli.done():  # the feed load starts once the CLI has run once
-            await asyncio.sleep(0.05)
         try:
             await asyncio.wait_for(asyncio.gather(*(sender(session, server, i) for i in range(SENDERS))), 60)
         finally:
             done.set()
             await asyncio.wait_for(cli, 60)
 
-    assert failures == [], f"{len(failures)} failure(s): {failures[:5]}"
-    assert statuses == {200: BATCHES}
-    assert await Order.all().count() == BATCHES * BATCH_SIZE  # every order stored
-    assert sum(cli_exits.values()) >= 3  # the CLI wrote during the feed load, not only before it
+    batches = sum(statuses.values())
+    retries = sum(1 for r in caplog.records if r.name == "invoicing.retrying")
+    print(f"sqlite + cli {command[0]}: {batches} batches, {sum(cli_exits.values())} cli runs, {retries} retries")
+    assert failures == [], f"{len(failures)} failure(s) in {batches} batches: {failures[:5]}"
+    assert statuses == {200: batches} and batches > 50
+    assert await Order.all().count() == batches * BATCH_SIZE  # every order stored
     if command[0] == "token":
         assert await ApiToken.all().count() == 1 + cli_exits[0]
     else:
