@@ -25,6 +25,7 @@ from bot.feed import FEED_PREFIX, create_feed_app
 from invoicing.ingest.order_sync import ItemInput, OrderInput, clean_order, upsert_orders
 from invoicing.ingest.tokens import create_token
 from invoicing.integrations.pdf_emailer.run import run_by_name
+from invoicing.integrations.pdf_emailer.settings import configure
 from models import InvoiceLine, InvoiceRun, Order, RunOutcome, Tenant
 from tests import factories as f
 from tests.bot.test_feed import request_feed
@@ -38,6 +39,8 @@ RUNS = 40
 #: Runs of one company invoice the orders dispatched before their cutoff: slices of this many minutes.
 SLICE_MINUTES = 10
 BASE = T0 - timedelta(days=1)
+#: Rounds of two runs racing two settings changes of one company.
+ROUNDS = 25
 
 
 def dispatched_at(k: int) -> str:
@@ -119,3 +122,31 @@ async def test_feed_batches_racing_runs_never_deadlock_and_invoice_each_order_on
     # The last cutoffs cover every dispatch time: every order not on hold is invoiced, once.
     assert len(invoiced) == len(lines) == len(COMPANIES) * ORDERS_PER_COMPANY // 2
     assert not await InvoiceRun.filter(outcome=RunOutcome.FAILED).exists()
+
+
+async def test_emailer_settings_racing_runs_never_deadlock(db):
+    """``emailer <co> set channel=…`` locks the company, then its integration row; a run holds that row
+    and then writes an invoice that references the company. The company lock of a settings change must
+    not block that insert (a key-share lock), or each waits for the other."""
+    tenant = await f.tenant()
+    company = await f.company(tenant)
+    await f.price(tenant, "MUG", "5.00", shipping="1.50", tax="20")
+    failures: list[str] = []
+
+    async def run() -> None:
+        try:
+            await run_by_name(tenant, "acme", clock=lambda: T0)
+        except Exception as exc:  # noqa: BLE001 - every failure is what this test counts
+            failures.append(f"run: {type(exc).__name__}: {exc}")
+
+    async def change_channel(n: int) -> None:
+        try:
+            await configure(company, now=T0, actor="U1", channel=f"#billing-{n}", include_errors=n % 2 == 0)
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"emailer set: {type(exc).__name__}: {exc}")
+
+    for n in range(ROUNDS):
+        await f.order(company, ref=f"SO-{n}")
+        await asyncio.wait_for(asyncio.gather(run(), change_channel(n), run(), change_channel(n + ROUNDS)), 30)
+    assert failures == [], f"{len(failures)} failure(s): {failures[:3]}"
+    assert await Order.filter(invoice_id=None).count() == 0
