@@ -186,7 +186,10 @@ async def lock_party(party: P) -> P:
     row are the ones a concurrent change waits for (on SQLite tortoise serialises the
     transactions of a process, which gives the same guarantee).
     """
-    return await type(party).filter(id=party.pk).select_for_update().get()
+    # NO KEY UPDATE: a configuration change never changes the row's key, so an invoice, order or
+    # audit entry being inserted that references the row need not wait for it (a run doing so while
+    # holding its integration row would otherwise deadlock with ``emailer set channel=``).
+    return await type(party).filter(id=party.pk).select_for_update(no_key=True).get()
 
 
 def copy_accounting(source: AccountingFields, target: AccountingFields) -> None:

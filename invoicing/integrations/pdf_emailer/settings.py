@@ -247,7 +247,7 @@ def _aware_future(moment: datetime, tz: str, now: datetime) -> datetime:
 
 async def _locked(company: Company) -> Integration:
     """The integration row, locked for the transaction (serialises concurrent changes)."""
-    return await Integration.filter(company_id=company.id, kind=KIND).select_for_update().get()
+    return await Integration.filter(company_id=company.id, kind=KIND).select_for_update(no_key=True).get()
 
 
 async def _save_and_audit(
