@@ -2,6 +2,10 @@
 
 Bad input exits with code 2 and one line saying what was wrong; domain refusals
 (``InvoiceBotError``) likewise. Unexpected errors are bugs: they keep their traceback.
+
+Every write is one short transaction, opened only once the input is checked and closed
+before anything is printed, and run again (``invoicing.retrying``) when it meets another
+process's write lock: with the embedded SQLite database the server writes the same file.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from invoicing.delivery.mail import mail_domain
 from invoicing.errors import InvoiceBotError, NotFound
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.tenants import create_tenant, get_tenant
+from invoicing.retrying import atomic_retry
 from models import Tenant
 
 if TYPE_CHECKING:
@@ -114,7 +119,8 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _tenant(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings.resolved_database_url()):
-        tenant = await create_tenant(args.name, slack_team_id=args.slack_team, plan=args.plan, currency=args.currency)
+        tenant = await atomic_retry(lambda _: create_tenant(args.name, slack_team_id=args.slack_team, plan=args.plan,
+                                                            currency=args.currency))
     console.print(f"Tenant [bold]{tenant.name}[/] created "
                   f"(plan {tenant.plan.value}, Slack team {tenant.slack_team_id}).")
     return 0
@@ -213,14 +219,14 @@ async def _token(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings.resolved_database_url()):
         tenant = await get_tenant(args.tenant)
         if args.token_command == "create":
-            new = await create_token(tenant, label=args.label, actor="cli")
+            new = await atomic_retry(lambda _: create_token(tenant, label=args.label, actor="cli"))
             # The token alone on stdout (scriptable: TOKEN=$(invoicebot token create acme)); the note on stderr.
             print(new.token)
             print(f"Token {new.prefix}… for tenant {tenant.name} created. Store it now: it is not shown again. "
                   "Send it as `Authorization: Bearer <token>`.", file=sys.stderr)
             return 0
         if args.token_command == "revoke":
-            revocation = await revoke_token(tenant, args.prefix, actor="cli")
+            revocation = await atomic_retry(lambda _: revoke_token(tenant, args.prefix, actor="cli"))
             when = f"{revocation.token.revoked_at:%Y-%m-%d %H:%M} UTC"
             console.print(f"Token {revocation.token.prefix} was already revoked ({when})." if revocation.already_revoked
                           else f"Token {revocation.token.prefix} revoked; requests with it now get 401.")

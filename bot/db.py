@@ -1,6 +1,8 @@
 """Database lifecycle: Tortoise config from a URL, migrations, open/close.
 
-The same code serves SQLite (embedded default) and PostgreSQL; the URL decides.
+The same code serves SQLite (embedded default) and PostgreSQL; the URL decides. SQLite
+connections use ``bot.sqlite_backend`` (write transactions take the lock up front, so the
+server and a CLI process can write the same file).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
@@ -25,11 +28,19 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _connection_config(url: str) -> str | dict[str, Any]:
+    """PostgreSQL: the URL as it is. SQLite: Tortoise's own reading of the URL (path, pragmas from the
+    query string) with our client (``bot.sqlite_backend``: ``BEGIN IMMEDIATE``, WAL, busy timeout)."""
+    if not url.startswith("sqlite://"):
+        return url
+    return {**expand_db_url(url), "engine": "bot.sqlite_backend"}
+
+
 def tortoise_config(url: str) -> dict[str, Any]:
     """The Tortoise configuration for ``url``; pure (creates nothing, connects nowhere)."""
     url = normalise_url(url)
     return {
-        "connections": {"default": url},
+        "connections": {"default": _connection_config(url)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,

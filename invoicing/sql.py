@@ -8,11 +8,14 @@ Such statements are built with ``Statement``: values are bound through ``param``
 connection's dialect (``$1`` for asyncpg, ``?`` for SQLite). Rows come back raw, so
 values of columns whose Python type the driver does not give (SQLite returns
 datetimes as ISO text, JSON as text) are decoded with ``instant`` and ``json_value``.
+``is_transient_failure`` tells, for either dialect, which errors abort a transaction only
+because of a concurrent one (``invoicing.retrying`` runs such a transaction again).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -20,6 +23,13 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+
+#: PostgreSQL's serialization_failure and deadlock_detected: the transaction was rolled back because of
+#: another one, and may succeed when run again.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+#: SQLite's "database is locked" (another connection or process holds the lock past the busy timeout,
+#: or a WAL snapshot went stale): the statement failed, and the transaction may succeed when run again.
+_TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 #: How Tortoise's ``JSONField`` encodes by default; raw writes must store the same text.
 _json_dumps = partial(json.dumps, separators=(",", ":"))
@@ -107,3 +117,32 @@ def json_value(value: Any) -> Any:
 def json_text(value: Any) -> str:
     """A value encoded for a JSON column written by hand, as ``JSONField`` would store it."""
     return _json_dumps(value)
+
+
+def is_transient_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or wraps) a failure caused only by a concurrent transaction.
+
+    PostgreSQL: ``deadlock detected`` (40P01) or a serialization failure (40001); asyncpg
+    raises them as ``DeadlockDetectedError`` / ``SerializationError``, which Tortoise lets
+    through unwrapped. SQLite: ``database is locked`` (``SQLITE_BUSY``/``SQLITE_LOCKED`` and
+    their extended codes), which Tortoise wraps in ``OperationalError`` or, from ``BEGIN``,
+    ``TransactionManagementError``. The wrapped error is found through ``__cause__``,
+    an unsuppressed ``__context__`` or the wrapper's first argument. Anything else (a
+    constraint violation, a refusal of ours) is not transient.
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+            return True
+        if isinstance(error, sqlite3.OperationalError) and (
+            getattr(error, "sqlite_errorname", "").startswith(_TRANSIENT_SQLITE) or "database is locked" in str(error)
+        ):
+            return True
+        linked = [error.__cause__, None if error.__suppress_context__ else error.__context__, *error.args[:1]]
+        pending += [e for e in linked if isinstance(e, BaseException)]
+    return False

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from invoicing import validation
 from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
 from invoicing.ingest.catalog import retailers_of
 from invoicing.parties.accounting import normalise_country
+from invoicing.retrying import atomic_retry
 from invoicing.sql import Statement, connection, instant, is_postgres, json_text, json_value
 from models import (
     Company,
@@ -235,8 +235,9 @@ async def upsert_orders(
     dispatch time and ship-to of an invoiced order are still recorded: the invoice is a
     snapshot and never changes. Orders are identified by company and reference; an order
     moves between companies only when ``previous_company`` asks for it. Writes use bulk
-    statements (a few per 1,000 orders), and rows being updated are locked (PostgreSQL) so
-    a concurrent invoice run and an item change cannot interleave.
+    statements (a few per 1,000 orders), and rows being updated are locked (PostgreSQL, in id
+    order) so a concurrent invoice run and an item change cannot interleave. The transaction is
+    run again, a bounded number of times, after a deadlock or "database is locked".
     """
     seen: dict[tuple[str, str], int] = {}
     for i, order in enumerate(orders):
@@ -245,7 +246,10 @@ async def upsert_orders(
             raise InvalidInput(f"orders[{i}].ref",
                                f"order {order.ref} of '{order.company}' is already at orders[{first}]; send it once")
     names = {o.company for o in orders} | {o.previous_company for o in orders if o.previous_company}
-    async with in_transaction() as conn:  # every read on the transaction's connection: fewer round trips
+
+    async def write(conn: BaseDBAsyncClient) -> tuple[list[_Plan], dict[int, int]]:
+        # One transaction, run again whole after a deadlock or "database is locked" (invoicing.retrying);
+        # every read on the transaction's connection: fewer round trips.
         companies = await retailers_of(tenant, names)
         for order in orders:
             for name in (order.company, order.previous_company):
@@ -270,9 +274,11 @@ async def upsert_orders(
                 plans.append(decided)
         if refusals:
             raise InvoicedOrderConflict(refusals)
-        ids = await _write_orders(conn, plans, progress)
+        return plans, await _write_orders(conn, plans, progress)
+
+    plans, ids = await atomic_retry(write)
     written = sum(1 for p in plans if p.write_row)
-    if written >= ANALYZE_AFTER and is_postgres(conn):
+    if written >= ANALYZE_AFTER and is_postgres():
         # After a bulk load the planner's statistics still describe the old, smaller table,
         # and the next import's lookups would be planned as scans (minutes, not seconds).
         for table in ("order", "order_item"):
@@ -284,6 +290,10 @@ async def upsert_orders(
     ]
 
 
+_STORED_COLUMNS = ("id, company_id, external_ref, invoice_id, source_updated_at, status, on_hold, error, "
+                   "dispatched_at, ship_to")
+
+
 async def _load_orders(conn: BaseDBAsyncClient, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], _Stored]:
     """Stored orders (with items and invoice number) for ``(company_id, ref)`` keys, locked for update
     (PostgreSQL; SQLite serialises writers anyway)."""
@@ -291,13 +301,19 @@ async def _load_orders(conn: BaseDBAsyncClient, keys: Sequence[tuple[int, str]])
     for company_id, ref in keys:
         by_company.setdefault(company_id, []).append(ref)
     rows: list[Any] = []
-    for company_id in sorted(by_company):  # one lock order for every writer (no deadlocks between batches)
+    for company_id in sorted(by_company):
         for chunk in chunks(sorted(set(by_company[company_id]))):
             q = Statement(conn)
-            sql = ("SELECT id, company_id, external_ref, invoice_id, source_updated_at, status, on_hold, error, "
-                   f'dispatched_at, ship_to FROM "order" WHERE company_id = {q(company_id)} '
-                   f"AND external_ref {q.any_of(chunk, 'varchar')} ORDER BY id{q.for_update()}")
-            rows += await q.rows(sql)
+            rows += await q.rows(f'SELECT {_STORED_COLUMNS} FROM "order" WHERE company_id = {q(company_id)} '
+                                 f"AND external_ref {q.any_of(chunk, 'varchar')}")
+    if is_postgres(conn):
+        # Lock in id order across the whole batch, the one order of every writer of orders (a run locks
+        # its candidates so too; docs/architecture.md, "Lock order"), and read the rows again under the lock.
+        found, rows = sorted(row[0] for row in rows), []
+        for chunk in chunks(found):
+            q = Statement(conn)
+            rows += await q.rows(f'SELECT {_STORED_COLUMNS} FROM "order" WHERE id {q.any_of(chunk, "int")} '
+                                 f"ORDER BY id{q.for_update()}")
     items: dict[int, list[ItemInput]] = {}
     for chunk in chunks([row[0] for row in rows]):
         q = Statement(conn)

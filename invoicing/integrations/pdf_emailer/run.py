@@ -34,6 +34,7 @@ from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import message_id_for
 from invoicing.errors import NotEligible
 from invoicing.parties.companies import find_company
+from invoicing.retrying import transaction_attempts
 from models import (
     Company,
     Delivery,
@@ -95,29 +96,30 @@ async def run_company(
         number = await peek_next_number(tenant.id) if planned.lines else None
         return runs.report(ctx, planned, dry_run=True, number=number)
     try:
-        async with in_transaction():
-            # Claim: an UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) at once,
-            # so two runs of one company's emailer queue here instead of racing; then read
-            # the row again under the lock (``ctx`` holds the same object).
-            await Integration.filter(id=integration.id).update(updated_at=now)
-            await integration.refresh_from_db()
-            checkpoint("claimed")
-            planned = await runs.plan_invoice(company, integration, cutoff, lock=True)
-            if not planned.lines:
-                run = await runs.record_run(ctx, RunOutcome.NO_ORDERS, finished_at=clock(), planned=planned,
-                                            message="No eligible orders: no invoice, no number used.")
-                return runs.report(ctx, planned, dry_run=False, run_id=run.id)
-            issued = await runs.issue(ctx, planned, on_step=checkpoint)
-            run = await runs.record_run(
-                ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
-                message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
-            await Delivery.create(
-                invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
-                to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
-            )
-            result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
-            await notices.queue_run_issued(company, result, now=now, actor=actor)
-            checkpoint("recorded")
+        async for attempt in transaction_attempts():  # the whole transaction again after a deadlock
+            async with attempt:
+                # Claim: an UPDATE takes the row lock (PostgreSQL) / write lock (SQLite) at once,
+                # so two runs of one company's emailer queue here instead of racing; then read
+                # the row again under the lock (``ctx`` holds the same object).
+                await Integration.filter(id=integration.id).update(updated_at=now)
+                await integration.refresh_from_db()
+                checkpoint("claimed")
+                planned = await runs.plan_invoice(company, integration, cutoff, lock=True)
+                if not planned.lines:
+                    run = await runs.record_run(ctx, RunOutcome.NO_ORDERS, finished_at=clock(), planned=planned,
+                                                message="No eligible orders: no invoice, no number used.")
+                    return runs.report(ctx, planned, dry_run=False, run_id=run.id)
+                issued = await runs.issue(ctx, planned, on_step=checkpoint)
+                run = await runs.record_run(
+                    ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
+                    message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
+                await Delivery.create(
+                    invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
+                    to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
+                )
+                result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
+                await notices.queue_run_issued(company, result, now=now, actor=actor)
+                checkpoint("recorded")
     except Exception as exc:
         log.warning("run failed tenant=%s company=%s error=%s", tenant.name, company.short_name, type(exc).__name__)
         await runs.record_failure(ctx, exc, notify=None if trigger == RunTrigger.MANUAL else functools.partial(
