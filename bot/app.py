@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -62,6 +63,7 @@ class Service:
         self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock)
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
+            lease=timedelta(seconds=settings.scheduler_lease_seconds),
             runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
         )
         self.poster: ChannelPoster | None = None
