@@ -170,6 +170,23 @@ async def test_a_starting_replica_releases_the_leases_of_its_previous_incarnatio
     assert (await integration(theirs)).lease_owner == "elsewhere-1-abcdef"  # maybe alive: left alone
 
 
+async def test_a_sleeping_replica_wakes_when_a_due_lease_runs_out(db):
+    t = await setup_tenant()
+    c = await due_company(t)
+    clock = scheduler_child.real_time_from(SLOT, time.time())
+    await Integration.filter(company_id=c.id).update(lease_owner="gone-1-abcdef",
+                                                     lease_until=clock() + timedelta(seconds=LEASE))
+    seen = Recorder()
+    scheduler = Scheduler(on_result=seen.on_result, clock=clock, max_sleep=3600, replica="survivor")
+    loop = asyncio.create_task(scheduler.run_forever())
+    try:
+        await asyncio.wait_for(seen.arrived.wait(), LEASE + 3)  # not after max_sleep (an hour)
+    finally:
+        scheduler.stop()
+        await asyncio.wait_for(loop, 5)
+    assert [o.company for o in seen.outcomes] == ["acme"]
+
+
 def test_the_default_lease_is_a_minute_and_serve_uses_the_setting(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert Settings().scheduler_lease_seconds == 60
