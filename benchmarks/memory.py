@@ -82,6 +82,14 @@ def malloc_free_mb() -> float | None:
     return float(libc.mallinfo2().fordblks) / 2**20
 
 
+def malloc_trim() -> bool:
+    """Ask glibc to give free heap back to the system (``malloc_trim(0)``); False off glibc."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -267,6 +275,10 @@ async def run_phase(args: argparse.Namespace) -> None:
                     path.unlink(missing_ok=True)
         sampler.take(done, requests, service.renderer.worker_pids())
         seconds = time.monotonic() - started
+        before = rss_mb() or 0.0
+        if malloc_trim():  # how much of the RSS was freed memory the allocator kept
+            print(f"{args.phase}: malloc_trim(0) at the end: main RSS {before:.1f} → {rss_mb() or 0.0:.1f} MB",
+                  flush=True)
     finally:
         await service.stop()
         if sink is not None and sink.stdin is not None:
