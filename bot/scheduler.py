@@ -177,8 +177,8 @@ class Scheduler:
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
         log.info("scheduler started replica=%s", self.replica)
-        await self._release_previous_incarnations()
         try:
+            await self._release_previous_incarnations()
             while not self._stopping.is_set():
                 self._idle.clear()
                 self._wake.clear()
@@ -224,7 +224,11 @@ class Scheduler:
         return 0.0 if self._claimed_last >= self._batch_size else None
 
     async def _release_previous_incarnations(self) -> None:
-        """A process restarted with the same host and pid (containers: pid 1) frees its old leases now."""
+        """A process restarted with the same host and pid (containers: pid 1) frees its old leases now.
+
+        Assumes one looping scheduler with a generated id per process (as in ``serve``):
+        a second one started in the same process would free the first one's leases.
+        """
         if not self.replica.startswith(_incarnation()):
             return  # an id given by the caller: nothing to recognise it by
         try:
