@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.allocator import HeapTrimmer
 from bot.db import database
 from bot.http import add_health_route, add_slack_routes
 from bot.notifier import Notifier
@@ -70,6 +71,7 @@ class Service:
         self.notifier = Notifier(None)
         self.web_app = web.Application(client_max_size=settings.feed_max_body_bytes)
         self._kick = asyncio.Event()
+        self._trimmer = HeapTrimmer()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._db: contextlib.AbstractAsyncContextManager[Any] | None = None
@@ -161,6 +163,7 @@ class Service:
                 log.exception("outbox pass failed")
             if sent:
                 continue
+            self._trimmer.maybe_trim()  # idle now: give freed heap back (bot/allocator.py says why)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 
