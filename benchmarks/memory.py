@@ -14,10 +14,11 @@ RSS (``/proc/self/status``), what tracemalloc traces (after ``gc.collect()``) an
 tracemalloc's own overhead, each PDF worker's RSS (``/proc/<pid>/status``), and the
 allocation sites that grew most since the first sample.
 
-Phases: ``unbounded`` — workers never recycled, glibc's default malloc arenas;
-``bounded`` — the defaults of ``bot.rendering.RenderPool`` (workers replaced after
-``RENDERS_PER_WORKER`` renders). Without ``--phase`` both run, one after the other,
-each in its own process.
+Phases: ``unbounded`` — workers never recycled, the heap never trimmed, glibc's default
+malloc arenas; ``bounded`` — the service's defaults: workers replaced after
+``bot.rendering.RENDERS_PER_WORKER`` renders, freed heap given back when the outbox
+idles (``bot.allocator``); ``--arena-max N`` also sets ``MALLOC_ARENA_MAX`` there.
+Without ``--phase`` both run, one after the other, each in its own process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import math
 import os
 import socket
 import subprocess
@@ -222,6 +224,7 @@ async def run_phase(args: argparse.Namespace) -> None:
     service = Service(settings)
     if args.phase == "unbounded":
         service.renderer.renders_per_worker = None
+        service.trimmer.interval = math.inf
     assert isinstance(service.renderer, RenderPool)
     await service.start()
     base = f"http://127.0.0.1:{service.port}/api/v1"
@@ -288,9 +291,10 @@ async def run_phase(args: argparse.Namespace) -> None:
             await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     arena = os.environ.get("MALLOC_ARENA_MAX", "default")
     recycled = "never" if args.phase == "unbounded" else RenderPool().renders_per_worker
+    trim = "never" if args.phase == "unbounded" else f"at most every {service.trimmer.interval:.0f} s"
     print(f"{args.phase}: {done} invoices (one of {args.big} lines per round), {requests} feed requests in "
           f"{seconds:.0f} s ({done / seconds:.1f} invoices/s); workers recycled after: {recycled} renders; "
-          f"MALLOC_ARENA_MAX={arena}", flush=True)
+          f"heap trimmed: {trim}; MALLOC_ARENA_MAX={arena}", flush=True)
     print_summary(args.phase, sampler)
 
 

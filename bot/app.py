@@ -71,7 +71,7 @@ class Service:
         self.notifier = Notifier(None)
         self.web_app = web.Application(client_max_size=settings.feed_max_body_bytes)
         self._kick = asyncio.Event()
-        self._trimmer = HeapTrimmer()
+        self.trimmer = HeapTrimmer()  # benchmarks/memory.py turns it off to measure without
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._db: contextlib.AbstractAsyncContextManager[Any] | None = None
@@ -163,7 +163,7 @@ class Service:
                 log.exception("outbox pass failed")
             if sent:
                 continue
-            self._trimmer.maybe_trim()  # idle now: give freed heap back (bot/allocator.py says why)
+            self.trimmer.maybe_trim()  # idle now: give freed heap back (bot/allocator.py says why)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 
