@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import functools
 import logging
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
+from bot.allocator import HeapTrimmer
 from bot.db import database
 from bot.http import add_health_route, add_slack_routes
 from bot.notifier import SlackNoticeChannel, notice_client
@@ -67,6 +69,7 @@ class Service:
         self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock)
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
+            lease=timedelta(seconds=settings.scheduler_lease_seconds),
             runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
         )
         self.poster: ChannelPoster | None = None
@@ -75,6 +78,7 @@ class Service:
         self._notice_kick = asyncio.Event()
         self.web_app = web.Application(client_max_size=settings.feed_max_body_bytes)
         self._kick = asyncio.Event()
+        self.trimmer = HeapTrimmer()  # benchmarks/memory.py turns it off to measure without
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._db: contextlib.AbstractAsyncContextManager[Any] | None = None
@@ -176,6 +180,7 @@ class Service:
                 log.exception("outbox pass failed")
             if sent:
                 continue
+            self.trimmer.maybe_trim()  # idle now: give freed heap back (bot/allocator.py says why)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 

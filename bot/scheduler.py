@@ -13,17 +13,23 @@ One tick claims the due integrations and runs them with bounded concurrency:
    released, but only ``WHERE lease_owner = me AND next_run_at = slot``: a
    settings change made meanwhile (``invoicing.integrations.pdf_emailer.settings``) wins.
 
-A replica that dies mid-run leaves its lease; the run's transaction rolls back
-with its connection, and another replica claims the row once ``lease_until``
-has passed (default lease 15 minutes, far longer than a run). Even a replica
-that outlived its lease cannot double-invoice: runs of one company serialise on
-the integration row and an order is invoiced at most once.
+**Leases** (``invoicing.scheduling.claims`` has the why): short (``lease``, default 60 s,
+``SCHEDULER_LEASE_SECONDS``), renewed by a heartbeat task every ``lease / 3`` while the
+tick's runs are in flight, and checked by each run inside its own transaction. A
+replica that dies mid-run stops renewing; its transaction rolls back with its
+connection, and another replica claims the row about one lease later. A replica
+whose heartbeat stopped (event loop blocked, database unreachable, process frozen)
+loses its leases the same way, and its runs roll back instead of committing
+(``LeaseLost``). A replica that starts frees the leases of its previous incarnation
+(same host name and pid) at once. Orders are invoiced at most once in any case: runs
+of one company serialise on the integration row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -40,13 +46,16 @@ from invoicing.delivery import notices
 from invoicing.errors import InvoiceBotError, NotEligible
 from invoicing.integrations.registry import RUNNERS, Runner
 from invoicing.scheduling import claims
-from invoicing.scheduling.claims import Claim
+from invoicing.scheduling.claims import Claim, LeaseLost
 from invoicing.scheduling.schedule import DueRun, due_run, parse_schedule
 from models import Company, Integration, IntegrationKind, RunOutcome, RunTrigger, Tenant
 
 log = logging.getLogger(__name__)
 
 ACTOR = "scheduler"
+
+#: The default lease: a few heartbeats long, and the longest a crashed replica's runs wait.
+DEFAULT_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -86,9 +95,14 @@ async def _ignore_result(_: ScheduledOutcome) -> None:
     return None
 
 
+def _incarnation() -> str:
+    """``host-pid-``: shared by every replica id this process (or a pid reuse on this host) produces."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-"
+
+
 def replica_id() -> str:
     """``host-pid-random``: unique per process, readable in ``lease_owner`` when debugging."""
-    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+    return f"{_incarnation()}{secrets.token_hex(3)}"
 
 
 class Scheduler:
@@ -103,7 +117,7 @@ class Scheduler:
         runners: Mapping[IntegrationKind, Runner] = RUNNERS,
         concurrency: int = 8,
         batch_size: int = 50,
-        lease: timedelta = timedelta(minutes=15),
+        lease: timedelta = DEFAULT_LEASE,
         catch_up_grace: timedelta = timedelta(minutes=10),
         max_sleep: float = 60.0,
         shutdown_grace: float = 30.0,
@@ -128,6 +142,12 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._idle = asyncio.Event()
         self._claimed_last = 0
+        self._held: dict[int, Claim] = {}  # leases of the runs in flight, renewed by the heartbeat
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim lasts without a renewal (the heartbeat renews every third of it)."""
+        return self._lease
 
     # --- control -------------------------------------------------------------------------
 
@@ -159,6 +179,7 @@ class Scheduler:
             loop.add_signal_handler(sig, self.stop)
         log.info("scheduler started replica=%s", self.replica)
         try:
+            await self._release_previous_incarnations()
             while not self._stopping.is_set():
                 self._idle.clear()
                 self._wake.clear()
@@ -203,6 +224,22 @@ class Scheduler:
         # A full batch means more may be due right now.
         return 0.0 if self._claimed_last >= self._batch_size else None
 
+    async def _release_previous_incarnations(self) -> None:
+        """A process restarted with the same host and pid (containers: pid 1) frees its old leases now.
+
+        Assumes one looping scheduler with a generated id per process (as in ``serve``):
+        a second one started in the same process would free the first one's leases.
+        """
+        if not self.replica.startswith(_incarnation()):
+            return  # an id given by the caller: nothing to recognise it by
+        try:
+            released = await claims.release_previous_incarnations(self.replica, _incarnation())
+        except Exception:  # the leases then expire on their own
+            log.exception("could not release leases of a previous incarnation replica=%s", self.replica)
+            return
+        if released:
+            log.warning("released leases of a previous incarnation replica=%s count=%d", self.replica, released)
+
     async def _delay_until_due(self) -> float:
         now = self._clock()
         try:
@@ -224,7 +261,14 @@ class Scheduler:
         self._claimed_last = len(claims)
         if claims:
             log.info("claimed replica=%s count=%d", self.replica, len(claims))
-        results = await asyncio.gather(*(self._run_claimed(claim) for claim in claims), return_exceptions=True)
+        self._held.update((claim.integration_id, claim) for claim in claims)
+        heartbeat = asyncio.create_task(self._heartbeat()) if claims else None
+        try:
+            results = await asyncio.gather(*(self._run_claimed(claim) for claim in claims), return_exceptions=True)
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
         outcomes: list[ScheduledOutcome] = []
         for claim, result in zip(claims, results, strict=True):
             if isinstance(result, asyncio.CancelledError):  # that run only; its lease was released
@@ -242,6 +286,20 @@ class Scheduler:
         """Lease up to ``batch_size`` due integrations of any kind to this replica (one statement)."""
         return await claims.claim_due(self.replica, now=self._clock(), lease=self._lease, limit=self._batch_size)
 
+    async def _heartbeat(self) -> None:
+        """Renew every lease of the runs in flight, every ``lease / HEARTBEAT_FRACTION``, until cancelled.
+
+        A failed renewal is logged and retried at the next beat; a lease lost meanwhile
+        (another replica claimed it) stays lost and its run will not commit.
+        """
+        interval = self._lease.total_seconds() / claims.HEARTBEAT_FRACTION
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await claims.heartbeat(self.replica, list(self._held), until=self._clock() + self._lease)
+            except Exception:  # database trouble: the next beat tries again
+                log.warning("lease heartbeat failed replica=%s held=%d", self.replica, len(self._held), exc_info=True)
+
     async def _run_claimed(self, claim: Claim) -> ScheduledOutcome | None:
         async with self._slots:
             try:
@@ -255,6 +313,12 @@ class Scheduler:
             except asyncio.CancelledError:  # shutdown past its grace: the run rolled back
                 await asyncio.shield(self._release(claim))
                 raise
+            except LeaseLost:  # another replica has the slot; this run rolled back and leaves no trace
+                log.warning("lease lost during the run, rolled back replica=%s integration=%d", self.replica,
+                            claim.integration_id)
+                return None
+            finally:
+                self._held.pop(claim.integration_id, None)
             await self._advance(claim, due)
         await self._announce(outcome)
         return outcome
@@ -277,7 +341,10 @@ class Scheduler:
         base.update(trigger=trigger, cutoff=due.cutoff)
         try:
             report = await self._runners[claim.kind](target.tenant, company, trigger=trigger, cutoff=due.cutoff,
-                                                     clock=self._clock, actor=ACTOR)
+                                                     clock=self._clock, actor=ACTOR,
+                                                     lease_check=functools.partial(self._hold, claim))
+        except LeaseLost:
+            raise
         except InvoiceBotError as refusal:
             log.warning("run refused tenant=%s company=%s trigger=%s cutoff=%s reason=%s", target.tenant.name,
                         company.short_name, trigger.value, due.cutoff.isoformat(), refusal.message)
@@ -299,14 +366,19 @@ class Scheduler:
         return _Target(row.company.tenant, row.company, row.schedule)
 
     async def _lease_still_ours(self, claim: Claim) -> bool:
-        """Renew a lease that is half spent before a run starts (a long queue behind the semaphore)."""
-        now = self._clock()
-        if now < claim.lease_until - self._lease / 2:
-            return True
-        renewed = await claims.renew(claim, self.replica, until=now + self._lease)
+        """Renew the lease before a run starts; False when it was lost while the run queued.
+
+        The run checks again inside its transaction (``_hold``); this check keeps a run
+        that lost its lease from even recording a refusal.
+        """
+        renewed = await claims.renew(claim, self.replica, until=self._clock() + self._lease)
         if not renewed:
             log.warning("lease lost before the run replica=%s integration=%d", self.replica, claim.integration_id)
         return bool(renewed)
+
+    async def _hold(self, claim: Claim) -> None:
+        """The runner's ``lease_check``: inside the run's transaction, the lease is ours or ``LeaseLost``."""
+        await claims.hold(claim, self.replica, until=self._clock() + self._lease)
 
     async def _advance(self, claim: Claim, due: DueRun | None) -> None:
         """Set the next slot and release the lease — unless settings changed meanwhile (they win)."""

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=1, le=65535)
     feed_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # Scheduler lease: renewed every third of it while a run is live; a crashed replica's runs wait about this long.
+    scheduler_lease_seconds: int = Field(default=60, ge=1, le=3600)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -21,6 +21,12 @@ replicas with SIGTERM (each must exit 0) and checks ``harness.check_invariants``
   "now") came; companies without a manual run have exactly one invoice;
 * every Message-ID is in the ``MAIL_FROM`` domain.
 
+The replicas run with a short scheduler lease (``--lease``, 3 s, through
+``SCHEDULER_LEASE_SECONDS``): under this load a heartbeat may come late, a lease
+run out while its replica is alive and another replica claim the slot. The checks
+above then show that the first run rolled back instead of committing ("lease lost"
+in the logs, counted in the figures) — never a second run or invoice.
+
 Exit 1 on any violation.
 """
 
@@ -122,6 +128,7 @@ async def trial(args: argparse.Namespace) -> int:
             replicas: list[Serve] = []
             manual: list[tuple[str, str, subprocess.Popen]] = []
             conn = await asyncpg.connect(harness.pg_dsn(url))
+            os.environ["SCHEDULER_LEASE_SECONDS"] = str(args.lease)  # Serve passes the environment on
             try:
                 race_start = time.monotonic()
                 for r in range(args.replicas):
@@ -174,15 +181,20 @@ async def trial(args: argparse.Namespace) -> int:
                 sink.close()
                 await conn.close()
             per_replica = []
+            leases_lost = heartbeats_failed = 0
             for r in range(len(replicas)):
                 text = (folder / f"replica{r}.log").read_text(errors="replace")
                 per_replica.append((len(re.findall(r"run done .*outcome=invoiced", text)),
                                     len(re.findall(r"run done ", text)), len(re.findall(r"delivery sent ", text))))
+                leases_lost += len(re.findall(r"lease lost ", text))
+                heartbeats_failed += len(re.findall(r"lease heartbeat failed ", text))
             figures.update({
                 "companies due at once": args.companies,
                 "manual `invoicebot run` racing them": len(sample),
                 "scheduled runs per replica (all / invoiced)": [f"{a}/{i}" for i, a, _ in per_replica],
                 "e-mails sent per replica": [d for _, _, d in per_replica],
+                f"scheduler lease {args.lease} s: leases lost (run not started or rolled back) / heartbeats failed":
+                    f"{leases_lost} / {heartbeats_failed}",
                 "seed time (s)": round(seeded - started, 1),
                 "race: start of replicas → everything run and sent (s)": round(race_seconds, 1),
             })
@@ -244,6 +256,7 @@ def main() -> int:
     parser.add_argument("--manual", type=int, default=30, help="companies also run by `invoicebot run` at once")
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lease", type=int, default=3, help="SCHEDULER_LEASE_SECONDS of the replicas")
     parser.add_argument("--postgres", help="PostgreSQL admin URL (default $INVOICEBOT_TEST_POSTGRES_URL)")
     parser.add_argument("--progress", type=float, default=15.0, help="seconds between progress lines")
     parser.add_argument("--timeout", type=float, default=420.0, help="seconds to wait for the race to settle")

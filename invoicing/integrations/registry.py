@@ -14,7 +14,8 @@ from invoicing.billing.runs import RunReport
 from invoicing.integrations.pdf_emailer.run import run_company
 from models import IntegrationKind
 
-#: ``run(tenant, company, *, trigger, cutoff, clock, actor) -> RunReport``; the composition
+#: ``run(tenant, company, *, trigger, cutoff, clock, actor, lease_check) -> RunReport`` (``lease_check``:
+#: awaited inside the run's transaction, see ``pdf_emailer.run``); the composition
 #: root binds deployment settings (e.g. the mail domain) with ``functools.partial``.
 Runner = Callable[..., Awaitable[RunReport]]
 

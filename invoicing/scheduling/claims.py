@@ -10,10 +10,26 @@ condition on the newest row version, SQLite runs the statement under its write l
 
 **Advance / release** are conditional on ``lease_owner = me AND next_run_at = slot``:
 a settings change made while the run was going (a new ``next_run_at``) wins.
+
+**Leases are short and kept alive** (issue 12, item 10): a lease lasts about a minute
+and the replica renews every lease it holds every third of that while its runs are in
+flight (``heartbeat``). A live run slower than the lease keeps it; a replica that is
+killed, frozen or cut off from the database stops renewing, and another replica takes
+its integrations about one lease later (a 15-minute lease without a heartbeat made 23
+companies wait 945 s after a crash). ``lease_owner = me`` is the fence: only a claim
+after expiry changes it, so a run checks it inside its own transaction (``hold``) and
+one that lost its lease rolls back (``LeaseLost``) instead of committing. A replica
+that starts also frees the leases of a previous process with its host name and pid
+(``release_previous_incarnations``): that process cannot be alive.
+
+Why not PostgreSQL advisory locks: they need one connection held per replica for the
+session (the pool hands connections out per query), and SQLite has none; a lease row
+with a heartbeat works the same on both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +37,14 @@ from tortoise.expressions import Q
 
 from invoicing.sql import Statement, instant
 from models import Integration, IntegrationKind
+
+#: Renew held leases this often, as a fraction of the lease: two renewals may fail (a
+#: slow database, a busy event loop) before the lease runs out.
+HEARTBEAT_FRACTION = 3
+
+
+class LeaseLost(Exception):
+    """The run's lease went to another replica: it must not commit (raised inside its transaction)."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +78,69 @@ async def claim_due(replica: str, *, now: datetime, lease: timedelta, limit: int
 
 
 async def earliest_due(now: datetime) -> datetime | None:
-    """The earliest pending slot among integrations not leased at ``now`` (to sleep until it)."""
-    earliest = await (
+    """When to tick next: the earliest pending slot not leased at ``now``, or a due lease's expiry.
+
+    The expiry counts so that a crashed replica's integrations are taken about one
+    lease after its last renewal, not at the next ``max_sleep``; while the holder is
+    alive its heartbeat moves the expiry on, and this replica wakes, claims nothing
+    and sleeps again (one tick per heartbeat, at most).
+    """
+    free = await (
         Integration.filter(enabled=True, next_run_at__not_isnull=True)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .order_by("next_run_at").limit(1).values_list("next_run_at", flat=True)
     )
-    return instant(earliest[0]) if earliest else None  # type: ignore[arg-type]  # values_list(flat=True)
+    leased = await (
+        Integration.filter(enabled=True, next_run_at__lte=now, lease_until__gte=now)
+        .order_by("lease_until").limit(1).values_list("lease_until", flat=True)
+    )
+    moments = [m for m in (instant(v) for v in (*free, *leased)) if m is not None]  # type: ignore[arg-type]
+    return min(moments, default=None)
+
+
+async def heartbeat(replica: str, integration_ids: Collection[int], *, until: datetime) -> int:
+    """Extend to ``until`` the leases ``replica`` still holds among ``integration_ids``; returns how many.
+
+    Rows locked by a run's transaction are skipped (PostgreSQL ``SKIP LOCKED``) rather
+    than waited for: nobody can claim a locked row, and ``hold`` extended its lease when
+    the run took the lock. A lease lost meanwhile stays lost (``lease_owner`` is not ours).
+    """
+    if not integration_ids:
+        return 0
+    q = Statement()  # placeholders are bound in the order they appear (SQLite's ``?``)
+    sql = (f"UPDATE integration SET lease_until = {q(until.astimezone(UTC))} "
+           f"WHERE id IN (SELECT id FROM integration WHERE lease_owner = {q(replica)} "
+           f"AND id {q.any_of(list(integration_ids), 'int')}{q.for_update(skip_locked=True)}) "
+           f"AND lease_owner = {q(replica)} RETURNING id")
+    return len(await q.rows(sql))
+
+
+async def hold(claim: Claim, replica: str, *, until: datetime) -> None:
+    """Inside the run's transaction, after its row lock: extend the lease or raise ``LeaseLost``.
+
+    Under the row lock no other replica can claim the row until this transaction
+    ends, so a run that passes here commits only while its lease is ours. Only the
+    owner is checked: a settings change made since the claim (a new ``next_run_at``)
+    lets the run in progress finish and wins at ``advance``.
+    """
+    held = await Integration.filter(id=claim.integration_id, lease_owner=replica).update(lease_until=until)
+    if not held:
+        raise LeaseLost(f"integration {claim.integration_id} is no longer leased to {replica}")
+
+
+async def release_previous_incarnations(replica: str, prefix: str) -> int:
+    """Free the leases held by earlier processes whose id starts with ``prefix`` (``host-pid-``).
+
+    Only a process with the same host name and pid can produce that prefix, and while
+    ``replica`` (which has it too) runs, no other such process does — provided each
+    live replica has its own host name (one per container or machine, as usual).
+    """
+    owners = await (Integration.filter(lease_owner__startswith=prefix).exclude(lease_owner=replica)
+                    .distinct().values_list("lease_owner", flat=True))
+    stale = [owner for owner in owners if isinstance(owner, str) and owner.startswith(prefix)]  # LIKE wildcards
+    if not stale:
+        return 0
+    return await Integration.filter(lease_owner__in=stale).update(lease_owner=None, lease_until=None)
 
 
 async def renew(claim: Claim, replica: str, *, until: datetime) -> bool:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,7 +26,6 @@ from models import (
     Tenant,
 )
 from tests import factories as f
-from tests.bot import scheduler_child
 from tests.factories import BUYER, T0
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,41 +296,3 @@ async def test_two_replicas_run_300_due_integrations_exactly_once_with_gapless_n
     refs = await InvoiceLine.all().values_list("order_ref", flat=True)
     assert len(refs) == len(set(refs)) == 300  # every order on exactly one invoice
     assert await Integration.filter(next_run_at=SUNDAY, lease_owner=None).count() == 300
-
-
-async def test_a_replica_killed_mid_run_is_taken_over_after_its_lease_expires(db, tmp_path):
-    t = await setup_tenant()
-    for short in ("north", "south", "east"):
-        await f.order(await due_company(t, short))
-    marker = tmp_path / "inside"
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.bot.scheduler_child", db.url, SLOT.isoformat(), str(marker), cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert child.returncode is None and time.monotonic() < deadline, "the child never reached its run"
-            await asyncio.sleep(0.05)
-        assert await Integration.filter(lease_owner=scheduler_child.REPLICA).count() == 3
-        if db.backend == "postgres":
-            assert await _idle_in_transaction(db) >= 1  # really killed inside the run's transaction
-    finally:
-        child.kill()
-        await child.wait()
-
-    assert await Scheduler(clock=at(SLOT + timedelta(minutes=1))).tick() == []  # leases still valid
-    outcomes = await Scheduler(clock=at(SLOT + timedelta(minutes=16))).tick()
-    assert sorted(o.company for o in outcomes) == ["east", "north", "south"]
-    assert {o.trigger for o in outcomes} == {RunTrigger.CATCH_UP}  # late beyond the grace
-    assert sorted(await Invoice.all().values_list("number", flat=True)) == [1, 2, 3]
-    assert await Order.filter(invoice_id=None).count() == 0
-    assert await InvoiceRun.all().count() == 3  # the killed run left nothing behind
-    assert await Integration.filter(lease_owner__not_isnull=True).count() == 0
-
-
-async def _idle_in_transaction(db) -> int:
-    from tortoise import connections
-
-    rows = await connections.get("default").execute_query_dict(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state = 'idle in transaction' AND pid <> pg_backend_pid()")
-    return rows[0]["n"]

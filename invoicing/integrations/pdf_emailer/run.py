@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from invoicing.delivery.mail import message_id_for
 from invoicing.errors import NotEligible
 from invoicing.parties.companies import find_company
 from invoicing.retrying import transaction_attempts
+from invoicing.scheduling.claims import LeaseLost
 from models import (
     Company,
     Delivery,
@@ -54,7 +55,16 @@ KIND = IntegrationKind.PDF_EMAILER
 Checkpoint = Callable[[str], None]
 
 
+#: ``lease_check()`` is awaited inside the transaction, under the row lock; it raises
+#: ``LeaseLost`` when the scheduler's lease was lost (the run then rolls back, unrecorded).
+LeaseCheck = Callable[[], Awaitable[None]]
+
+
 def _no_checkpoint(_: str) -> None:
+    return None
+
+
+async def _no_lease() -> None:
     return None
 
 
@@ -69,6 +79,7 @@ async def run_company(
     clock: Clock = utc_now,
     mail_domain: str = "invoicebot.local",
     checkpoint: Checkpoint = _no_checkpoint,
+    lease_check: LeaseCheck = _no_lease,
 ) -> RunReport:
     """Invoice ``company`` of ``tenant`` now (manual) or for a scheduled ``cutoff``.
 
@@ -103,6 +114,7 @@ async def run_company(
                 # the row again under the lock (``ctx`` holds the same object).
                 await Integration.filter(id=integration.id).update(updated_at=now)
                 await integration.refresh_from_db()
+                await lease_check()
                 checkpoint("claimed")
                 planned = await runs.plan_invoice(company, integration, cutoff, lock=True)
                 if not planned.lines:
@@ -120,6 +132,8 @@ async def run_company(
                 result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
                 await notices.queue_run_issued(company, result, now=now, actor=actor)
                 checkpoint("recorded")
+    except LeaseLost:
+        raise  # another replica runs this slot: nothing to record here
     except Exception as exc:
         log.warning("run failed tenant=%s company=%s error=%s", tenant.name, company.short_name, type(exc).__name__)
         await runs.record_failure(ctx, exc, notify=None if trigger == RunTrigger.MANUAL else functools.partial(
