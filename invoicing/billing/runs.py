@@ -25,9 +25,10 @@ from typing import Any
 
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
-from invoicing.billing.money import Totals, line_net, totals
+from invoicing.billing.limits import MAX_INVOICE_TOTAL, totals_problem
+from invoicing.billing.money import Totals, add_lines, band_totals, totals
 from invoicing.billing.numbering import take_next_number
-from invoicing.billing.pricing import UnitPrice, load_price_book
+from invoicing.billing.pricing import load_price_book, price_items
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible
 from invoicing.parties.accounting import missing_fields
 from models import (
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: How many skipped orders a run keeps by reference (totals per reason are always complete).
 SKIPPED_KEEP = 200
+#: The reason reported for orders left for the next run because this invoice reached its limit.
+DEFERRED = f"left for the next run: this invoice reached its limit ({MAX_INVOICE_TOTAL:,f})"
 
 @dataclass(frozen=True)
 class PlannedLine(DocumentLine):
@@ -129,6 +132,16 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
     """The company's orders in the run's scope, priced into invoice lines, or skipped with a reason.
 
     ``lock=True`` (inside the run's transaction) locks the candidate orders on PostgreSQL.
+
+    An order that cannot be invoiced is skipped with its reason and never fails the run:
+    ineligible (``eligibility``), no price in the buyer's currency, a stored quantity or price an
+    invoice line cannot hold, or totals that alone exceed what one invoice holds
+    (``limits.MAX_INVOICE_TOTAL``). When the next order would push the invoice's net, VAT or
+    gross over that limit, the plan **stops adding orders** there: it and every later eligible
+    order are reported as ``DEFERRED`` and stay uninvoiced for the next run. Stopping (rather
+    than skipping to smaller later orders) keeps each invoice a run of consecutive dispatches
+    and lets the next run start with the oldest order left; every next run invoices at least
+    one order, so the backlog drains.
     """
     query = Order.filter(scope_filter(cutoff, integration.starting_from), company_id=company.id)
     if lock:
@@ -142,6 +155,8 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
     lines: list[PlannedLine] = []
     order_ids: list[int] = []
     skipped: list[Skipped] = []
+    by_rate: dict[Decimal, Decimal] = {}  # net per tax rate of the lines planned so far
+    full = False
     for order in orders:
         items = sorted(order.items, key=lambda i: (i.position, i.id))
         facts = OrderFacts(
@@ -155,37 +170,40 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
         reason = ineligibility_reason(
             facts, cutoff=cutoff, starting_from=integration.starting_from, include_errors=integration.include_errors
         )
-        prices: list[UnitPrice] = []
-        if reason is None:
-            for item in items:
-                price = book.lookup(item.sku)
-                if isinstance(price, str):
-                    reason = price
-                    break
-                prices.append(price)
+        priced = price_items(items, book) if reason is None else ()
+        if isinstance(priced, str):
+            reason = priced
+        elif reason is None:
+            alone: dict[Decimal, Decimal] = {}
+            add_lines(alone, ((p.net, p.price.tax_rate) for p in priced))
+            reason = totals_problem(band_totals(alone, company.currency))
+            if reason is None:
+                with_order = dict(by_rate)
+                add_lines(with_order, ((p.net, p.price.tax_rate) for p in priced))
+                full = full or totals_problem(band_totals(with_order, company.currency)) is not None
+                reason = DEFERRED if full else None
+                by_rate = by_rate if full else with_order
         if reason is not None:
             skipped.append(Skipped(order.external_ref, reason))
             continue
-        assert order.dispatched_at is not None
+        assert order.dispatched_at is not None and not isinstance(priced, str)
         order_ids.append(order.id)
-        for item, price in zip(items, prices, strict=True):
+        for p in priced:
             lines.append(
                 PlannedLine(
                     order_id=order.id,
                     order_ref=order.external_ref,
                     dispatched_at=order.dispatched_at,
-                    sku=item.sku,
-                    description=item.description or price.product_name,
-                    quantity=item.quantity,
-                    unit_cost=price.cost_price,
-                    unit_shipping=price.shipping,
-                    tax_rate=price.tax_rate,
-                    net=line_net(item.quantity, price.cost_price, price.shipping, company.currency),
+                    sku=p.item.sku,
+                    description=p.item.description or p.price.product_name,
+                    quantity=p.item.quantity,
+                    unit_cost=p.price.cost_price,
+                    unit_shipping=p.price.shipping,
+                    tax_rate=p.price.tax_rate,
+                    net=p.net,
                 )
             )
     return InvoicePlan(lines=tuple(lines), order_ids=tuple(order_ids), skipped=tuple(skipped))
-
-
 
 
 def period_start(integration: Integration) -> datetime | None:

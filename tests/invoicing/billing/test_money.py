@@ -63,12 +63,12 @@ def test_rates_given_with_different_scales_share_one_band():
 
 def test_floats_are_refused_and_strings_are_exact():
     with pytest.raises(InvalidInput, match="not a float"):
-        parse_amount(0.1, "cost")
-    assert parse_amount("0.10", "cost") == D("0.10")
+        parse_amount(0.1, "cost", at_most=D(100))
+    assert parse_amount("0.10", "cost", at_most=D(100)) == D("0.10")
     with pytest.raises(InvalidInput, match="not a number"):
-        parse_amount("ten", "cost")
+        parse_amount("ten", "cost", at_most=D(100))
     with pytest.raises(InvalidInput, match="negative"):
-        parse_amount("-1", "cost")
+        parse_amount("-1", "cost", at_most=D(100))
     with pytest.raises(InvalidInput, match="between 0 and 100"):
         parse_tax_rate("120")
 
