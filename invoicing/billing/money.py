@@ -114,7 +114,7 @@ def parse_amount(value: object, field: str, *, at_most: Decimal, allow_negative:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > max_places:
         raise InvalidInput(field, f"at most {max_places} decimal places")
-    if abs(amount) > at_most:
+    if amount.copy_abs() > at_most:  # copy_abs, not abs(): no context, so 1E+999999999 cannot overflow
         raise InvalidInput(field, f"is too large; at most {at_most:,f}")
     return amount + 0  # -0 → 0 (Decimal addition drops the sign of a zero)
 
