@@ -6,27 +6,31 @@ widens a column widens the limit with it. Entry points (feed, CSV, Slack) refuse
 them with a message that names the limit; the invoice run checks them again on what is stored,
 because rows written before these checks (or by hand) may hold anything SQLite accepted.
 
-The limits chain, so that valid input can always be invoiced:
+The limits chain, so that every line of valid input fits its column:
 
 * a quantity is at most ``MAX_QUANTITY`` (a business bound, far inside the integer column);
 * a unit price — cost price **plus** shipping, the amount a line multiplies — is at most
   ``MAX_UNIT_PRICE``: ``MAX_QUANTITY`` units of it still fit an invoice line
   (``MAX_LINE_NET``, the ``invoice_line.net`` column). That is ``9,999,999.9999`` per unit,
   in any currency, with columns of ``numeric(16,4)`` lines and 100,000 units;
-* what no entry point can bound is the sum of many lines: an invoice's net, VAT and gross
-  must each stay within ``MAX_INVOICE_TOTAL`` (the ``invoice`` total columns). The run stops
-  adding orders there (``invoicing.billing.runs.plan_invoice``).
+* what no entry point can bound is a sum of lines (1,000 items an order, VAT up to 100 % on
+  top): an invoice's net, VAT and gross must each stay within ``MAX_INVOICE_TOTAL`` (the
+  ``invoice`` total columns). ``InvoiceRoom`` keeps a run's plan inside it: an order too large
+  for any invoice is skipped and reported; when the next order no longer fits, the invoice is
+  full and the rest waits for the next run (``DEFERRED``).
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from tortoise.fields import DecimalField, IntField
 from tortoise.models import Model
 
-from invoicing.billing.money import Totals
+from invoicing.billing.money import Totals, add_lines, band_totals
 from invoicing.errors import InvalidInput
 from models import Invoice, InvoiceLine, OrderItem, Price
 
@@ -66,13 +70,15 @@ MAX_LINE_NET = _largest(InvoiceLine, "net")
 #: The largest net, VAT and gross of one invoice (the smallest of its total columns).
 MAX_INVOICE_TOTAL = min(_largest(Invoice, name) for name in ("net_total", "tax_total", "gross_total"))
 #: The largest cost price + shipping of one unit: ``MAX_QUANTITY`` of them fit ``MAX_LINE_NET``.
-MAX_UNIT_PRICE = (MAX_LINE_NET / MAX_QUANTITY).quantize(Decimal(1).scaleb(-AMOUNT_PLACES), rounding="ROUND_DOWN")
+MAX_UNIT_PRICE = (MAX_LINE_NET / MAX_QUANTITY).quantize(Decimal(1).scaleb(-AMOUNT_PLACES), rounding=ROUND_DOWN)
 #: What the per-unit price columns themselves hold (larger than ``MAX_UNIT_PRICE``; rows written
 #: before that bound may be up to here on PostgreSQL, and anything on SQLite).
 MAX_STORED_UNIT = min(_largest(Price, "cost_price"), _largest(Price, "shipping"),
                       _largest(InvoiceLine, "unit_cost"), _largest(InvoiceLine, "unit_shipping"))
 assert MAX_UNIT_PRICE <= MAX_STORED_UNIT and MAX_QUANTITY <= MAX_INT
 
+#: The reason reported for orders a run leaves for the next one because its invoice is full.
+DEFERRED = f"left for the next run: this invoice reached its limit ({_shown(MAX_INVOICE_TOTAL)})"
 UNIT_PRICE_LIMIT = (f"at most {_shown(MAX_UNIT_PRICE)} per unit (cost price + shipping), so that "
                     f"{MAX_QUANTITY:,} units fit on an invoice line (at most {_shown(MAX_LINE_NET)})")
 
@@ -86,13 +92,6 @@ def check_unit_price(cost_price: Decimal, shipping: Decimal, *, cost_field: str,
         raise InvalidInput(cost_field, f"{cost_price} is too large; {UNIT_PRICE_LIMIT}")
     if cost_price + shipping > MAX_UNIT_PRICE:
         raise InvalidInput(shipping_field, f"{cost_price} + {shipping} is too large; {UNIT_PRICE_LIMIT}")
-
-
-def check_id(value: int, field: str) -> int:
-    """An id parsed from input, refused (``InvalidInput``) outside what an id column holds."""
-    if not 1 <= value <= MAX_INT:
-        raise InvalidInput(field, f"{value} is out of range; ids are between 1 and {MAX_INT:,}")
-    return value
 
 
 def line_problem(quantity: int, unit_cost: Decimal, unit_shipping: Decimal, tax_rate: Decimal) -> str | None:
@@ -122,3 +121,33 @@ def totals_problem(money: Totals) -> str | None:
     if largest > MAX_INVOICE_TOTAL:
         return f"a total of {largest} is more than one invoice holds (at most {_shown(MAX_INVOICE_TOTAL)})"
     return None
+
+
+@dataclass
+class InvoiceRoom:
+    """What is left of one invoice's totals (``MAX_INVOICE_TOTAL``) as a run plans orders into it."""
+
+    currency: str
+    by_rate: dict[Decimal, Decimal] = field(default_factory=dict)  # net per tax rate planned so far
+    full: bool = False
+
+    def take(self, lines: Sequence[tuple[Decimal, Decimal]]) -> str | None:
+        """Plan one order's ``(net, tax rate)`` lines in, or say why not.
+
+        An order too large for any invoice gets the reason (skipped, reported every run); once
+        an order does not fit what is planned already, the invoice is full and it and every
+        later order get ``DEFERRED``. Totals are computed as ``money.totals`` will compute them.
+        """
+        alone: dict[Decimal, Decimal] = {}
+        add_lines(alone, lines)
+        problem = totals_problem(band_totals(alone, self.currency))
+        if problem is not None:
+            return problem
+        if not self.full:
+            merged = dict(self.by_rate)
+            add_lines(merged, lines)
+            if totals_problem(band_totals(merged, self.currency)) is None:
+                self.by_rate = merged
+                return None
+            self.full = True
+        return DEFERRED

@@ -25,8 +25,8 @@ from typing import Any
 
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
-from invoicing.billing.limits import MAX_INVOICE_TOTAL, totals_problem
-from invoicing.billing.money import Totals, add_lines, band_totals, totals
+from invoicing.billing.limits import InvoiceRoom
+from invoicing.billing.money import Totals, totals
 from invoicing.billing.numbering import take_next_number
 from invoicing.billing.pricing import load_price_book, price_items
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 #: How many skipped orders a run keeps by reference (totals per reason are always complete).
 SKIPPED_KEEP = 200
-#: The reason reported for orders left for the next run because this invoice reached its limit.
-DEFERRED = f"left for the next run: this invoice reached its limit ({MAX_INVOICE_TOTAL:,f})"
 
 @dataclass(frozen=True)
 class PlannedLine(DocumentLine):
@@ -138,7 +136,7 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
     invoice line cannot hold, or totals that alone exceed what one invoice holds
     (``limits.MAX_INVOICE_TOTAL``). When the next order would push the invoice's net, VAT or
     gross over that limit, the plan **stops adding orders** there: it and every later eligible
-    order are reported as ``DEFERRED`` and stay uninvoiced for the next run. Stopping (rather
+    order are reported as ``limits.DEFERRED`` and stay uninvoiced for the next run. Stopping (rather
     than skipping to smaller later orders) keeps each invoice a run of consecutive dispatches
     and lets the next run start with the oldest order left; every next run invoices at least
     one order, so the backlog drains.
@@ -155,8 +153,7 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
     lines: list[PlannedLine] = []
     order_ids: list[int] = []
     skipped: list[Skipped] = []
-    by_rate: dict[Decimal, Decimal] = {}  # net per tax rate of the lines planned so far
-    full = False
+    room = InvoiceRoom(company.currency)
     for order in orders:
         items = sorted(order.items, key=lambda i: (i.position, i.id))
         facts = OrderFacts(
@@ -174,15 +171,7 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
         if isinstance(priced, str):
             reason = priced
         elif reason is None:
-            alone: dict[Decimal, Decimal] = {}
-            add_lines(alone, ((p.net, p.price.tax_rate) for p in priced))
-            reason = totals_problem(band_totals(alone, company.currency))
-            if reason is None:
-                with_order = dict(by_rate)
-                add_lines(with_order, ((p.net, p.price.tax_rate) for p in priced))
-                full = full or totals_problem(band_totals(with_order, company.currency)) is not None
-                reason = DEFERRED if full else None
-                by_rate = by_rate if full else with_order
+            reason = room.take([(p.net, p.price.tax_rate) for p in priced])
         if reason is not None:
             skipped.append(Skipped(order.external_ref, reason))
             continue

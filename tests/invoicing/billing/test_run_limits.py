@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from invoicing.billing.limits import MAX_INVOICE_TOTAL, MAX_LINE_NET, MAX_QUANTITY, MAX_UNIT_PRICE
-from invoicing.billing.runs import DEFERRED
+from invoicing.billing.limits import DEFERRED, MAX_INVOICE_TOTAL, MAX_LINE_NET, MAX_QUANTITY, MAX_UNIT_PRICE
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.sql import Statement
 from models import Invoice, InvoiceRun, Order, OrderItem, Price, Product, RunOutcome
