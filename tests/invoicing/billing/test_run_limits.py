@@ -6,9 +6,10 @@ SQL that bypasses every validator, as a database upgraded from an older version 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from invoicing.billing.eligibility import DISPATCH_OUT_OF_RANGE
 from invoicing.billing.limits import DEFERRED, MAX_INVOICE_TOTAL, MAX_LINE_NET, MAX_QUANTITY, MAX_UNIT_PRICE
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.sql import Statement
@@ -134,3 +135,16 @@ async def test_prices_and_quantities_at_the_limits_are_invoiced(db):
     assert report.outcome == RunOutcome.INVOICED and not report.skipped
     assert report.net == MAX_UNIT_PRICE * MAX_QUANTITY <= MAX_LINE_NET
     assert await OrderItem.all().count() == 1 and await Price.all().count() == 2
+
+
+async def test_an_old_order_dispatched_at_the_edge_of_the_calendar_is_skipped_not_invoiced(db):
+    # 0001-01-01T00:00Z has no date in Europe/London (LMT -00:01): the PDF could never print it.
+    t, c = await _acme()
+    edge = await f.order(c, ref="YEAR-1")
+    ok = await f.order(c, ref="OK")
+    q = Statement()
+    await q.execute(f'UPDATE "order" SET dispatched_at = {q(datetime(1, 1, 1, tzinfo=UTC))} WHERE id = {q(edge.id)}')
+    report = await run_by_name(t, "acme", clock=lambda: T0)
+    assert report.outcome == RunOutcome.INVOICED and report.orders_invoiced == 1
+    assert [(s.ref, s.reason) for s in report.skipped] == [("YEAR-1", DISPATCH_OUT_OF_RANGE)]
+    assert (await Order.get(id=ok.id)).invoice_id == report.invoice_id
