@@ -22,7 +22,8 @@ from __future__ import annotations
 import itertools
 import string
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
@@ -41,9 +42,10 @@ from pydantic.json_schema import models_json_schema
 from typing_extensions import TypedDict
 
 from invoicing import validation
+from invoicing.billing.limits import AMOUNT_PLACES, MAX_QUANTITY, MAX_UNIT_PRICE, UNIT_PRICE_LIMIT
 from invoicing.errors import InvalidInput
 from invoicing.ingest.batches import UpsertResult
-from invoicing.ingest.order_sync import MAX_ITEMS, MAX_QUANTITY
+from invoicing.ingest.order_sync import MAX_ITEMS
 from invoicing.parties.accounting import normalise_country
 from models import OrderStatus
 
@@ -87,8 +89,10 @@ LINE = rf"^[^{_CONTROL}]*$"
 REQUIRED_LINE = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 SHORT_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 SKU = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
-#: Per-unit amounts: numeric(14,4) columns, so at most 10 integer digits and 4 decimals.
-AMOUNT = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+#: Per-unit amounts: at most ``limits.MAX_UNIT_PRICE`` (9,999,999.9999: 7 integer digits, 4 decimals).
+_UNIT_DIGITS = len(str(int(MAX_UNIT_PRICE)))
+assert MAX_UNIT_PRICE == Decimal(10) ** _UNIT_DIGITS - Decimal(1).scaleb(-AMOUNT_PLACES)  # what the pattern says
+AMOUNT = rf"^[0-9]{{1,{_UNIT_DIGITS}}}(\.[0-9]{{1,{AMOUNT_PLACES}}})?$"
 #: Percent, 0 to 100 with at most 3 decimals (numeric(7,3)).
 TAX_RATE = r"^(100(\.0{1,3})?|[0-9]{1,2}(\.[0-9]{1,3})?)$"
 _YEAR = r"([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"  # 0001-9999
@@ -130,24 +134,24 @@ Currency = Annotated[str, WithJsonSchema({"type": "string", "enum": CURRENCIES, 
                                           "description": "ISO 4217"})]
 TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": TIMEZONES, "examples": ["Europe/London"],
                                           "description": "IANA time zone"})]
-Amount = Annotated[str, _pattern(AMOUNT, max_length=15, examples=["12.50"])]
+Amount = Annotated[str, _pattern(AMOUNT, max_length=_UNIT_DIGITS + 1 + AMOUNT_PLACES, examples=["12.50"])]
 TaxRate = Annotated[str, _pattern(TAX_RATE, max_length=7, examples=["20"])]
 
 
 def _representable(value: datetime) -> datetime:
-    # Far-off instants with an offset (0001-01-01T00:00+01:00) have no UTC datetime; converting
-    # them downstream would raise OverflowError, a 500 instead of a 422.
+    # The calendar's edges (0001-01-01T00:00+01:00 has no UTC datetime; 9999-12-31T23:00Z none in
+    # Tokyo) are refused by the one rule, validation.in_utc, as a 422 instead of a 500 downstream.
     try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range; use an instant between the years 1 and 9999 in UTC") from None
+        validation.in_utc(value, "instant")
+    except InvalidInput as exc:
+        raise ValueError(exc.reason) from None
     return value
 
 
 DATE_SCHEMA: dict[str, Any] = {"type": "string", "format": "date", "pattern": DATE, "examples": ["2026-11-30"]}
 INSTANT_SCHEMA: dict[str, Any] = {"type": "string", "format": "date-time", "pattern": INSTANT,
                                   "examples": ["2026-11-20T14:03:00Z"],
-                                  "description": "with an offset; in UTC between the years 1 and 9999"}
+                                  "description": "with an offset; in UTC between 0001-01-02 and 9999-12-30"}
 Instant = Annotated[AwareDatetime, AfterValidator(_representable), WithJsonSchema(INSTANT_SCHEMA)]
 
 
@@ -205,8 +209,8 @@ class CompanyBody(_Body):
 class PriceBody(_Body):
     retailer: ShortName | None = Field(
         description="company short name (must exist and be listed once per product); null = the default price")
-    cost_price: Amount
-    shipping: Amount
+    cost_price: Amount = Field(description="per unit")
+    shipping: Amount = Field(description=f"per unit; {UNIT_PRICE_LIMIT}")
     tax_rate: TaxRate = Field(description="percent")
     currency: Currency | None = Field(
         default=None, description="optional; refused when it contradicts the implied one (default price: the "

@@ -13,6 +13,7 @@ from commands.replies import Reply, context, header, message, section
 from invoicing.billing.queries import OrderFilter, list_orders, parse_bound
 from invoicing.errors import InvalidInput
 from invoicing.parties.companies import find_company
+from invoicing.validation import whole_number
 
 PAGE_SIZE = 25
 MAX_PAGE = 400
@@ -27,9 +28,7 @@ FILTERS = {
 
 
 def _page(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidInput("page", f"{value!r} is not a page number; use 1 to {MAX_PAGE}")
-    return int(value)
+    return whole_number(value, "page", low=1, high=MAX_PAGE, what="a page number")
 
 
 async def orders(args: Args, ctx: CommandContext) -> Reply:

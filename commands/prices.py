@@ -6,6 +6,7 @@ from commands.context import Args, CommandContext
 from commands.formatting import money
 from commands.replies import Reply, message, section
 from invoicing import validation
+from invoicing.billing.limits import MAX_UNIT_PRICE, check_unit_price
 from invoicing.billing.money import parse_amount, parse_tax_rate
 from invoicing.errors import InvalidInput
 from invoicing.ingest.catalog import PriceInput, set_product
@@ -19,8 +20,9 @@ async def price(args: Args, ctx: CommandContext) -> Reply:
     args.only_options(("cost", "shipping", "tax", "name"))
     if "cost" not in args.options:
         raise InvalidInput("cost", f"is required, e.g. price {who} {sku} cost=4.20 shipping=1.10 tax=20")
-    cost_value = parse_amount(args.options["cost"], "cost")
-    shipping_value = parse_amount(args.options.get("shipping", "0"), "shipping")
+    cost_value = parse_amount(args.options["cost"], "cost", at_most=MAX_UNIT_PRICE)
+    shipping_value = parse_amount(args.options.get("shipping", "0"), "shipping", at_most=MAX_UNIT_PRICE)
+    check_unit_price(cost_value, shipping_value, cost_field="cost", shipping_field="shipping")
     tax_value = parse_tax_rate(args.options.get("tax", "0"), "tax")
     await ctx.require_admin("change prices")
     product = await Product.get_or_none(tenant_id=ctx.tenant.id, sku=sku)

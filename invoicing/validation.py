@@ -4,6 +4,8 @@ and the one definition of a control character."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -94,14 +96,53 @@ def parse_instant(
     return in_utc(moment, field)
 
 
+#: The instants InvoiceBot stores or compares: a day inside ``datetime``'s calendar (years 1-9999), so
+#: that every time zone (offsets under 24 hours) can show them — Slack and the PDF print instants in
+#: the company's zone, where ``0001-01-01T00:00Z`` (London: LMT -00:01) has no date at all.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+#: The first instant past the range (exclusive): the last one accepted is 9999-12-30T23:59:59.999999Z.
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+OUT_OF_RANGE = "is out of range; use an instant between 0001-01-02 and 9999-12-30 in UTC"
+
+
 def in_utc(moment: datetime, field: str) -> datetime:
-    """An aware datetime converted to UTC; one whose UTC time falls outside the years 1–9999
-    (``0001-01-01T00:00+01:00``) is ``InvalidInput``, not an ``OverflowError`` from deep inside."""
+    """An aware datetime converted to UTC, refused (``InvalidInput``) outside ``EARLIEST``–``LATEST``.
+
+    Covers the instants that have no UTC datetime at all (``0001-01-01T00:00+01:00`` would be an
+    ``OverflowError`` deep inside) and those a time zone could not show.
+    """
+    with calendar_range(field, f"{moment.isoformat()} "):
+        utc = moment.astimezone(UTC)
+    if not EARLIEST <= utc < LATEST:
+        raise InvalidInput(field, f"{moment.isoformat()} {OUT_OF_RANGE}")
+    return utc
+
+
+@contextmanager
+def calendar_range(field: str, shown: str = "") -> Iterator[None]:
+    """Turn the ``OverflowError`` of date arithmetic past year 1 or 9999 into ``InvalidInput(field)``.
+
+    For parsers of local wall times (``next=``, ``starting_from=``), whose conversion to UTC
+    overflows before there is an instant to check; ``shown`` prefixes the reason (the value).
+    """
     try:
-        return moment.astimezone(UTC)
+        yield
     except OverflowError:
-        raise InvalidInput(field, f"{moment.isoformat()} is out of range; use an instant between the years "
-                                  "1 and 9999 in UTC") from None
+        raise InvalidInput(field, f"{shown}{OUT_OF_RANGE}") from None
+
+
+def whole_number(text: str, field: str, *, low: int, high: int, what: str = "a whole number") -> int:
+    """A whole number typed as ASCII digits, between ``low`` and ``high`` (``InvalidInput`` naming them).
+
+    The reason reads ``'<text>' is not <what> between <low> and <high>``.
+
+    ``str.isdigit`` also takes ``²`` and ``٣``, which ``int`` refuses or reads unexpectedly, and
+    ``int`` refuses more than 4,300 digits: both were unhandled errors in Slack commands.
+    """
+    value = text.strip()
+    if not re.fullmatch(r"-?[0-9]{1,20}", value) or not low <= int(value) <= high:
+        raise InvalidInput(field, f"{text[:40]!r} is not {what} between {low} and {high}")
+    return int(value)
 
 
 def short_name(value: str, field: str = "company") -> str:

@@ -30,6 +30,7 @@ from operator import and_
 
 from tortoise.expressions import Q
 
+from invoicing.validation import EARLIEST, LATEST
 from models import OrderStatus
 
 # Reasons are shown to ops as-is and counted per reason in run reports.
@@ -41,6 +42,7 @@ HAS_ERROR = "has an error (include_errors is off)"
 BEFORE_STARTING_FROM = "dispatched before starting_from"
 AFTER_CUTOFF = "dispatched after this run's cutoff"
 NO_ITEMS = "has no items"
+DISPATCH_OUT_OF_RANGE = "dispatched_at is out of range (before 0001-01-02 or after 9999-12-30 UTC)"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ RULES: tuple[Rule, ...] = (
     # A late or retried run never sweeps in later orders.
     Rule(AFTER_CUTOFF, _dispatched_before_cutoff, lambda w: Q(dispatched_at__lt=w.cutoff)),
     Rule(NO_ITEMS, lambda o, s: o.item_count > 0),
+    # Rows stored before the feed bounded instants: no time zone could print such a date on the invoice.
+    Rule(DISPATCH_OUT_OF_RANGE, lambda o, s: o.dispatched_at is None or EARLIEST <= o.dispatched_at < LATEST),
 )
 
 

@@ -16,7 +16,7 @@ So an accountant can recompute every figure from the printed lines.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -62,8 +62,23 @@ class Totals:
 def totals(lines: Iterable[tuple[Decimal, Decimal]], currency: str) -> Totals:
     """Totals of ``(net, tax_rate_percent)`` pairs; bands sorted by rate, highest first."""
     by_rate: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
+    add_lines(by_rate, lines)
+    return band_totals(by_rate, currency)
+
+
+def add_lines(by_rate: dict[Decimal, Decimal], lines: Iterable[tuple[Decimal, Decimal]]) -> None:
+    """Add ``(net, tax_rate_percent)`` pairs to the net per rate ``by_rate`` (in place)."""
     for net, rate in lines:
-        by_rate[plain(rate)] += net
+        key = plain(rate)
+        by_rate[key] = by_rate.get(key, ZERO) + net
+
+
+def band_totals(by_rate: Mapping[Decimal, Decimal], currency: str) -> Totals:
+    """The totals of nets summed per rate: ``totals`` of lines is ``band_totals`` of their ``add_lines``.
+
+    Lets a caller that adds lines one group at a time (a run checking each order against the
+    invoice limits) see exactly the totals the invoice will have, without re-adding every line.
+    """
     bands = tuple(
         TaxBand(rate=rate, net=round_money(net, currency), tax=round_money(net * rate / HUNDRED, currency))
         for rate, net in sorted(by_rate.items(), key=lambda kv: kv[0], reverse=True)
@@ -78,8 +93,14 @@ def plain(value: Decimal) -> Decimal:
     return Decimal(format(value.normalize(), "f"))
 
 
-def parse_amount(value: object, field: str, *, allow_negative: bool = False, max_places: int = 4) -> Decimal:
-    """Parse a decimal string (or int/Decimal) strictly; floats are refused (they lie about cents)."""
+def parse_amount(value: object, field: str, *, at_most: Decimal, allow_negative: bool = False,
+                 max_places: int = 4) -> Decimal:
+    """Parse a decimal string (or int/Decimal) strictly; floats are refused (they lie about cents).
+
+    Any spelling ``Decimal`` reads is accepted (``1E+3``, ``-0``) as long as the value is finite,
+    has at most ``max_places`` decimals and is at most ``at_most`` (the refusal names the limit;
+    see ``invoicing.billing.limits`` for where limits come from). ``-0`` is returned as ``0``.
+    """
     if isinstance(value, bool) or isinstance(value, float):
         raise InvalidInput(field, "must be a decimal string such as \"12.50\", not a float")
     try:
@@ -93,13 +114,15 @@ def parse_amount(value: object, field: str, *, allow_negative: bool = False, max
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > max_places:
         raise InvalidInput(field, f"at most {max_places} decimal places")
-    if abs(amount) >= Decimal(10) ** 10:
-        raise InvalidInput(field, "is too large")
-    return amount
+    if amount.copy_abs() > at_most:  # copy_abs, not abs(): no context, so 1E+999999999 cannot overflow
+        raise InvalidInput(field, f"is too large; at most {at_most:,f}")
+    return amount + 0  # -0 → 0 (Decimal addition drops the sign of a zero)
 
 
 def parse_tax_rate(value: object, field: str = "tax") -> Decimal:
-    rate = parse_amount(value, field, max_places=3)
-    if rate > HUNDRED:
-        raise InvalidInput(field, "is a percentage between 0 and 100 (e.g. 20 for 20 %)")
-    return rate
+    try:
+        return parse_amount(value, field, at_most=HUNDRED, max_places=3)
+    except InvalidInput as exc:
+        if exc.reason.startswith("is too large"):
+            raise InvalidInput(field, "is a percentage between 0 and 100 (e.g. 20 for 20 %)") from None
+        raise

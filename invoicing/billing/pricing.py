@@ -2,16 +2,20 @@
 
 No currency conversion, ever: an invoice is in the buyer's currency, and a SKU
 without a price in that currency makes its order skipped ("no PLN price for SKU
-MUG"), never invoiced at another rate or at zero.
+MUG"), never invoiced at another rate or at zero. Likewise an item whose stored
+quantity or price an invoice line cannot hold (``invoicing.billing.limits``; rows
+from before those bounds) makes its order skipped with the reason, never a failed run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from models import Price, Product
+from invoicing.billing.limits import line_problem
+from invoicing.billing.money import line_net
+from models import OrderItem, Price, Product
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,31 @@ async def load_price_book(tenant_id: int, company_id: int, currency: str, skus: 
             elif price.retailer_id is None:
                 default[sku] = price
     return PriceBook(currency=currency, retailer=retailer, default=default, names={p.sku: p.name for p in products})
+
+
+@dataclass(frozen=True)
+class PricedItem:
+    """An order item with its unit price and its line net (rounded, ``money.line_net``)."""
+
+    item: OrderItem
+    price: UnitPrice
+    net: Decimal
+
+
+def price_items(items: Sequence[OrderItem], book: PriceBook) -> tuple[PricedItem, ...] | str:
+    """Every item of one order priced into a line, or the reason the order cannot be invoiced.
+
+    The reason is the first item's: no price in the buyer's currency, or a quantity or price
+    that an invoice line cannot hold (``limits.line_problem``, checked before multiplying).
+    """
+    priced: list[PricedItem] = []
+    for item in items:
+        price = book.lookup(item.sku)
+        if isinstance(price, str):
+            return price
+        problem = line_problem(item.quantity, price.cost_price, price.shipping, price.tax_rate)
+        if problem is not None:
+            return f"SKU {item.sku}: {problem}"
+        priced.append(PricedItem(item, price, line_net(item.quantity, price.cost_price, price.shipping,
+                                                        book.currency)))
+    return tuple(priced)

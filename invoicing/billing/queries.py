@@ -18,9 +18,10 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.limits import MAX_INT
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.sql import Statement, instant
-from invoicing.validation import in_utc, parse_instant, storable
+from invoicing.validation import calendar_range, in_utc, parse_instant, storable
 from models import Company, Invoice, InvoiceLine
 
 DEFAULT_LIMIT = 100
@@ -72,12 +73,16 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    """The last id of the previous page; ``InvalidInput('cursor')`` for anything we did not issue."""
+    """The last id of the previous page; ``InvalidInput('cursor')`` for anything we did not issue.
+
+    An id past what the id column holds (``limits.MAX_INT``) was never issued either, and
+    PostgreSQL would refuse to compare the int4 column with it.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
-    if not (raw.startswith("o") and raw[1:].isdigit() and len(raw) < 20):
+    if not (raw.startswith("o") and raw[1:].isdigit() and len(raw) < 20 and int(raw[1:]) <= MAX_INT):
         raise InvalidInput("cursor", "is not a cursor returned by this API; start without one")
     return int(raw[1:])
 
@@ -96,10 +101,8 @@ def parse_bound(value: str, field: str, *, end: bool, timezone: str = "UTC") -> 
             day = date.fromisoformat(text)
         except ValueError:
             raise InvalidInput(field, f"{value!r} is not a date such as 2026-11-30") from None
-        try:
+        with calendar_range(field, f"{value!r} "):  # the day after 9999-12-31
             local = datetime.combine(day + timedelta(days=1) if end else day, time(0), ZoneInfo(timezone))
-        except OverflowError:  # the day after 9999-12-31
-            raise InvalidInput(field, f"{value!r} is out of range; use a date between the years 1 and 9999") from None
         return in_utc(local, field)
     return parse_instant(value, field, expected="a date (2026-11-30) or date-time (2026-11-30T12:00:00Z)",
                          naive="a date-time needs a time zone offset, e.g. Z for UTC")

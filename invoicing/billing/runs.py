@@ -27,9 +27,10 @@ from tortoise.transactions import in_transaction
 
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
-from invoicing.billing.money import Totals, line_net, totals
+from invoicing.billing.limits import InvoiceRoom
+from invoicing.billing.money import Totals, totals
 from invoicing.billing.numbering import take_next_number
-from invoicing.billing.pricing import UnitPrice, load_price_book
+from invoicing.billing.pricing import load_price_book, price_items
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible
 from invoicing.parties.accounting import missing_fields
 from models import (
@@ -131,6 +132,16 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
     """The company's orders in the run's scope, priced into invoice lines, or skipped with a reason.
 
     ``lock=True`` (inside the run's transaction) locks the candidate orders on PostgreSQL.
+
+    An order that cannot be invoiced is skipped with its reason and never fails the run:
+    ineligible (``eligibility``), no price in the buyer's currency, a stored quantity or price an
+    invoice line cannot hold, or totals that alone exceed what one invoice holds
+    (``limits.MAX_INVOICE_TOTAL``). When the next order would push the invoice's net, VAT or
+    gross over that limit, the plan **stops adding orders** there: it and every later eligible
+    order are reported as ``limits.DEFERRED`` and stay uninvoiced for the next run. Stopping (rather
+    than skipping to smaller later orders) keeps each invoice a run of consecutive dispatches
+    and lets the next run start with the oldest order left; every next run invoices at least
+    one order, so the backlog drains.
     """
     query = Order.filter(scope_filter(cutoff, integration.starting_from), company_id=company.id)
     if lock:
@@ -146,6 +157,7 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
     lines: list[PlannedLine] = []
     order_ids: list[int] = []
     skipped: list[Skipped] = []
+    room = InvoiceRoom(company.currency)
     for order in orders:
         items = sorted(order.items, key=lambda i: (i.position, i.id))
         facts = OrderFacts(
@@ -159,37 +171,32 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
         reason = ineligibility_reason(
             facts, cutoff=cutoff, starting_from=integration.starting_from, include_errors=integration.include_errors
         )
-        prices: list[UnitPrice] = []
-        if reason is None:
-            for item in items:
-                price = book.lookup(item.sku)
-                if isinstance(price, str):
-                    reason = price
-                    break
-                prices.append(price)
+        priced = price_items(items, book) if reason is None else ()
+        if isinstance(priced, str):
+            reason = priced
+        elif reason is None:
+            reason = room.take([(p.net, p.price.tax_rate) for p in priced])
         if reason is not None:
             skipped.append(Skipped(order.external_ref, reason))
             continue
-        assert order.dispatched_at is not None
+        assert order.dispatched_at is not None and not isinstance(priced, str)
         order_ids.append(order.id)
-        for item, price in zip(items, prices, strict=True):
+        for p in priced:
             lines.append(
                 PlannedLine(
                     order_id=order.id,
                     order_ref=order.external_ref,
                     dispatched_at=order.dispatched_at,
-                    sku=item.sku,
-                    description=item.description or price.product_name,
-                    quantity=item.quantity,
-                    unit_cost=price.cost_price,
-                    unit_shipping=price.shipping,
-                    tax_rate=price.tax_rate,
-                    net=line_net(item.quantity, price.cost_price, price.shipping, company.currency),
+                    sku=p.item.sku,
+                    description=p.item.description or p.price.product_name,
+                    quantity=p.item.quantity,
+                    unit_cost=p.price.cost_price,
+                    unit_shipping=p.price.shipping,
+                    tax_rate=p.price.tax_rate,
+                    net=p.net,
                 )
             )
     return InvoicePlan(lines=tuple(lines), order_ids=tuple(order_ids), skipped=tuple(skipped))
-
-
 
 
 def period_start(integration: Integration) -> datetime | None:

@@ -14,6 +14,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from invoicing import audit, validation
+from invoicing.billing.limits import MAX_UNIT_PRICE, check_unit_price
 from invoicing.billing.money import parse_amount, parse_tax_rate
 from invoicing.errors import InvalidInput
 from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
@@ -86,6 +87,9 @@ async def retailers_of(tenant: Tenant, names: Iterable[str | None] | None = None
 def clean_price(tenant: Tenant, price: PriceInput, retailers: Mapping[str, Company], field: str = "") -> CleanPrice:
     """Validate one price row; ``field`` prefixes error names (``prices[0].`` → ``prices[0].cost_price``).
 
+    Cost price and shipping are bounded together (``limits.check_unit_price``): a line of
+    ``MAX_QUANTITY`` units at this price must fit an invoice line.
+
     The currency is implied (default → tenant currency, retailer → its currency); a
     stated currency that contradicts it is refused.
     """
@@ -98,12 +102,15 @@ def clean_price(tenant: Tenant, price: PriceInput, retailers: Mapping[str, Compa
     if price.currency and validation.currency(price.currency, f"{field}currency") != implied:
         who = f"company '{company.short_name}'" if company else "default prices (the seller currency)"
         raise InvalidInput(f"{field}currency", f"{price.currency} contradicts {who}, which use {implied}")
+    cost_price = parse_amount(price.cost_price, f"{field}cost_price", at_most=MAX_UNIT_PRICE)
+    shipping = parse_amount(price.shipping, f"{field}shipping", at_most=MAX_UNIT_PRICE)
+    check_unit_price(cost_price, shipping, cost_field=f"{field}cost_price", shipping_field=f"{field}shipping")
     return CleanPrice(
         retailer_id=company.id if company else None,
         retailer=company.short_name if company else None,
         currency=implied,
-        cost_price=parse_amount(price.cost_price, f"{field}cost_price"),
-        shipping=parse_amount(price.shipping, f"{field}shipping"),
+        cost_price=cost_price,
+        shipping=shipping,
         tax_rate=parse_tax_rate(price.tax_rate, f"{field}tax_rate"),
     )
 

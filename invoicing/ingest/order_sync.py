@@ -15,6 +15,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from invoicing import validation
+from invoicing.billing.limits import MAX_QUANTITY
 from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
 from invoicing.ingest.catalog import retailers_of
@@ -73,7 +74,6 @@ class CleanOrder:
 
 
 SHIP_TO_KEYS = ("name", "line1", "line2", "city", "region", "postcode", "country")
-MAX_QUANTITY = 100_000
 MAX_ITEMS = 1000
 #: Orders written by one call after which PostgreSQL statistics are refreshed (imports; not feed batches).
 ANALYZE_AFTER = 10_000

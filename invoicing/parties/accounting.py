@@ -30,7 +30,7 @@ from tortoise.transactions import in_transaction
 
 from invoicing.errors import InvalidInput
 from invoicing.parties.countries import EU_MEMBER_STATES, vat_prefix
-from invoicing.validation import CONTROL_CHARACTERS_REFUSED, has_control_characters
+from invoicing.validation import CONTROL_CHARACTERS_REFUSED, has_control_characters, whole_number
 from models import ACCOUNTING_KEYS, AccountingFields
 
 Role = Literal["seller", "buyer"]
@@ -145,9 +145,7 @@ def normalise_accounting(updates: Mapping[str, Any], *, country: str) -> dict[st
             raise InvalidInput(key, f"unknown accounting key; use one of {', '.join(ACCOUNTING_KEYS)}")
         text = "" if value is None else str(value)
         if key == "payment_terms_days":
-            if not text.strip().isdigit() or not 0 <= int(text) <= 365:
-                raise InvalidInput(key, "must be a whole number of days between 0 and 365")
-            clean[key] = int(text)
+            clean[key] = whole_number(text, key, low=0, high=365, what="a whole number of days")
             continue
         if has_control_characters(text):
             raise InvalidInput(key, CONTROL_CHARACTERS_REFUSED)

@@ -73,13 +73,15 @@ JUSTIFIED_422 = [(re.compile(path), re.compile(message)) for path, message in [
     (r"accounting\.email", "is not a valid e-mail address"),
     # A reference to a company that must exist, listed once per product.
     (r"prices\.\d+\.retailer", "^no company '|is listed twice$"),
+    # Cost price + shipping per unit is bounded together (invoicing.billing.limits): a sum of two fields.
+    (r"prices\.\d+\.shipping", "is too large; at most .* per unit"),
     # Must be the currency the price is in (the seller's or the retailer's): stored state.
     (r"prices\.\d+\.currency", "contradicts"),
     # The same company and ref twice in one batch: uniqueness of a pair of fields in a list.
     (r"orders\.\d+\.ref", "is already at orders"),
     # Opaque: only values the API issued as next_cursor.
     (r"cursor", "is not a cursor returned by this API"),
-    # Valid calendar values whose UTC instant (or the end of whose day) falls outside years 1-9999.
+    # Valid calendar values whose UTC instant (or the end of whose day) falls outside 0001-01-02 - 9999-12-30.
     (r"(orders\.\d+\.)?(dispatched_at|updated_at)|from|to", "is out of range"),
 ]]
 DOCUMENTED_OUTCOMES = {404, 409, 413}

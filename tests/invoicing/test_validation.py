@@ -137,7 +137,7 @@ def test_an_instant_without_an_offset_or_not_a_date_time_is_refused(text, reason
 _OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30), timezones=_OFFSETS),
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 29), timezones=_OFFSETS),
        st.sampled_from(["T", " "]))
 def test_every_entry_point_reads_an_iso_instant_the_same(moment, separator):
     text = moment.isoformat(sep=separator)

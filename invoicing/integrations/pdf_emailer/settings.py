@@ -154,13 +154,16 @@ async def configure(
     if include_errors is not None:
         given["include_errors"] = validation.parse_switch(include_errors, "include_errors")
     if starting_from is not None:
-        given["starting_from"] = _parse_starting_from(starting_from, tz)
+        with validation.calendar_range("starting_from", f"{starting_from!r} "):
+            given["starting_from"] = _in_range(_parse_starting_from(starting_from, tz), "starting_from")
     if bcc is not None:
         given["bcc"] = _parse_bcc(bcc)
     if schedule is not None:
         given["schedule"] = parse_schedule(schedule)
     if next is not None:
-        given["next"] = _aware_future(next, tz, now) if isinstance(next, datetime) else parse_next_local(next, tz, now)
+        with validation.calendar_range("next", f"{next!r} "):  # a local time whose UTC falls past year 9999
+            moment = _aware_future(next, tz, now) if isinstance(next, datetime) else parse_next_local(next, tz, now)
+        given["next"] = _in_range(moment, "next")
     changes = _Changes(**given)
     async with in_transaction():
         if channel is not None:
@@ -234,6 +237,11 @@ def _parse_bcc(value: str | Sequence[str]) -> tuple[str, ...]:
     if text.strip().lower() == "none":
         return ()
     return tuple(parse_bcc(text))
+
+
+def _in_range(moment: datetime | None, field: str) -> datetime | None:
+    """Refuse a time too close to the calendar's ends to be shown in every zone (``validation.in_utc``)."""
+    return None if moment is None else validation.in_utc(moment, field)
 
 
 def _aware_future(moment: datetime, tz: str, now: datetime) -> datetime:

@@ -63,12 +63,12 @@ def test_rates_given_with_different_scales_share_one_band():
 
 def test_floats_are_refused_and_strings_are_exact():
     with pytest.raises(InvalidInput, match="not a float"):
-        parse_amount(0.1, "cost")
-    assert parse_amount("0.10", "cost") == D("0.10")
+        parse_amount(0.1, "cost", at_most=D(100))
+    assert parse_amount("0.10", "cost", at_most=D(100)) == D("0.10")
     with pytest.raises(InvalidInput, match="not a number"):
-        parse_amount("ten", "cost")
+        parse_amount("ten", "cost", at_most=D(100))
     with pytest.raises(InvalidInput, match="negative"):
-        parse_amount("-1", "cost")
+        parse_amount("-1", "cost", at_most=D(100))
     with pytest.raises(InvalidInput, match="between 0 and 100"):
         parse_tax_rate("120")
 
@@ -87,3 +87,15 @@ def test_totals_add_up_exactly_from_the_printed_figures(rows):
     for band in result.bands:
         assert band.tax == round_money(band.net * band.rate / 100, "EUR")
         assert band.tax.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize("text", ["1E+999999999", "-1E+999999999", "1E+30", "9" * 40])
+def test_an_amount_past_the_limit_in_any_spelling_is_refused_naming_the_limit(text):
+    # abs() of 1E+999999999 overflows the decimal context: it was an unhandled error (a 500) before.
+    with pytest.raises(InvalidInput, match="too large; at most 100"):
+        parse_amount(text, "cost", at_most=D(100), allow_negative=True)
+
+
+def test_minus_zero_is_zero_and_exponents_are_plain():
+    assert str(parse_amount("-0", "cost", at_most=D(100))) == "0"
+    assert str(parse_amount("1E+1", "cost", at_most=D(100))) == "10"
