@@ -13,8 +13,10 @@ before its "250", like a slow server, so kills also land between the outbox's
 
 Each life: prepare the database as the downtime would have left it (push every
 ``next_run_at`` into the past so runs are due at once; on a random half of the
-restarts the downtime is "long": expired scheduler leases and ``sending`` rows of
-the dead process are released as their 15-minute / 300-s leases would be), spawn
+restarts the downtime is "long": the ``sending`` e-mails and Slack notices of the dead
+process are made due as their 300-s / 120-s leases would be; scheduler leases are
+*not* touched — ``serve`` runs with a 3-s lease (``SCHEDULER_LEASE_SECONDS``) kept by
+its heartbeat, so a dead process's leases run out on their own), spawn
 ``invoicebot serve``, feed new orders through ``POST /api/v1/orders:batch`` (a batch
 cut off by a kill is sent again next life: the feed is idempotent), then SIGKILL the
 process group at a random moment — 10 % during start-up, the rest 0–0.4 s or 0–2.5 s
@@ -26,7 +28,7 @@ Slack is the fake Web API in its own process (``harness.FakeSlackProcess``), ans
 ``chat.postMessage`` up to ``--slack-delay`` s late so kills also land between a
 notice's ``sending`` and ``sent``; every company has a channel (beta's four share one).
 
-Finally feeding stops, every lease is released, every integration made due, and one
+Finally feeding stops, every integration is made due, and one
 last ``serve`` runs until every company has a run whose cutoff is after the last
 order and every delivery and Slack notice is ``sent``; it is stopped with SIGTERM (must
 exit 0). Then ``harness.check_invariants`` and ``harness.check_announcements`` (every
@@ -45,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -159,16 +162,15 @@ class Feeder:
 
 
 async def prepare_restart(conn: asyncpg.Connection, rng: random.Random, *, long_downtime: bool) -> None:
-    """What the downtime leaves behind: due integrations; after a long one also expired leases."""
+    """What the downtime leaves behind: due integrations; after a long one also expired outbox leases."""
     now = datetime.now(UTC)
     rows = await conn.fetch("SELECT id FROM integration WHERE enabled")
     for row in rows:
         await conn.execute("UPDATE integration SET next_run_at = $2 WHERE id = $1", row["id"],
                            now - timedelta(seconds=rng.uniform(0.5, 20)))
     if long_downtime:
-        # The dead process's leases: 15 min (scheduler) and 300 s (outbox) would have passed.
-        await conn.execute("UPDATE integration SET lease_owner = NULL, lease_until = NULL "
-                           "WHERE lease_owner IS NOT NULL")
+        # The dead process's outbox leases (300 s e-mail, 120 s Slack) would have passed. Its
+        # scheduler leases are left alone: they are 3 s here and must run out by themselves.
         await conn.execute("UPDATE delivery SET next_attempt_at = $1 WHERE status = 'sending'", now)
         await conn.execute("UPDATE slack_notice SET next_attempt_at = $1 WHERE status = 'sending'", now)
 
@@ -180,8 +182,13 @@ async def open_transactions(conn: asyncpg.Connection, db: str) -> int:
           AND xact_start IS NOT NULL AND backend_type = 'client backend'""", db)
 
 
+#: The scheduler lease of every ``serve`` here: short, so a killed process's leases run out within a life.
+LEASE_SECONDS = "3"
+
+
 async def trial(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
+    os.environ["SCHEDULER_LEASE_SECONDS"] = LEASE_SECONDS  # ``Serve`` passes the environment on
 
     def say(text: str) -> None:
         if not args.quiet:
