@@ -55,29 +55,36 @@ def _log_retry(state: RetryCallState) -> None:
                 type(error).__name__, str(error).splitlines()[0] if error is not None and str(error) else "")
 
 
-def _policy(connection_name: str | None) -> AsyncRetrying:
+def _policy(connection_name: str | None, also: Callable[[BaseException], bool] | None = None) -> AsyncRetrying:
     nested = isinstance(connections.get(connection_name or "default"), TransactionalDBClient)
     return AsyncRetrying(
         stop=stop_after_attempt(1 if nested else ATTEMPTS),
         wait=wait_random_exponential(multiplier=FIRST_PAUSE, max=MAX_PAUSE),
-        retry=retry_if_exception(is_transient_failure),
+        retry=retry_if_exception(lambda exc: is_transient_failure(exc) or (also is not None and also(exc))),
         before_sleep=_log_retry,
         reraise=True,
     )
 
 
-async def atomic_retry(work: Callable[[BaseDBAsyncClient], Awaitable[T]], *, connection_name: str | None = None) -> T:
+async def atomic_retry(
+    work: Callable[[BaseDBAsyncClient], Awaitable[T]],
+    *,
+    connection_name: str | None = None,
+    also: Callable[[BaseException], bool] | None = None,
+) -> T:
     """``work(connection)`` in one transaction, run again (new transaction) on a transient failure.
 
-    Returns what the committed attempt returned; raises the last error when every attempt
-    failed, and any other error at once (after rolling back).
+    ``also`` names further errors that are transient *for this work*: an upsert that lost a
+    race to insert the same new row (``sql.is_unique_violation``) finds that row when it runs
+    again. Returns what the committed attempt returned; raises the last error when every
+    attempt failed, and any other error at once (after rolling back).
     """
 
     async def attempt() -> T:
         async with in_transaction(connection_name) as connection:
             return await work(connection)
 
-    return await _policy(connection_name)(attempt)
+    return await _policy(connection_name, also)(attempt)
 
 
 class TransactionAttempt:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -130,6 +130,29 @@ def is_transient_failure(exc: BaseException) -> bool:
     an unsuppressed ``__context__`` or the wrapper's first argument. Anything else (a
     constraint violation, a refusal of ours) is not transient.
     """
+    return any(
+        getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES
+        or (isinstance(error, sqlite3.OperationalError) and (
+            getattr(error, "sqlite_errorname", "").startswith(_TRANSIENT_SQLITE) or "database is locked" in str(error)))
+        for error in _causes(exc)
+    )
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or wraps) a unique-key violation (PostgreSQL 23505, SQLite UNIQUE).
+
+    Not transient in general: callers whose transaction only *creates if missing* pass it
+    to ``retrying.atomic_retry(also=…)``, because running again finds the winner's row.
+    """
+    return any(
+        getattr(error, "sqlstate", None) == "23505"
+        or (isinstance(error, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(error))
+        for error in _causes(exc)
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every error it wraps: ``__cause__``, an unsuppressed ``__context__``, the first argument."""
     pending: list[BaseException] = [exc]
     seen: set[int] = set()
     while pending:
@@ -137,12 +160,6 @@ def is_transient_failure(exc: BaseException) -> bool:
         if id(error) in seen:
             continue
         seen.add(id(error))
-        if getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES:
-            return True
-        if isinstance(error, sqlite3.OperationalError) and (
-            getattr(error, "sqlite_errorname", "").startswith(_TRANSIENT_SQLITE) or "database is locked" in str(error)
-        ):
-            return True
+        yield error
         linked = [error.__cause__, None if error.__suppress_context__ else error.__context__, *error.args[:1]]
         pending += [e for e in linked if isinstance(e, BaseException)]
-    return False

@@ -21,7 +21,7 @@ from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
 from invoicing.ingest.catalog import retailers_of
 from invoicing.parties.accounting import normalise_country
 from invoicing.retrying import atomic_retry
-from invoicing.sql import Statement, connection, instant, is_postgres, json_text, json_value
+from invoicing.sql import Statement, connection, instant, is_postgres, is_unique_violation, json_text, json_value
 from models import (
     Company,
     Invoice,
@@ -276,7 +276,9 @@ async def upsert_orders(
             raise InvoicedOrderConflict(refusals)
         return plans, await _write_orders(conn, plans, progress)
 
-    plans, ids = await atomic_retry(write)
+    # A concurrent batch may create one of our new orders first: we then meet its unique key,
+    # and the next attempt finds that row and updates it like any stored order.
+    plans, ids = await atomic_retry(write, also=is_unique_violation)
     written = sum(1 for p in plans if p.write_row)
     if written >= ANALYZE_AFTER and is_postgres():
         # After a bulk load the planner's statistics still describe the old, smaller table,

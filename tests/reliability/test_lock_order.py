@@ -27,7 +27,7 @@ from invoicing.ingest.order_sync import ItemInput, OrderInput, clean_order, upse
 from invoicing.ingest.tokens import create_token
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.integrations.pdf_emailer.settings import configure
-from models import InvoiceLine, InvoiceRun, Order, RunOutcome, Tenant
+from models import InvoiceLine, InvoiceRun, Order, OrderItem, RunOutcome, Tenant
 from tests import factories as f
 from tests.bot.test_feed import request_feed
 from tests.factories import T0
@@ -156,3 +156,23 @@ async def test_emailer_settings_racing_runs_never_deadlock(db, caplog):
     assert failures == [], f"{len(failures)} failure(s): {failures[:3]}"
     assert await Order.filter(invoice_id=None).count() == 0
     assert [r.getMessage() for r in caplog.records if r.name == "invoicing.retrying"] == []
+
+
+async def test_batches_creating_the_same_new_orders_at_once_both_succeed(db):
+    """Two batches that both create order ``X`` race to insert it: the loser meets the unique
+    key, and instead of a 409 it runs again, finds the winner's row and updates it."""
+    tenant = await f.tenant()
+    await f.company(tenant, "acme")
+
+    def batch(status: str) -> list:
+        return [clean_order(OrderInput("acme", f"NEW-{n}", [ItemInput(sku="MUG", quantity=1)], status))
+                for n in range(50)]
+
+    for round_ in range(10):
+        statuses = ["received", "in_production"] if round_ % 2 else ["in_production", "received"]
+        results = await asyncio.gather(*(upsert_orders(tenant, batch(s)) for s in statuses),
+                                       return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert await Order.filter(company__tenant_id=tenant.id).count() == 50
+        await OrderItem.filter(order__company__tenant_id=tenant.id).delete()
+        await Order.filter(company__tenant_id=tenant.id).delete()
