@@ -23,6 +23,42 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"[\x21-\x7e]{1,256}")
 
 
+#: Top-level parts of a Slack payload that bolt (and our view handler) read as objects.
+_OBJECTS = ("event", "view", "container", "message", "state")
+#: Parts Slack sends as an id or as an object with an ``id`` (bolt handles both, nothing else).
+_ID_OR_OBJECT = ("team", "user", "channel", "enterprise")
+#: Parts Slack sends as lists of objects.
+_LISTS = ("authorizations", "actions")
+
+
+def _shape_error(body: object) -> str | None:
+    """The first part of a parsed body that cannot be what Slack sends, or None.
+
+    Slack's payloads are objects whose well-known parts have fixed shapes; bolt reads
+    them without checking (``body["view"].get(…)``), so a signed but odd body (``{"view":
+    null}``) would crash inside bolt as a 500. Refused as 400 before bolt sees it.
+    """
+    if not isinstance(body, dict):
+        return "the body"
+    for key in _OBJECTS:
+        if key in body and not isinstance(body[key], dict):
+            return key
+    for key in _ID_OR_OBJECT:
+        if body.get(key) is not None and not isinstance(body[key], str | dict):
+            return key
+    for key in _LISTS:
+        if key in body and not (isinstance(body[key], list) and all(isinstance(i, dict) for i in body[key])):
+            return key
+    view = body.get("view")
+    if isinstance(view, dict):
+        state = view.get("state", {})
+        if not isinstance(state, dict) or not isinstance(state.get("values", {}), dict):
+            return "view.state"
+        if any(not isinstance(view.get(key, ""), str) for key in ("type", "callback_id", "id", "team_id")):
+            return "view"
+    return None
+
+
 def add_slack_routes(
     app: web.Application, bolt: AsyncApp, path: str = "/slack/events", *, replays: ReplayStore | None = None
 ) -> None:
@@ -58,6 +94,10 @@ def add_slack_routes(
                                             headers=dict(request.headers.items()))
         except (ValueError, TypeError, AttributeError, RecursionError) as exc:
             log.info("malformed slack request refused error=%s", type(exc).__name__)
+            return web.json_response({"error": "the request body is not a Slack request"}, status=400)
+        wrong = _shape_error(bolt_request.body)
+        if wrong is not None:
+            log.info("malformed slack request refused part=%s", wrong)
             return web.json_response({"error": "the request body is not a Slack request"}, status=400)
         try:
             return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))

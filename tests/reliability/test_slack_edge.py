@@ -91,6 +91,17 @@ MALFORMED = [
     (FORM, "payload=%5B1%5D"),
     (FORM, "payload=" + "%5B" * 5000),
     ("text/plain", "{broken"),
+    # JSON of the right syntax whose parts bolt reads as objects but are not (bolt: AttributeError → 500)
+    (FORM, '{"view": null}'),
+    ("application/json", '{"event": true}'),
+    ("application/json", '{"type": "event_callback", "event": [1]}'),
+    ("application/json", '{"view": {"type": 5}}'),
+    ("application/json", '{"type": "view_submission", "view": null}'),
+    ("application/json", '{"authorizations": 5}'),
+    ("application/json", '{"enterprise": true, "team": 1.5}'),
+    ("application/json", '{"type": "block_actions", "actions": "x"}'),
+    (FORM, "payload=" + urlencode({"x": '{"type": "view_submission", "view": {"callback_id": "accounting_edit", '
+                                         '"state": 3}}'})[2:]),
 ]
 
 
