@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,6 +38,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from commands.click_handlers import CLICKS
+from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
 from commands.dispatch import dispatch
@@ -97,6 +100,11 @@ class ChannelPoster:
                 return await call()
             finally:
                 self._last[channel] = self._clock()
+
+    async def update(self, channel: str, ts: str, reply: Reply) -> None:
+        """Replace the message ``ts`` in ``channel`` with ``reply`` (``chat.update``)."""
+        await self._paced(channel, lambda: self.client.chat_update(
+            channel=channel, ts=ts, text=reply.text, blocks=list(reply.blocks)))
 
     async def post(self, channel: str, reply: Reply, *, user: str | None = None) -> None:
         """Post ``reply`` in ``channel`` (ephemeral to ``user`` when the reply is ephemeral)."""
@@ -260,6 +268,45 @@ def create_slack_app(
         hint = " Invite the bot to this channel (`/invite @InvoiceBot`)." if error in {
             "not_in_channel", "channel_not_found"} else ""
         await respond(f"{reply.text}\n(Could not post in this channel: {error}.{hint})", list(reply.blocks) or None)
+
+    async def on_click(body: dict[str, Any]) -> None:
+        action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id", "")
+        container = body.get("container") or {}
+        posted = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        ts = str(posted.get("ts") or container.get("message_ts") or "")
+        url = str(body.get("response_url") or "")
+
+        async def respond(text: str, blocks: list[Any] | None = None) -> None:
+            if url:
+                message: dict[str, Any] = {"text": text, "response_type": "ephemeral", "replace_original": False}
+                if blocks:
+                    message["blocks"] = blocks
+                await respond_reliably(url, message, base_delay=response_delay)
+            elif user:  # a button on the App Home has no response_url: answer in a DM
+                await poster.post(user, Reply(text=text, blocks=tuple(blocks or ()), ephemeral=False))
+
+        ctx = await context_for(body, user, channel)
+        if ctx is None:
+            await respond(SETUP_HINT.format(team=(body.get("team") or {}).get("id", "T…")))
+            return
+        name = str(action.get("action_id") or "").removeprefix(ACTION_PREFIX)
+        log.info("click tenant=%s user=%s action=%s", ctx.tenant.name, user, name)
+        click = Click(name=name, value=str(action.get("value") or ""), ctx=ctx, channel_id=channel, message_ts=ts,
+                      message_blocks=tuple(posted.get("blocks") or ()), on_home=container.get("type") == "view")
+        result = await handle_click(click, CLICKS)
+        if result.update is not None and channel and ts and not container.get("is_ephemeral"):
+            try:
+                await poster.update(channel, ts, result.update)
+            except SlackApiError as exc:
+                log.warning("chat.update failed channel=%s error=%s", channel, slack_error(exc))
+        if result.reply is not None:
+            here = {channel} if channel else set()
+            await deliver(result.reply, respond=respond, channel=channel or user, here=here, user=user,
+                          trigger_id=body.get("trigger_id"))
+
+    app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=ack_command, lazy=[on_click])
 
     @app.view(MODAL_CALLBACK)
     async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commands.context import Args, CommandContext
-from commands.replies import Reply, message, section
+from commands.replies import Mrkdwn, Reply, md, mention, message, section
 from invoicing.errors import InvalidInput
 from invoicing.parties.tenants import SLACK_USER_ID, add_admin, remove_admin
 from models import Tenant
@@ -13,9 +13,9 @@ async def admins(args: Args, ctx: CommandContext) -> Reply:
     args.only_options(())
     tenant = await Tenant.get(id=ctx.tenant.id)
     if not args.words:
-        names = ", ".join(f"<@{u}>" for u in tenant.admin_user_ids) or "nobody yet"
-        return message("InvoiceBot admins", section(
-            f"Workspace admins and owners can change configuration. InvoiceBot admins of {tenant.name}: {names}."))
+        names = Mrkdwn(", ").join(mention(u) for u in tenant.admin_user_ids) or "nobody yet"
+        return message("InvoiceBot admins", section(md(
+            "Workspace admins and owners can change configuration. InvoiceBot admins of {}: {}.", tenant.name, names)))
     action = args.words[0].lower()
     if action not in {"add", "remove"}:
         raise InvalidInput("admins", f"unknown action {action!r}; use `admins add @user` or `admins remove @user`")
@@ -29,4 +29,5 @@ async def admins(args: Args, ctx: CommandContext) -> Reply:
     else:
         await remove_admin(tenant, user, actor=ctx.actor)
     verb = "is now" if action == "add" else "is no longer"
-    return message(f"<@{user}> {verb} an InvoiceBot admin", section(f"<@{user}> {verb} an InvoiceBot admin."))
+    return message(md("{} {} an InvoiceBot admin", mention(user), verb),
+                   section(md("{} {} an InvoiceBot admin.", mention(user), verb)))

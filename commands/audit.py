@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
-from commands.replies import Reply, header, message, section
+from commands.replies import Mrkdwn, Reply, escape, header, md, mention, message, section
 from invoicing.audit import LogEntry, recent
 from invoicing.parties.companies import find_company
 
@@ -18,9 +18,9 @@ def _change(entry: LogEntry) -> str:
     return "; ".join(parts) + more
 
 
-def _actor(actor: str) -> str:
-    """A Slack actor as a mention (``slack:U1`` → ``<@U1>``); others (``cli``, ``api:…``) as they are."""
-    return f"<@{actor.removeprefix('slack:')}>" if actor.startswith("slack:") else actor
+def _actor(actor: str) -> Mrkdwn:
+    """A Slack actor as a mention (``slack:U1`` → ``<@U1>``); others (``cli``, ``api:…``) as text."""
+    return mention(actor.removeprefix("slack:")) if actor.startswith("slack:") else escape(actor)
 
 
 async def audit(args: Args, ctx: CommandContext) -> Reply:
@@ -35,6 +35,7 @@ async def audit(args: Args, ctx: CommandContext) -> Reply:
     entries = await recent(ctx.tenant.id, target=target, limit=SHOWN)
     if not entries:
         return message("No changes recorded yet.", section("No changes recorded yet."))
-    lines = [f"`{local(e.at, ctx.tenant.timezone)}` {_actor(e.actor)} *{e.action}* {e.target} — {_change(e)}"
+    zone = ctx.tenant.timezone
+    lines = [md("`{}` {} *{}* {} — {}", local(e.at, zone), _actor(e.actor), e.action, e.target, _change(e))
              for e in entries]
     return message(title, header(title), *(section(line) for line in lines))

@@ -12,6 +12,8 @@ from commands.replies import (
     context,
     fields_section,
     header,
+    md,
+    mention,
     message,
     section,
 )
@@ -88,7 +90,7 @@ async def apply_accounting(c: Company, updates: dict[str, Any], ctx: CommandCont
     changes = await set_accounting(c, updates, actor=ctx.actor)
     summary = change_summary(changes)
     return message(f"Accounting details of {c.short_name} updated: {summary}", *show_accounting(c).blocks[1:],
-                   context(f"Updated by <@{ctx.user_id}>: {summary}"))
+                   context(md("Updated by {}: {}", mention(ctx.user_id), summary)))
 
 
 async def accounting(args: Args, ctx: CommandContext) -> Reply:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
-from commands.replies import Reply, context, header, message, mrkdwn_escape, section
+from commands.replies import Reply, context, header, message, section
 from invoicing.parties.companies import find_company
 from models import Company, Delivery, DeliveryStatus, NoticeStatus, SlackNotice
 
@@ -21,7 +21,7 @@ _ICON = {"pending": ":hourglass:", "sending": ":outbox_tray:", "failed": ":x:"}
 
 def _reason(text: str) -> str:
     cleaned = " ".join(text.split())[:300]
-    return f" — `{mrkdwn_escape(cleaned.replace('`', chr(39)))}`" if cleaned else ""
+    return f" — `{cleaned.replace('`', chr(39))}`" if cleaned else ""
 
 
 async def deliveries(args: Args, ctx: CommandContext) -> Reply:
@@ -44,14 +44,14 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     zone = only.timezone if only else "UTC"
     mail_lines = [
         f"{_ICON[d.status]} *{d.invoice.display_number}* ({names.get(d.invoice.company_id, '?')}) → "
-        f"{mrkdwn_escape(d.to_addr)} · {d.status} · {d.attempts} attempt(s) · "
+        f"{d.to_addr} · {d.status} · {d.attempts} attempt(s) · "
         f"{local(d.next_attempt_at or d.created_at, zone)}{_reason(d.last_error)}"
         for d in mail_rows
     ]
     note_lines = [
         f"{_ICON[n.status]} {n.kind.replace('_', ' ')}"
-        f"{' *' + mrkdwn_escape(str(n.payload.get('invoice_number'))) + '*' if n.payload.get('invoice_number') else ''}"
-        f" ({names.get(n.company_id or 0, '?')}) → {mrkdwn_escape(n.channel)} · {n.status} · "
+        f"{' *' + str(n.payload.get('invoice_number')) + '*' if n.payload.get('invoice_number') else ''}"
+        f" ({names.get(n.company_id or 0, '?')}) → {n.channel} · {n.status} · "
         f"{n.attempts} attempt(s) · {local(n.next_attempt_at or n.created_at, zone)}{_reason(n.last_error)}"
         for n in note_rows
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
-from commands.replies import Reply, context, fields_section, header, message
+from commands.replies import Reply, channel_mention, context, fields_section, header, md, mention, message
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import settings as emailer_config
 from invoicing.integrations.pdf_emailer.settings import EmailerSettings
@@ -25,8 +25,7 @@ def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
             ("Include orders with errors", "yes" if settings.include_errors else "no"),
             ("E-mail BCC", ", ".join(settings.bcc) or "none"),
             ("Invoices go to", company.email or ":warning: no accounting e-mail"),
-            ("Channel", f"<#{company.slack_channel}>" if company.slack_channel.startswith("C") else
-             company.slack_channel or "none"),
+            ("Channel", channel_mention(company.slack_channel) if company.slack_channel else "none"),
         ]),
         context("Orders on hold are never invoiced. Change with "
                 f"`/invoicing emailer {settings.company} set schedule=… next=\"YYYY-MM-DD HH:MM\" bcc=…`."),
@@ -55,13 +54,14 @@ async def emailer(args: Args, ctx: CommandContext) -> Reply:
     await ctx.require_admin("change the PDF Emailer")
     if action == "enable":
         result = await emailer_config.enable(company, now=now, actor=ctx.actor)
-        note = f"Enabled by <@{ctx.user_id}>. First invoice run: {local(result.next_run_at, company.timezone)}."
+        first = local(result.next_run_at, company.timezone)
+        note = md("Enabled by {}. First invoice run: {}.", mention(ctx.user_id), first)
     elif action == "disable":
         result = await emailer_config.disable(company, now=now, actor=ctx.actor)
-        note = f"Disabled by <@{ctx.user_id}>. No invoice runs until it is enabled again."
+        note = md("Disabled by {}. No invoice runs until it is enabled again.", mention(ctx.user_id))
     else:
         options = dict(args.options)
         result = await emailer_config.configure(company, now=now, actor=ctx.actor, **options)
-        note = f"Updated by <@{ctx.user_id}>."
+        note = md("Updated by {}.", mention(ctx.user_id))
     ctx.services.wake_scheduler()
     return show(result, company, note)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commands.formatting import local, money
-from commands.replies import Reply, context, fields_section, header, message, mrkdwn_escape, section
+from commands.replies import Mrkdwn, Reply, context, fields_section, header, md, mention, message, section
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
@@ -23,13 +23,13 @@ def skipped_text(report: RunReport, limit: int = 10) -> str:
 
 def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> Reply:
     """The message for a finished (or previewed) run, in channel unless it is a dry run."""
-    who = f" · triggered by <@{actor}>" if actor else ""
+    who = md(" · triggered by {}", mention(actor)) if actor else Mrkdwn("")
     period = f"{local(report.period_start, timezone, with_time=False) if report.period_start else 'start'} → " \
              f"{local(report.cutoff, timezone)}"
     if report.outcome == RunOutcome.NO_ORDERS and report.invoice_number is None:
         title = f"{'Dry run: ' if report.dry_run else ''}No invoice for {report.company}: no eligible orders"
         blocks = [section(f":zzz: *{title}*. No number was used."),
-                  context(f"Cutoff {local(report.cutoff, timezone)}{who}")]
+                  context(md("Cutoff {}{}", local(report.cutoff, timezone), who))]
     else:
         verb = "would issue" if report.dry_run else "issued"
         title = f"{'Dry run: ' if report.dry_run else ''}{report.company} — invoice {report.invoice_number} {verb}"
@@ -43,7 +43,7 @@ def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> R
         ]
         if report.dry_run:
             blocks.append(context("Dry run: nothing was written and no number was taken."))
-        blocks.append(context(f"Run #{report.run_id}{who}" if report.run_id else f"Preview{who}"))
+        blocks.append(context(md("Run #{}{}", report.run_id, who) if report.run_id else md("Preview{}", who)))
     skipped = skipped_text(report)
     if skipped:
         blocks.insert(-1, section(skipped))
@@ -80,7 +80,6 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         return run_reply(report_from_payload(payload), timezone=str(payload.get("timezone") or "UTC"), actor=user)
     company = str(payload.get("company", ""))
     if kind == NoticeKind.DELIVERY_FAILED:
-        return delivery_failed_reply(str(payload["invoice_number"]), mrkdwn_escape(str(payload["to"])),
-                                     mrkdwn_escape(str(payload["error"])), company)
-    reason = mrkdwn_escape(str(payload.get("reason", "")))
+        return delivery_failed_reply(str(payload["invoice_number"]), str(payload["to"]), str(payload["error"]), company)
+    reason = str(payload.get("reason", ""))
     return (failed_reply if kind == NoticeKind.RUN_FAILED else refused_reply)(company, reason)

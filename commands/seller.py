@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from commands.context import Args, CommandContext
-from commands.replies import Reply, context, fields_section, header, message
+from commands.replies import Reply, context, fields_section, header, md, mention, message
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import missing_fields
 from invoicing.parties.tenants import SELLER_KEYS, set_seller_details
@@ -65,4 +65,4 @@ async def seller(args: Args, ctx: CommandContext) -> Reply:
     changes = await set_seller_details(tenant, args.options, actor=ctx.actor)
     summary = change_summary(changes)
     return message(f"Seller updated: {summary}", *show_seller(tenant).blocks[1:],
-                   context(f"Updated by <@{ctx.user_id}>: {summary}"))
+                   context(md("Updated by {}: {}", mention(ctx.user_id), summary)))

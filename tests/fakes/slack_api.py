@@ -208,16 +208,30 @@ class FakeSlack:
             await self._runner.cleanup()
 
 
+def shown(text: str) -> str:
+    """What Slack displays for mrkdwn ``text``: its three escapes undone (mentions stay as markup)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _object_text(obj: Any) -> str:
+    if isinstance(obj, str):
+        return shown(obj)
+    if isinstance(obj, dict):
+        text = str(obj.get("text") or "")
+        return text if obj.get("type") == "plain_text" else shown(text)
+    return ""
+
+
 def text_of(params: dict[str, Any]) -> str:
-    """All the text a person sees in a Slack message (fallback text and block texts)."""
-    parts = [params.get("text") or ""]
+    """All the text a person sees in a Slack message (fallback text and block texts), as displayed."""
+    parts = [shown(params.get("text") or "")]
     for block in params.get("blocks") or []:
         if "text" in block:
-            parts.append(block["text"]["text"] if isinstance(block["text"], dict) else block["text"])
+            parts.append(_object_text(block["text"]))
         for fld in block.get("fields", []):
-            parts.append(fld["text"])
+            parts.append(_object_text(fld))
         for el in block.get("elements", []):
-            parts.append(el.get("text", ""))
+            parts.append(_object_text(el.get("text", "") if el.get("type") in {"button"} else el))
     return "\n".join(parts)
 
 
