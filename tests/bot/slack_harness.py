@@ -38,11 +38,13 @@ class SlackHarness:
     poster: ChannelPoster
 
     async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
-                      timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+                      timestamp: int | None = None, secret: str = SIGNING_SECRET,
+                      response: str = "r1") -> aiohttp.ClientResponse:
+        """POST a signed ``/invoicing text``; its replies go to ``fake.response_url(response)``."""
         body = urlencode({
             "token": "legacy", "team_id": team, "team_domain": "inkwell", "channel_id": channel,
             "channel_name": "billing", "user_id": user, "user_name": user.lower(), "command": "/invoicing",
-            "text": text, "response_url": self.fake.response_url(), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "text": text, "response_url": self.fake.response_url(response), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
@@ -64,10 +66,13 @@ class SlackHarness:
         return calls[before].params
 
 
-async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None) -> SlackHarness:
+async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None,
+                        lanes=None) -> SlackHarness:
     fake = await FakeSlack(admins=admins if admins is not None else {"UADMIN"}).start()
     client = web_client("xoxb-test-token", fake.api_url)
     extra = {"clock": clock} if clock else {}
+    if lanes is not None:
+        extra["lanes"] = lanes
     bolt, poster = create_slack_app(signing_secret=SIGNING_SECRET, client=client, services=services, **extra)
     poster.min_interval = 0.0
     app = web.Application()

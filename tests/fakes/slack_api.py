@@ -39,6 +39,8 @@ class Call:
     method: str
     params: dict[str, Any]
     body: bytes = b""
+    #: For ``response_url`` calls: the name in the URL (``response_url(name)``), to tell replies apart.
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class FakeSlack:
         return web.Response(text="OK")
 
     async def _response(self, request: web.Request) -> web.Response:
-        await self._record(Call("response_url", await request.json()))
+        await self._record(Call("response_url", await request.json(), path=request.match_info["name"]))
         if self.scripted.get("response_url"):
             scripted = self.scripted["response_url"].pop(0)
             if scripted.delay:
