@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 
 from bot.http import add_slack_routes
 from bot.slack import ChannelPoster, create_slack_app, web_client
@@ -36,6 +37,8 @@ class SlackHarness:
     runner: web.AppRunner
     session: aiohttp.ClientSession
     poster: ChannelPoster
+    #: The bolt app itself: a test may add a listener of its own (an event the bot does not handle yet).
+    bolt: AsyncApp | None = None
 
     async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
                       timestamp: int | None = None, secret: str = SIGNING_SECRET,
@@ -82,7 +85,7 @@ async def start_harness(services: Services | None = None, admins: set[str] | Non
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster)
+    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster, bolt)
 
 
 async def stop_harness(h: SlackHarness) -> None:
