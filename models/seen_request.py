@@ -1,4 +1,4 @@
-"""Slack requests already executed: signatures (a replay is refused) and stable request ids (a retry is not run again)."""
+"""Slack requests already executed: signatures (a replay is refused) and request ids (a retry is not run again)."""
 
 from __future__ import annotations
 

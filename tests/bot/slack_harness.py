@@ -47,7 +47,8 @@ class SlackHarness:
         body = urlencode({
             "token": "legacy", "team_id": team, "team_domain": "inkwell", "channel_id": channel,
             "channel_name": "billing", "user_id": user, "user_name": user.lower(), "command": "/invoicing",
-            "text": text, "response_url": self.fake.response_url(response), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "text": text, "response_url": self.fake.response_url(response),
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 

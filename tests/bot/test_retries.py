@@ -83,7 +83,7 @@ async def test_a_retried_button_click_acts_once(slack: SlackHarness, monkeypatch
         return ClickResult(reply=message("pressed", section("pressed")))
 
     monkeypatch.setitem(CLICKS, "test_press", press)
-    payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "UADMIN"}, "api_app_id": "A1",
+    payload: dict[str, Any] = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "UADMIN"}, "api_app_id": "A1",
                "trigger_id": "222.333.ccc", "response_url": slack.fake.response_url("click"),
                "container": {"type": "message", "message_ts": "1.000001", "channel_id": "CBILLING"},
                "channel": {"id": "CBILLING"}, "message": {"ts": "1.000001", "text": "", "blocks": []},
@@ -162,7 +162,7 @@ def test_request_keys_name_what_every_delivery_of_one_request_shares():
     assert request_key({"command": "/invoicing", "trigger_id": "1.2.3"}) == "id:trigger:1.2.3"
     assert request_key({"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
                         "actions": [{"action_ts": "17.5"}]}) == "id:action:T1:U1:17.5"
-    view = {"id": "V1", "hash": "h", "state": {"values": {"city": {"city": {"value": "Leeds"}}}}}
+    view: dict[str, Any] = {"id": "V1", "hash": "h", "state": {"values": {"city": {"city": {"value": "Leeds"}}}}}
     first = request_key({"type": "view_submission", "view": view})
     view["state"]["values"]["city"]["city"]["value"] = "York"  # corrected after errors: a new request
     assert first != request_key({"type": "view_submission", "view": view})
