@@ -83,7 +83,8 @@ async def test_a_retried_button_click_acts_once(slack: SlackHarness, monkeypatch
         return ClickResult(reply=message("pressed", section("pressed")))
 
     monkeypatch.setitem(CLICKS, "test_press", press)
-    payload: dict[str, Any] = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "UADMIN"}, "api_app_id": "A1",
+    payload: dict[str, Any] = {
+               "type": "block_actions", "team": {"id": "T1"}, "user": {"id": "UADMIN"}, "api_app_id": "A1",
                "trigger_id": "222.333.ccc", "response_url": slack.fake.response_url("click"),
                "container": {"type": "message", "message_ts": "1.000001", "channel_id": "CBILLING"},
                "channel": {"id": "CBILLING"}, "message": {"ts": "1.000001", "text": "", "blocks": []},
