@@ -69,11 +69,12 @@ async def answer(fake: FakeSlack, name: str) -> str:
 
 
 def modal(values: dict[str, str]) -> dict[str, Any]:
+    state = {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}
     return {"type": "view_submission", "team": {"id": "T1"}, "user": {"id": "UADMIN"}, "api_app_id": "A1",
             "trigger_id": f"9.{next(_TRIGGERS)}.view",
             "view": {"id": "VSOCK", "hash": "1.h", "type": "modal", "callback_id": MODAL_CALLBACK,
                      "private_metadata": "zeta", "team_id": "T1",
-                     "state": {"values": {k: {k: {"type": "plain_text_input", "value": v}} for k, v in values.items()}}}}
+                     "state": {"values": state}}}
 
 
 async def test_the_service_connects_and_acks_a_command_a_click_and_a_modal(socket_world, monkeypatch):
