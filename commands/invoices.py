@@ -69,7 +69,6 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
     pdf = await ctx.services.render_pdf(await InvoiceDocument.load(found))
     deliveries = await Delivery.filter(invoice_id=found.id).order_by("id")
     sent = "; ".join(f"{d.kind} {d.status}{' (' + d.last_error + ')' if d.last_error else ''}" for d in deliveries)
-    # every value here is plain text: the builders escape it (buyer name, address, server replies)
     return message(
         f"Invoice {number}",
         header(f"Invoice {number} — {company.short_name}"),

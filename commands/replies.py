@@ -197,7 +197,8 @@ def button(label: str, action_id: str, value: str = "", *, style: str | None = N
         element["style"] = style
     if confirm is not None:
         title, question, yes = confirm
-        element["confirm"] = {"title": plain(title, 100), "text": {"type": "mrkdwn", "text": clip(escape(question), 300)},
+        element["confirm"] = {"title": plain(title, 100),
+                              "text": {"type": "mrkdwn", "text": clip(escape(question), 300)},
                               "confirm": plain(yes, 30), "deny": plain("Cancel", 30)}
     return element
 
