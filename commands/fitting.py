@@ -125,6 +125,7 @@ def _fit_fields(block: Block) -> list[Block]:
 
 
 def _fit_context(block: Block) -> list[Block]:
+    """Long element texts are split; elements are grouped ≤ 10 and ≤ one section's text per block."""
     elements: list[Block] = []
     for el in block.get("elements") or []:
         text = el.get("text") if isinstance(el, dict) else None
@@ -132,10 +133,18 @@ def _fit_context(block: Block) -> list[Block]:
             elements += [{**el, "text": p} for p in split_text(text)]
         else:
             elements.append(el)
-    if len(elements) == len(block.get("elements") or []) and len(elements) <= MAX_CONTEXT_ELEMENTS:
+    groups: list[list[Block]] = [[]]
+    size = 0
+    for el in elements:
+        chars = len(str(el.get("text", ""))) if isinstance(el, dict) else 0
+        if groups[-1] and (len(groups[-1]) >= MAX_CONTEXT_ELEMENTS or size + chars > MAX_SECTION_CHARS):
+            groups.append([])
+            size = 0
+        groups[-1].append(el)
+        size += chars
+    if len(groups) == 1 and groups[0] == list(block.get("elements") or []):
         return [block]
-    return [{"type": "context", "elements": elements[i:i + MAX_CONTEXT_ELEMENTS]}
-            for i in range(0, len(elements), MAX_CONTEXT_ELEMENTS)]
+    return [{"type": "context", "elements": g} for g in groups if g]
 
 
 def _fit_header(block: Block) -> list[Block]:
@@ -164,7 +173,7 @@ def fit_blocks(blocks: list[Block] | tuple[Block, ...]) -> list[Block]:
 
 def block_chars(block: Block) -> int:
     """How much of the message budget ``block`` uses (its JSON, as Slack receives it)."""
-    return len(json.dumps(block, ensure_ascii=False, separators=(",", ":")))
+    return len(json.dumps(block, ensure_ascii=False))
 
 
 def split_messages(blocks: list[Block], *, max_blocks: int = MAX_BLOCKS,
