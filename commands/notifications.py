@@ -22,7 +22,6 @@ from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
 
-
 #: A notice is posted as one message (the notice outbox), so its long parts are cut here, saying so.
 SKIPPED_CHARS = 2500
 REASON_CHARS = 300

@@ -54,7 +54,8 @@ class SlackHarness:
         ``channel``; ``message_ts=""`` means an ephemeral message, which cannot be updated)."""
         payload = {
             "type": "block_actions", "token": "legacy", "api_app_id": "A1", "team": {"id": team, "domain": "inkwell"},
-            "user": {"id": user, "team_id": team}, "channel": {"id": channel}, "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "user": {"id": user, "team_id": team}, "channel": {"id": channel},
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
             "container": {"type": "message", "channel_id": channel, "message_ts": message_ts or "1.000001",
                           "is_ephemeral": not message_ts},
             "message": {"ts": message_ts or "1.000001", "blocks": blocks or []},

@@ -13,6 +13,7 @@ block with slack_sdk's own models.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -111,14 +112,16 @@ def _blocks(params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 def limit_findings(calls: Iterable[Call]) -> list[Finding]:
     """Every block over Slack's limits, and every block slack_sdk's models refuse."""
-    import json
 
     found: list[Finding] = []
     for call in calls:
         if call.method not in MESSAGE_METHODS:
             continue
         blocks, most = _blocks(call.params)
-        problem = lambda what, text="": found.append(Finding(call.method, "blocks", what, text))  # noqa: E731
+
+        def problem(what: str, text: str = "", method: str = call.method) -> None:
+            found.append(Finding(method, "blocks", what, text))
+
         if len(blocks) > most:
             problem(f"{len(blocks)} blocks (at most {most})")
         if call.method != "views.publish" and sum(len(json.dumps(b, ensure_ascii=False)) for b in blocks) > MAX_TOTAL:
