@@ -25,6 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -44,7 +45,7 @@ from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
 from commands.dispatch import dispatch, mutates
-from commands.replies import Reply
+from commands.replies import Reply, escape, md
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.slack_notices import NoticeOutcome
 from invoicing.errors import InvalidInput, InvoiceBotError
@@ -262,7 +263,7 @@ def create_slack_app(
                 log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
                 reply = await dispatch(body.get("text") or "", ctx)
         if ctx is None:
-            await respond(SETUP_HINT.format(team=body.get("team_id", "T…")))
+            await respond(md(SETUP_HINT, team=body.get("team_id", "T…")))
             return
         here = {channel, f"#{body.get('channel_name', '')}"}
         await deliver(reply, respond=respond, channel=channel, here=here, user=user, trigger_id=body.get("trigger_id"))
@@ -271,6 +272,11 @@ def create_slack_app(
 
     async def deliver(reply: Reply, *, respond: Callable[..., Awaitable[None]], channel: str, here: set[str],
                       user: str, trigger_id: str | None) -> None:
+        for part in reply.parts():  # an answer too big for one message: its parts, in order
+            await deliver_one(part, respond=respond, channel=channel, here=here, user=user, trigger_id=trigger_id)
+
+    async def deliver_one(reply: Reply, *, respond: Callable[..., Awaitable[None]], channel: str, here: set[str],
+                          user: str, trigger_id: str | None) -> None:
         if reply.modal is not None and trigger_id:
             await client.views_open(trigger_id=trigger_id, view=reply.modal)
             return
@@ -292,7 +298,8 @@ def create_slack_app(
         log.warning("post failed channel=%s error=%s", channel, error)
         hint = " Invite the bot to this channel (`/invite @InvoiceBot`)." if error in {
             "not_in_channel", "channel_not_found"} else ""
-        await respond(f"{reply.text}\n(Could not post in this channel: {error}.{hint})", list(reply.blocks) or None)
+        await respond(reply.text + escape(f"\n(Could not post in this channel: {error}.") + hint + ")",
+                      list(reply.blocks) or None)
 
     async def on_click(body: dict[str, Any], context: Any) -> None:
         action = (body.get("actions") or [{}])[0]
@@ -322,7 +329,7 @@ def create_slack_app(
                               on_home=container.get("type") == "view")
                 result = await handle_click(click, CLICKS)
         if ctx is None:
-            await respond(SETUP_HINT.format(team=(body.get("team") or {}).get("id", "T…")))
+            await respond(md(SETUP_HINT, team=(body.get("team") or {}).get("id", "T…")))
             return
         if result.update is not None and channel and ts and not container.get("is_ephemeral"):
             try:
@@ -351,7 +358,7 @@ def create_slack_app(
         if reply is None:
             return
         # After the ack, off the response path: the DM may wait for the channel pacing.
-        _background(poster.post(user, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False)))
+        _background(dm(user, reply))
 
     async def _apply_accounting(ack: Any, body: dict[str, Any], view: dict[str, Any], user: str) -> Reply | None:
         """Validate and save the modal; ack with its errors (returning None) or return the reply to DM."""
@@ -369,5 +376,9 @@ def create_slack_app(
             return None
         await ack()
         return reply
+
+    async def dm(user: str, reply: Reply) -> None:
+        for part in reply.parts():
+            await poster.post(user, replace(part, ephemeral=False))
 
     return app, poster

@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 from commands.clicks import ClickHandler
+from commands.dispatch import dispatch
+from commands.paging import PAGE_ACTION, page_handler
 
-CLICKS: dict[str, ClickHandler] = {}
+CLICKS: dict[str, ClickHandler] = {
+    PAGE_ACTION: page_handler(dispatch),
+}

@@ -1,7 +1,8 @@
 """``deliveries [<co>]``: what has not left yet or failed — e-mails and Slack notices, with the reason.
 
 Read-only and tenant-scoped. Only rows still ``pending``/``sending`` or ``failed`` are
-listed, newest first; a sent row needs no attention. Server replies, addresses and
+listed, newest first, ``PAGE_SIZE`` of each kind per page (``page=N``: the same page of
+both lists, each saying "1–20 of 35"); a sent row needs no attention. Server replies, addresses and
 channel names are untrusted text and are escaped for mrkdwn.
 """
 
@@ -9,38 +10,43 @@ from __future__ import annotations
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
-from commands.replies import Reply, context, header, message, section
+from commands.paging import footer, page_of
+from commands.replies import Reply, context, header, message, section, shorten
 from invoicing.parties.companies import find_company
 from models import Company, Delivery, DeliveryStatus, NoticeStatus, SlackNotice
 
-SHOWN = 20
+PAGE_SIZE = 20
 _OPEN_DELIVERY = [DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED]
 _OPEN_NOTICE = [NoticeStatus.PENDING, NoticeStatus.SENDING, NoticeStatus.FAILED]
 _ICON = {"pending": ":hourglass:", "sending": ":outbox_tray:", "failed": ":x:"}
+#: A server reply is shown up to this long in the list (the rest is counted, not hidden).
+REASON_CHARS = 300
 
 
 def _reason(text: str) -> str:
-    cleaned = " ".join(text.split())[:300]
-    return f" — `{cleaned.replace('`', chr(39))}`" if cleaned else ""
+    cleaned = " ".join(text.split())
+    return f" — `{shorten(cleaned, REASON_CHARS).replace('`', chr(39))}`" if cleaned else ""
 
 
 async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     args.no_extra_words(1)
-    args.only_options(())
+    args.only_options(("page",))
+    page = page_of(args, PAGE_SIZE)
     only = await find_company(ctx.tenant, args.words[0]) if args.words else None
     mails = Delivery.filter(invoice__tenant_id=ctx.tenant.id, status__in=_OPEN_DELIVERY)
     notes = SlackNotice.filter(tenant_id=ctx.tenant.id, status__in=_OPEN_NOTICE)
     if only is not None:
         mails = mails.filter(invoice__company_id=only.id)
         notes = notes.filter(company_id=only.id)
-    mail_rows = await mails.order_by("-id").limit(SHOWN).prefetch_related("invoice")
-    note_rows = await notes.order_by("-id").limit(SHOWN)
-    ids = {d.invoice.company_id for d in mail_rows} | {n.company_id for n in note_rows if n.company_id}
-    names = dict(await Company.filter(id__in=ids).values_list("id", "short_name"))
+    mail_total, note_total = await mails.count(), await notes.count()
     scope = f" for {only.short_name}" if only else ""
-    if not mail_rows and not note_rows:
+    if not mail_total and not note_total:
         return message(f"Nothing waiting or failed{scope}.", section(
             f":white_check_mark: Every e-mail and Slack notice{scope} has been delivered."))
+    mail_rows = await mails.order_by("-id").offset(page.offset).limit(page.size).prefetch_related("invoice")
+    note_rows = await notes.order_by("-id").offset(page.offset).limit(page.size)
+    ids = {d.invoice.company_id for d in mail_rows} | {n.company_id for n in note_rows if n.company_id}
+    names = dict(await Company.filter(id__in=ids).values_list("id", "short_name"))
     zone = only.timezone if only else "UTC"
     mail_lines = [
         f"{_ICON[d.status]} *{d.invoice.display_number}* ({names.get(d.invoice.company_id, '?')}) → "
@@ -56,14 +62,13 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
         for n in note_rows
     ]
     blocks = [header(f"Deliveries waiting or failed{scope}")]
-    if mail_lines:
-        blocks += [section("*E-mails*\n" + "\n".join(mail_lines[:10])), *(
-            [section("\n".join(mail_lines[10:]))] if len(mail_lines) > 10 else [])]
-    if note_lines:
-        blocks += [section("*Slack notices*\n" + "\n".join(note_lines[:10])), *(
-            [section("\n".join(note_lines[10:]))] if len(note_lines) > 10 else [])]
-    blocks.append(context(f"Newest {SHOWN} of each; times {zone}. A failed e-mail: fix the address, then "
+    if mail_total:
+        blocks.append(section(f"*E-mails* ({page.span(mail_total)})\n" + "\n".join(mail_lines)))
+    if note_total:
+        blocks.append(section(f"*Slack notices* ({page.span(note_total)})\n" + "\n".join(note_lines)))
+    blocks.append(context(f"Newest first; times {zone}. A failed e-mail: fix the address, then "
                           "`/invoicing invoice <number> resend`. A failed notice: invite the bot to the channel "
                           "or fix it with `/invoicing emailer <co> set channel=`."))
-    return message(f"{len(mail_rows)} e-mail(s), {len(note_rows)} Slack notice(s) waiting or failed{scope}",
-                   *blocks)
+    blocks += footer(page, max(mail_total, note_total), command="deliveries",
+                     words=[only.short_name] if only else [])
+    return message(f"{mail_total} e-mail(s), {note_total} Slack notice(s) waiting or failed{scope}", *blocks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -50,6 +51,25 @@ class SlackHarness:
             "text": text, "response_url": self.fake.response_url(response),
             "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
+        return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
+
+    async def click(self, action_id: str, value: str = "", *, user: str = "UADMIN", team: str = TEAM,
+                    channel: str = "CBILLING", message_ts: str = "", blocks: list | None = None,
+                    timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+        """Press a button: a signed ``block_actions`` payload as Slack posts it (on a message in
+        ``channel``; ``message_ts=""`` means an ephemeral message, which cannot be updated)."""
+        payload = {
+            "type": "block_actions", "token": "legacy", "api_app_id": "A1", "team": {"id": team, "domain": "inkwell"},
+            "user": {"id": user, "team_id": team}, "channel": {"id": channel},
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "container": {"type": "message", "channel_id": channel, "message_ts": message_ts or "1.000001",
+                          "is_ephemeral": not message_ts},
+            "message": {"ts": message_ts or "1.000001", "blocks": blocks or []},
+            "response_url": self.fake.response_url(),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
+                         "action_ts": f"{time.time():.6f}"}],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
     async def post(self, body: str, content_type: str, *, timestamp: int | None = None,
