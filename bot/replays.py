@@ -52,6 +52,7 @@ from slack_bolt.response import BoltResponse
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
+from bot.payloads import team_of
 from models import SeenRequest
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def request_key(body: dict[str, Any]) -> str | None:
         return _bounded(f"event:{body['event_id']}")
     if body.get("trigger_id"):  # slash commands, block_actions, view_submission, shortcuts
         return _bounded(f"trigger:{body['trigger_id']}")
-    team = str(body.get("team_id") or (body.get("team") or {}).get("id") or "")
+    team = team_of(body)
     user = str(body.get("user_id") or (body.get("user") or {}).get("id") or "")
     if kind == "block_actions":
         stamps = ",".join(str(a.get("action_ts") or "") for a in body.get("actions") or [])
@@ -118,12 +119,7 @@ class ReplayStore:
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL_SECONDS
             await self.purge(now)
-        try:
-            await SeenRequest.create(signature=signature, timestamp=timestamp,
-                                     seen_at=datetime.fromtimestamp(now, UTC))
-        except IntegrityError:
-            return False
-        return True
+        return await self._remember(signature, timestamp, now)
 
     async def first_delivery(self, key: str, timestamp: int) -> bool:
         """True the first time a request with this stable id (``request_key``) is seen, False for a retry.
@@ -132,9 +128,13 @@ class ReplayStore:
         ``RETRY_RETENTION_SECONDS``.
         """
         now = self._clock()
+        return await self._remember(key, timestamp, now, retain_until=int(now) + RETRY_RETENTION_SECONDS)
+
+    async def _remember(self, key: str, timestamp: int, now: float, *, retain_until: int | None = None) -> bool:
+        """Insert ``key``; the unique constraint makes the insert the atomic "seen before?" test."""
         try:
             await SeenRequest.create(signature=key, timestamp=timestamp, seen_at=datetime.fromtimestamp(now, UTC),
-                                     retain_until=int(now) + RETRY_RETENTION_SECONDS)
+                                     retain_until=retain_until)
         except IntegrityError:
             return False
         return True

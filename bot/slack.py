@@ -40,6 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.lanes import LaneBusy, Lanes
+from bot.payloads import team_of
 from commands.click_handlers import CLICKS
 from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
@@ -176,12 +177,6 @@ async def _is_workspace_admin(client: AsyncWebClient, user_id: str) -> bool:
     return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
 
 
-def team_of(body: dict[str, Any]) -> str:
-    """The workspace (team id) a request comes from: slash commands say ``team_id``, interactions ``team.id``."""
-    team = body.get("team_id") or (body.get("team") or {}).get("id") or ""
-    return str(team)
-
-
 def admin_check(client: AsyncWebClient, tenant: Tenant, user_id: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return user_id in (tenant.admin_user_ids or []) or await _is_workspace_admin(client, user_id)
@@ -244,18 +239,28 @@ def create_slack_app(
         context[LANE_TICKET] = lanes.take(team_of(body), mutates=True)
         await ack()
 
-    async def on_invoicing(body: dict[str, Any], context: Any) -> None:
-        user, channel = body.get("user_id", ""), body.get("channel_id", "")
+    def responder(body: dict[str, Any], user: str, *, dm_without_url: bool = False,
+                  **extra: Any) -> Callable[..., Awaitable[None]]:
+        """Answer the requester privately through the request's ``response_url`` (``extra`` joins the
+        message); without one, in a DM if ``dm_without_url`` (a button on the App Home), else logged."""
         url = str(body.get("response_url") or "")
 
         async def respond(text: str, blocks: list[Any] | None = None) -> None:
-            if not url:
+            if url:
+                message: dict[str, Any] = {"text": text, "response_type": "ephemeral", **extra}
+                if blocks:
+                    message["blocks"] = blocks
+                await respond_reliably(url, message, base_delay=response_delay)
+            elif dm_without_url and user:
+                await poster.post(user, Reply(text=text, blocks=tuple(blocks or ()), ephemeral=False))
+            else:
                 log.warning("command reply dropped: the request had no response_url user=%s", user)
-                return
-            message: dict[str, Any] = {"text": text, "response_type": "ephemeral"}
-            if blocks:
-                message["blocks"] = blocks
-            await respond_reliably(url, message, base_delay=response_delay)
+
+        return respond
+
+    async def on_invoicing(body: dict[str, Any], context: Any) -> None:
+        user, channel = body.get("user_id", ""), body.get("channel_id", "")
+        respond = responder(body, user)
 
         async with lanes.turn(context.get(LANE_TICKET)):
             ctx = await context_for(body, user, channel)
@@ -263,7 +268,7 @@ def create_slack_app(
                 log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
                 reply = await dispatch(body.get("text") or "", ctx)
         if ctx is None:
-            await respond(md(SETUP_HINT, team=body.get("team_id", "T…")))
+            await respond(md(SETUP_HINT, team=team_of(body) or "T…"))
             return
         here = {channel, f"#{body.get('channel_name', '')}"}
         await deliver(reply, respond=respond, channel=channel, here=here, user=user, trigger_id=body.get("trigger_id"))
@@ -308,16 +313,7 @@ def create_slack_app(
         posted = body.get("message") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
         ts = str(posted.get("ts") or container.get("message_ts") or "")
-        url = str(body.get("response_url") or "")
-
-        async def respond(text: str, blocks: list[Any] | None = None) -> None:
-            if url:
-                message: dict[str, Any] = {"text": text, "response_type": "ephemeral", "replace_original": False}
-                if blocks:
-                    message["blocks"] = blocks
-                await respond_reliably(url, message, base_delay=response_delay)
-            elif user:  # a button on the App Home has no response_url: answer in a DM
-                await poster.post(user, Reply(text=text, blocks=tuple(blocks or ()), ephemeral=False))
+        respond = responder(body, user, dm_without_url=True, replace_original=False)
 
         name = str(action.get("action_id") or "").removeprefix(ACTION_PREFIX)
         async with lanes.turn(context.get(LANE_TICKET)):
@@ -329,7 +325,7 @@ def create_slack_app(
                               on_home=container.get("type") == "view")
                 result = await handle_click(click, CLICKS)
         if ctx is None:
-            await respond(md(SETUP_HINT, team=(body.get("team") or {}).get("id", "T…")))
+            await respond(md(SETUP_HINT, team=team_of(body) or "T…"))
             return
         if result.update is not None and channel and ts and not container.get("is_ephemeral"):
             try:

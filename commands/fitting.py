@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from commands.mrkdwn import escape
+
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_FIELD_CHARS = 2000
@@ -78,10 +80,6 @@ def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _fit_section(block: Block) -> list[Block]:
     text_obj = block.get("text")
     out: list[Block] = []
@@ -107,7 +105,7 @@ def _fit_fields(block: Block) -> list[Block]:
         text = str(fld.get("text", ""))
         if len(text) > MAX_FIELD_CHARS:
             if fld.get("type") == "plain_text":
-                text = _escape(text)
+                text = escape(text)
             out += [_section(p) for p in split_text(text)]
             continue
         if len(groups[-1]) >= MAX_FIELDS or (groups[-1] and size + len(text) > _FIELDS_BLOCK_CHARS):
@@ -152,7 +150,7 @@ def _fit_header(block: Block) -> list[Block]:
     if len(text) <= MAX_HEADER_CHARS:
         return [block]
     # plain_text is never parsed: escape it now that it becomes mrkdwn
-    return [_section(p) for p in split_text(f"*{_escape(text)}*")]
+    return [_section(p) for p in split_text(f"*{escape(text)}*")]
 
 
 def fit_block(block: Block) -> list[Block]:

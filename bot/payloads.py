@@ -1,0 +1,11 @@
+"""Reading the well-known parts of a Slack payload, the same way everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace (team id) a request comes from: slash commands say ``team_id``, interactions ``team.id``."""
+    team = body.get("team_id") or (body.get("team") or {}).get("id") or ""
+    return str(team)
