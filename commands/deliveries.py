@@ -1,7 +1,9 @@
-"""``deliveries [<co>]``: what has not left yet or failed — e-mails and Slack notices, with the reason.
+"""``deliveries [<co>] [failed]``: what has not left yet or failed — e-mails and Slack notices, with the reason.
 
 Read-only and tenant-scoped. Only rows still ``pending``/``sending`` or ``failed`` are
-listed, newest first; a sent row needs no attention. Server replies, addresses and
+listed, newest first; a sent row needs no attention. ``failed`` lists only the rows
+that failed for good (an SMTP 5xx, a channel the bot cannot post in), which is what
+needs a person: retry them from their notice's buttons or with ``invoice <n> resend``. Server replies, addresses and
 channel names are untrusted text and are escaped for mrkdwn.
 """
 
@@ -14,6 +16,8 @@ from invoicing.parties.companies import find_company
 from models import Company, Delivery, DeliveryStatus, NoticeStatus, SlackNotice
 
 SHOWN = 20
+#: ``deliveries [<co>] failed``: only rows that failed for good (the ones that need a person).
+FAILED_WORD = "failed"
 _OPEN_DELIVERY = [DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED]
 _OPEN_NOTICE = [NoticeStatus.PENDING, NoticeStatus.SENDING, NoticeStatus.FAILED]
 _ICON = {"pending": ":hourglass:", "sending": ":outbox_tray:", "failed": ":x:"}
@@ -25,11 +29,15 @@ def _reason(text: str) -> str:
 
 
 async def deliveries(args: Args, ctx: CommandContext) -> Reply:
-    args.no_extra_words(1)
+    # ``failed`` as the last word is the filter (a company named "failed": ``deliveries failed failed``).
+    failed = bool(args.words) and args.words[-1].lower() == FAILED_WORD
+    words = args.words[:-1] if failed else args.words
+    args.no_extra_words(2 if failed else 1)
     args.only_options(())
-    only = await find_company(ctx.tenant, args.words[0]) if args.words else None
-    mails = Delivery.filter(invoice__tenant_id=ctx.tenant.id, status__in=_OPEN_DELIVERY)
-    notes = SlackNotice.filter(tenant_id=ctx.tenant.id, status__in=_OPEN_NOTICE)
+    only = await find_company(ctx.tenant, words[0]) if words else None
+    mails = Delivery.filter(invoice__tenant_id=ctx.tenant.id,
+                            status__in=[DeliveryStatus.FAILED] if failed else _OPEN_DELIVERY)
+    notes = SlackNotice.filter(tenant_id=ctx.tenant.id, status__in=[NoticeStatus.FAILED] if failed else _OPEN_NOTICE)
     if only is not None:
         mails = mails.filter(invoice__company_id=only.id)
         notes = notes.filter(company_id=only.id)
@@ -38,7 +46,11 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     ids = {d.invoice.company_id for d in mail_rows} | {n.company_id for n in note_rows if n.company_id}
     names = dict(await Company.filter(id__in=ids).values_list("id", "short_name"))
     scope = f" for {only.short_name}" if only else ""
+    what = "failed" if failed else "waiting or failed"
     if not mail_rows and not note_rows:
+        if failed:
+            return message(f"Nothing failed{scope}.", section(
+                f":white_check_mark: No e-mail or Slack notice{scope} has failed for good."))
         return message(f"Nothing waiting or failed{scope}.", section(
             f":white_check_mark: Every e-mail and Slack notice{scope} has been delivered."))
     zone = only.timezone if only else "UTC"
@@ -55,7 +67,7 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
         f"{n.attempts} attempt(s) · {local(n.next_attempt_at or n.created_at, zone)}{_reason(n.last_error)}"
         for n in note_rows
     ]
-    blocks = [header(f"Deliveries waiting or failed{scope}")]
+    blocks = [header(f"Deliveries {what}{scope}")]
     if mail_lines:
         blocks += [section("*E-mails*\n" + "\n".join(mail_lines[:10])), *(
             [section("\n".join(mail_lines[10:]))] if len(mail_lines) > 10 else [])]
@@ -65,5 +77,5 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     blocks.append(context(f"Newest {SHOWN} of each; times {zone}. A failed e-mail: fix the address, then "
                           "`/invoicing invoice <number> resend`. A failed notice: invite the bot to the channel "
                           "or fix it with `/invoicing emailer <co> set channel=`."))
-    return message(f"{len(mail_rows)} e-mail(s), {len(note_rows)} Slack notice(s) waiting or failed{scope}",
+    return message(f"{len(mail_rows)} e-mail(s), {len(note_rows)} Slack notice(s) {what}{scope}",
                    *blocks)

@@ -64,7 +64,7 @@ COMMANDS: dict[str, Command] = {
                 "`schedule=` hourly|daily|weekly|monthly or a 5-field cron (company time zone). "
                 "`next=\"YYYY-MM-DD HH:MM\"` (company time zone) or none. `bcc=a@x.com,b@y.com`. "
                 "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`."),
-        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [page=N]",
+        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [invoice=N] [page=N]",
                 "look up orders and which invoice they are on", orders.orders),
         Command("run", "run <co> [dry-run]", "invoice a company now (dry-run previews)", runs.run),
         Command("invoices", "invoices <co> [from=YYYY-MM-DD] [to=YYYY-MM-DD]", "list a company's invoices",
@@ -76,7 +76,7 @@ COMMANDS: dict[str, Command] = {
                 "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %."),
         Command("schedule", "schedule", "upcoming invoice runs across companies", runs.schedule),
         Command("audit", "audit [<co>]", "recent configuration changes", audit.audit),
-        Command("deliveries", "deliveries [<co>]", "e-mails and Slack notices waiting or failed, and why",
+        Command("deliveries", "deliveries [<co>] [failed]", "e-mails and Slack notices waiting or failed, and why",
                 deliveries.deliveries),
         Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins),
     )

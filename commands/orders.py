@@ -1,4 +1,4 @@
-"""``orders <co> [invoiced|uninvoiced|held|errors] [from=] [to=] [page=N]``: the "Invoiced" filter.
+"""``orders <co> [invoiced|uninvoiced|held|errors] [from=] [to=] [invoice=N] [page=N]``: the "Invoiced" filter.
 
 Pages hold ``PAGE_SIZE`` orders (one section of up to ~2,000 characters each, far
 below Slack's 50-block / 3,000-character limits); the reply says which ``page=`` to
@@ -7,10 +7,12 @@ ask for next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, context, header, message, section
-from invoicing.billing.queries import OrderFilter, list_orders, parse_bound
+from invoicing.billing.queries import OrderFilter, OrderRow, list_orders, parse_bound
 from invoicing.errors import InvalidInput
 from invoicing.parties.companies import find_company
 from invoicing.validation import whole_number
@@ -31,11 +33,22 @@ def _page(value: str) -> int:
     return whole_number(value, "page", low=1, high=MAX_PAGE, what="a page number")
 
 
+def order_lines(rows: Iterable[OrderRow], tz: str) -> list[str]:
+    """One line per order: reference, dispatch day in ``tz``, invoice or status, hold and error flags."""
+    lines = []
+    for row in rows:
+        state = f"on *{row.invoice_number}*" if row.invoice_number else row.status.replace("_", " ")
+        flags = "".join([" · :pause_button: on hold" if row.on_hold else "",
+                         f" · :warning: {row.error[:60]}" if row.error else ""])
+        lines.append(f"`{row.ref}` dispatched {local(row.dispatched_at, tz, with_time=False)} · {state}{flags}")
+    return lines
+
+
 async def orders(args: Args, ctx: CommandContext) -> Reply:
     company = await find_company(ctx.tenant, args.word(0, "company"))
     which = args.words[1].lower() if len(args.words) > 1 else ""
     args.no_extra_words(2)
-    args.only_options(("from", "to", "page"))
+    args.only_options(("from", "to", "page", "invoice"))
     if which not in FILTERS:
         raise InvalidInput("filter", f"{which!r} is not a filter; use invoiced, uninvoiced, held or errors")
     tz = company.timezone
@@ -45,6 +58,7 @@ async def orders(args: Args, ctx: CommandContext) -> Reply:
         else None,
         dispatched_before=parse_bound(args.options["to"], "to", end=True, timezone=tz) if "to" in args.options
         else None,
+        invoice=args.options.get("invoice"),
         **FILTERS[which],
     )
     page = _page(args.options.get("page", "1"))
@@ -54,12 +68,7 @@ async def orders(args: Args, ctx: CommandContext) -> Reply:
     if not result.rows:
         return message(f"{title}: none", section(f"No {which + ' ' if which else ''}orders of *{company.short_name}* "
                                                  f"{'on page ' + str(page) if page > 1 else 'match'}."))
-    lines = []
-    for row in result.rows:
-        state = f"on *{row.invoice_number}*" if row.invoice_number else row.status.replace("_", " ")
-        flags = "".join([" · :pause_button: on hold" if row.on_hold else "",
-                         f" · :warning: {row.error[:60]}" if row.error else ""])
-        lines.append(f"`{row.ref}` dispatched {local(row.dispatched_at, tz, with_time=False)} · {state}{flags}")
+    lines = order_lines(result.rows, tz)
     footer = f"Page {page}."
     if result.next_cursor:
         options = " ".join(f"{k}={v}" for k, v in args.options.items() if k != "page")

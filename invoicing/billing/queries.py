@@ -39,6 +39,8 @@ class OrderFilter:
     # Slack's "held" and "errors" views: orders on hold / with an error that are not invoiced.
     on_hold: bool | None = None
     has_error: bool | None = None
+    # The orders on one invoice (its display number, e.g. ``INK-000001``).
+    invoice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ async def list_orders(
         where.append(f"o.on_hold = {param(flt.on_hold)}")
     if flt.has_error is not None:
         where.append(f"o.error IS {'NOT ' if flt.has_error else ''}NULL")
+    if flt.invoice is not None:
+        where.append(f"i.display_number = {param(flt.invoice.strip())}")
     if after is not None:
         where.append(f"o.id > {param(after)}")
     if offset < 0:
