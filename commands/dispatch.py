@@ -64,7 +64,8 @@ COMMANDS: dict[str, Command] = {
                 "`schedule=` hourly|daily|weekly|monthly or a 5-field cron (company time zone). "
                 "`next=\"YYYY-MM-DD HH:MM\"` (company time zone) or none. `bcc=a@x.com,b@y.com`. "
                 "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`."),
-        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [invoice=N] [page=N]",
+        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] "
+                "[invoice=N] [page=N]",
                 "look up orders and which invoice they are on", orders.orders),
         Command("run", "run <co> [dry-run]", "invoice a company now (dry-run previews)", runs.run),
         Command("invoices", "invoices <co> [from=YYYY-MM-DD] [to=YYYY-MM-DD]", "list a company's invoices",

@@ -1,14 +1,60 @@
-"""Run notifications: what the company's channel sees after every run or delivery failure."""
+"""Run notifications: what the company's channel sees after every run or delivery failure.
+
+An issued invoice's notice carries PDF / Orders / Resend buttons (handled in
+``commands.invoice_buttons``), a failed e-mail's notice Retry / Edit address
+(``commands.delivery_buttons``). Button values are an invoice number or a delivery id,
+looked up again in the clicking workspace's tenant.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from commands.clicks import action_id
 from commands.formatting import local, money
-from commands.replies import Mrkdwn, Reply, context, fields_section, header, md, mention, message, section
+from commands.replies import (
+    Block,
+    Mrkdwn,
+    Reply,
+    actions,
+    button,
+    context,
+    fields_section,
+    header,
+    md,
+    mention,
+    message,
+    section,
+)
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
+
+PDF, ORDERS, RESEND = "invoice_pdf", "invoice_orders", "invoice_resend"
+RETRY, EDIT_ADDRESS = "delivery_retry", "delivery_address"
+
+
+def invoice_actions(number: str) -> Block:
+    """The buttons of an issued invoice's notice. Issue 14's Credit note / Void go here (admin, ``confirm=``)."""
+    return actions(
+        button("PDF", action_id(PDF), number),
+        button("Orders", action_id(ORDERS), number),
+        button("Resend", action_id(RESEND), number, confirm=(
+            "Resend this invoice?", f"Invoice {number} will be e-mailed again to the buyer's address on the "
+                                    "invoice (a new message; same PDF).", "Resend")),
+        block_id=f"invoice:{number}",
+    )
+
+
+def delivery_actions(delivery_id: int) -> Block:
+    """Retry / Edit address on the notice of the failed delivery ``delivery_id``."""
+    value = str(delivery_id)
+    return actions(
+        button("Retry", action_id(RETRY), value, style="primary", confirm=(
+            "Retry this e-mail?", "The invoice will be e-mailed again to the same address.", "Retry")),
+        button("Edit address", action_id(EDIT_ADDRESS), value),
+        block_id=f"delivery:{value}",
+    )
 
 
 def skipped_text(report: RunReport, limit: int = 10) -> str:
@@ -47,6 +93,8 @@ def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> R
     skipped = skipped_text(report)
     if skipped:
         blocks.insert(-1, section(skipped))
+    if not report.dry_run and report.invoice_number is not None and report.outcome != RunOutcome.NO_ORDERS:
+        blocks.append(invoice_actions(report.invoice_number))
     return message(title, *blocks, ephemeral=report.dry_run)
 
 
@@ -61,13 +109,17 @@ def failed_reply(company: str, reason: str) -> Reply:
                    ephemeral=False)
 
 
-def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str) -> Reply:
+def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str,
+                          delivery_id: int | None = None) -> Reply:
+    """``delivery_id`` adds the Retry / Edit address buttons (notices queued before they existed have none)."""
+    buttons = [delivery_actions(delivery_id)] if delivery_id is not None else []
     return message(
         f"Invoice {invoice_number} could not be e-mailed to {to}: {error}",
         section(f":warning: *Invoice {invoice_number}* ({company}) could not be e-mailed to {to}.\n"
                 f"Server said: `{error}`"),
         context(f"Fix the address with `/invoicing accounting {company} set email=…`, then "
                 f"`/invoicing invoice {invoice_number} resend`."),
+        *buttons,
         ephemeral=False,
     )
 
@@ -80,6 +132,8 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         return run_reply(report_from_payload(payload), timezone=str(payload.get("timezone") or "UTC"), actor=user)
     company = str(payload.get("company", ""))
     if kind == NoticeKind.DELIVERY_FAILED:
-        return delivery_failed_reply(str(payload["invoice_number"]), str(payload["to"]), str(payload["error"]), company)
+        delivery = payload.get("delivery_id")
+        return delivery_failed_reply(str(payload["invoice_number"]), str(payload["to"]), str(payload["error"]), company,
+                                     delivery_id=int(delivery) if isinstance(delivery, int) else None)
     reason = str(payload.get("reason", ""))
     return (failed_reply if kind == NoticeKind.RUN_FAILED else refused_reply)(company, reason)
