@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -36,6 +37,8 @@ class SlackHarness:
     runner: web.AppRunner
     session: aiohttp.ClientSession
     poster: ChannelPoster
+    #: The body of the last answer ``post`` got (an ack's JSON, e.g. a modal's field errors).
+    last_body: bytes = b""
 
     async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
                       timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
@@ -52,8 +55,48 @@ class SlackHarness:
         headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts),
                    "X-Slack-Signature": sign(body, ts, secret)}
         async with self.session.post(self.url, data=body.encode(), headers=headers) as response:
-            await response.read()
+            self.last_body = await response.read()
             return response
+
+    async def click(self, action_id: str, value: str, *, user: str = "UADMIN", team: str = TEAM,
+                    channel: str = "CBILLING", message_ts: str = "", message_blocks: list | None = None,
+                    on_home: bool = False, block_id: str = "b1") -> aiohttp.ClientResponse:
+        """Press a button as Slack reports it (a signed ``block_actions`` form post).
+
+        A button on a channel message gives ``channel``/``message_ts``/``message_blocks``; one on
+        the App Home (``on_home``) has no channel, message or response_url.
+        """
+        payload: dict = {
+            "type": "block_actions", "team": {"id": team, "domain": "inkwell"}, "api_app_id": "A1",
+            "user": {"id": user, "username": user.lower(), "team_id": team}, "token": "legacy",
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
+                         "text": {"type": "plain_text", "text": "button"}, "action_ts": f"{time.time():.6f}"}],
+        }
+        if on_home:
+            payload["container"] = {"type": "view", "view_id": "VHOME"}
+            payload["view"] = {"id": "VHOME", "type": "home", "blocks": message_blocks or []}
+        else:
+            payload["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                                    "is_ephemeral": False}
+            payload["channel"] = {"id": channel, "name": "billing"}
+            payload["message"] = {"type": "message", "ts": message_ts, "text": "", "blocks": message_blocks or []}
+            payload["response_url"] = self.fake.response_url("click")
+        return await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+    async def submit_view(self, view: dict, values: dict[str, str], *, user: str = "UADMIN",
+                          team: str = TEAM) -> tuple[int, dict]:
+        """Submit a modal that ``views.open`` was called with, its inputs filled with ``values``
+        (block id → text). Returns the HTTP status and the ack's JSON body ({} for a plain ack)."""
+        state = {b["block_id"]: {b["element"]["action_id"]: {"type": b["element"]["type"],
+                                                             "value": values.get(b["block_id"])}}
+                 for b in view["blocks"] if b.get("type") == "input"}
+        payload = {"type": "view_submission", "team": {"id": team, "domain": "inkwell"},
+                   "user": {"id": user, "team_id": team}, "api_app_id": "A1", "token": "legacy",
+                   "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+                   "view": {**view, "id": "V1", "team_id": team, "state": {"values": state}}}
+        response = await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        return response.status, json.loads(self.last_body or b"{}")
 
     async def reply(self, text: str, **kwargs) -> dict:
         """Send a command and return the ephemeral answer posted to response_url."""
