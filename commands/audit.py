@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
+from commands.paging import beyond_end, footer, page_of
 from commands.replies import Mrkdwn, Reply, escape, header, md, mention, message, section
-from invoicing.audit import LogEntry, recent
+from invoicing.audit import LogEntry, count, recent
 from invoicing.parties.companies import find_company
 
-SHOWN = 25
+PAGE_SIZE = 25
 
 
 def _change(entry: LogEntry) -> str:
@@ -24,18 +25,26 @@ def _actor(actor: str) -> Mrkdwn:
 
 
 async def audit(args: Args, ctx: CommandContext) -> Reply:
-    args.only_options(())
+    args.only_options(("page",))
     args.no_extra_words(1)
+    page = page_of(args, PAGE_SIZE)
     target: str | None = None
     title = f"Audit log of {ctx.tenant.name}"
+    words: list[str] = []
     if args.words:
         c = await find_company(ctx.tenant, args.words[0])
         target = f"company:{c.short_name}"
         title = f"Audit log of {c.short_name}"
-    entries = await recent(ctx.tenant.id, target=target, limit=SHOWN)
-    if not entries:
+        words = [c.short_name]
+    total = await count(ctx.tenant.id, target=target)
+    if not total:
         return message("No changes recorded yet.", section("No changes recorded yet."))
+    entries = await recent(ctx.tenant.id, target=target, limit=page.size, offset=page.offset)
+    if not entries:
+        return message("No changes on that page.", section(beyond_end(page, total, "changes",
+                                                                      " ".join(["audit", *words]))))
     zone = ctx.tenant.timezone
     lines = [md("`{}` {} *{}* {} — {}", local(e.at, zone), _actor(e.actor), e.action, e.target, _change(e))
              for e in entries]
-    return message(title, header(title), *(section(line) for line in lines))
+    return message(f"{title} ({page.span(total)})", header(f"{title} · {page.span(total)}"),
+                   section(Mrkdwn("\n").join(lines)), *footer(page, total, command="audit", words=words))

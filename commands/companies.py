@@ -6,6 +6,7 @@ from typing import Any
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
+from commands.paging import beyond_end, footer, page_of
 from commands.replies import (
     Block,
     Reply,
@@ -29,12 +30,17 @@ MODAL_CALLBACK = "accounting_edit"
 
 async def companies(args: Args, ctx: CommandContext) -> Reply:
     args.no_extra_words(0)
-    args.only_options(())
-    rows = await Company.filter(tenant_id=ctx.tenant.id).order_by("short_name")
-    if not rows:
+    args.only_options(("page",))
+    page = page_of(args)
+    scope = Company.filter(tenant_id=ctx.tenant.id)
+    total = await scope.count()
+    if not total:
         return message("No companies yet.", section(
             "No companies yet. Add one with `/invoicing company add <co> name=\"…\" country=GB currency=GBP "
             "timezone=Europe/London`."))
+    rows = await scope.order_by("short_name", "id").offset(page.offset).limit(page.size)
+    if not rows:
+        return message("No companies on that page.", section(beyond_end(page, total, "companies", "companies")))
     emailers = {e.company_id: e for e in await Integration.filter(company_id__in=[c.id for c in rows],
                                                                   kind=IntegrationKind.PDF_EMAILER)}
     lines = []
@@ -44,9 +50,9 @@ async def companies(args: Args, ctx: CommandContext) -> Reply:
         missing = missing_fields(c.accounting_dict(), "buyer")
         warn = f" · :warning: missing {', '.join(missing)}" if missing else ""
         lines.append(f"*{c.short_name}* — {c.name} · {c.country} · {c.currency} · {state}{warn}")
-    pages = [lines[i:i + 30] for i in range(0, len(lines), 30)]
-    return message(f"{len(rows)} companies", header(f"Companies of {ctx.tenant.name}"),
-                   *(section("\n".join(page)) for page in pages))
+    title = f"Companies of {ctx.tenant.name} · {page.span(total)}"
+    return message(f"{total} companies ({page.span(total)})", header(title), section("\n".join(lines)),
+                   *footer(page, total, command="companies"))
 
 
 async def company(args: Args, ctx: CommandContext) -> Reply:
@@ -103,7 +109,7 @@ async def accounting(args: Args, ctx: CommandContext) -> Reply:
     if action == "edit":
         args.only_options(())
         await ctx.require_admin("change accounting details")
-        return Reply(text=f"Opening the accounting form for {c.short_name}…", modal=accounting_modal(c))
+        return Reply(text=md("Opening the accounting form for {}…", c.short_name), modal=accounting_modal(c))
     if action != "set":
         raise InvalidInput("accounting", f"unknown action {action!r}; use show (no action), edit or set key=value …")
     if not args.options:

@@ -27,8 +27,9 @@ from commands.context import CommandContext
 from commands.invoices import find_invoice, pdf_upload
 from commands.notifications import ORDERS, PDF, RESEND
 from commands.orders import PAGE_SIZE, order_lines
+from commands.paging import Page, footer
 from commands.replies import Block, Mrkdwn, Reply, context, md, mention, message, section
-from invoicing.billing.queries import OrderFilter, list_orders
+from invoicing.billing.queries import OrderFilter, count_orders, list_orders
 from models import Company, Invoice
 
 
@@ -67,19 +68,21 @@ async def pdf(click: Click) -> ClickResult:
 
 
 async def orders(click: Click) -> ClickResult:
-    """The invoice's orders, ephemeral; more than a page says "1–25 of N" and which command shows the rest."""
+    """The invoice's orders, ephemeral; more than a page says "1–25 of N" and how to get the rest
+    (``commands.paging``: the typed ``orders <co> invoice=<n> page=2`` and a Next page button)."""
     found, company = await _invoice(click)
     number = found.display_number
-    page = await list_orders(click.ctx.tenant.id, OrderFilter(invoice=number), limit=PAGE_SIZE)
-    total = max(found.order_count, len(page.rows))
+    flt = OrderFilter(invoice=number)
+    total = await count_orders(click.ctx.tenant.id, flt)
+    rows = (await list_orders(click.ctx.tenant.id, flt, limit=PAGE_SIZE)).rows
     title = f"Orders on invoice {number} ({company.short_name})"
-    if not page.rows:
+    if not rows:
         return ClickResult(reply=message(title, section(f"No orders are linked to invoice *{number}*.")))
-    shown = f"1–{len(page.rows)} of {total}"
-    footer = md("{}.", shown) if not page.next_cursor else md(
-        "{}. Next: `/invoicing orders {} invoice={} page=2`", shown, company.short_name, number)
-    return ClickResult(reply=message(f"{title}: {shown}", section(md("*{}*", title)),
-                                     section("\n".join(order_lines(page.rows, company.timezone))), context(footer)))
+    page = Page(1, PAGE_SIZE)
+    return ClickResult(reply=message(
+        f"{title}: {page.span(total)}", section(md("*{}*", title)),
+        section("\n".join(order_lines(rows, company.timezone))),
+        *footer(page, total, command="orders", words=[company.short_name], options={"invoice": number})))
 
 
 async def resend(click: Click) -> ClickResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from commands.context import Args, CommandContext
 from commands.formatting import local, money
+from commands.paging import beyond_end, footer, page_of
 from commands.replies import (
     FileUpload,
     Reply,
@@ -21,27 +22,30 @@ from invoicing.parties.companies import find_company
 from invoicing.validation import storable
 from models import Company, Delivery, Invoice
 
-SHOWN = 40
-
 
 async def invoices(args: Args, ctx: CommandContext) -> Reply:
     c = await find_company(ctx.tenant, args.word(0, "company"))
     args.no_extra_words(1)
-    args.only_options(("from", "to"))
+    args.only_options(("from", "to", "page"))
+    page = page_of(args)
     query = Invoice.filter(tenant_id=ctx.tenant.id, company_id=c.id)
     if "from" in args.options:
         query = query.filter(issued_at__gte=parse_bound(args.options["from"], "from", end=False, timezone=c.timezone))
     if "to" in args.options:
         query = query.filter(issued_at__lt=parse_bound(args.options["to"], "to", end=True, timezone=c.timezone))
-    rows = await query.order_by("-number").limit(SHOWN).values(
+    total = await query.count()
+    if not total:
+        return message(f"No invoices for {c.short_name}.", section(f"No invoices for *{c.short_name}* in that range."))
+    rows = await query.order_by("-number").offset(page.offset).limit(page.size).values(
         "display_number", "issued_at", "order_count", "gross_total", "currency")
     if not rows:
-        return message(f"No invoices for {c.short_name}.", section(f"No invoices for *{c.short_name}* in that range."))
+        return message(f"No invoices of {c.short_name} on that page.",
+                       section(beyond_end(page, total, "invoices", f"invoices {c.short_name}")))
     lines = [f"*{r['display_number']}* · {local(r['issued_at'], c.timezone, with_time=False)} · "
              f"{r['order_count']} orders · {money(r['gross_total'], r['currency'])}" for r in rows]
-    more = [context(f"Showing the latest {SHOWN}; narrow with from= and to=.")] if len(rows) == SHOWN else []
-    return message(f"Invoices of {c.short_name}", header(f"Invoices of {c.short_name}"),
-                   section("\n".join(lines)), *more)
+    return message(f"Invoices of {c.short_name} ({page.span(total)})",
+                   header(f"Invoices of {c.short_name} · {page.span(total)}"), section("\n".join(lines)),
+                   *footer(page, total, command="invoices", words=[c.short_name], options=args.options))
 
 
 async def find_invoice(ctx: CommandContext, number: str) -> Invoice:

@@ -19,12 +19,14 @@ from commands.replies import (
     actions,
     button,
     context,
+    escape,
     fields_section,
     header,
     md,
     mention,
     message,
     section,
+    shorten,
 )
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
@@ -57,14 +59,42 @@ def delivery_actions(delivery_id: int) -> Block:
     )
 
 
+#: A notice is posted as one message (the notice outbox), so its long parts are cut here, saying so.
+SKIPPED_CHARS = 2500
+REASON_CHARS = 300
+PROBLEM_CHARS = 1500
+
+
+def _budgeted(items: list[str], budget: int) -> tuple[list[str], int]:
+    """The first items whose escaped length fits ``budget``, and how many did not."""
+    kept: list[str] = []
+    used = 0
+    for item in items:
+        used += len(escape(item)) + 2
+        if used > budget:
+            break
+        kept.append(item)
+    return kept, len(items) - len(kept)
+
+
 def skipped_text(report: RunReport, limit: int = 10) -> str:
+    """The skipped orders of a run (reasons, most frequent first, then refs), within one section;
+    whatever does not fit is counted with where to see it (``orders <co> …``)."""
     if not report.skipped_by_reason:
         return ""
     reasons = sorted(report.skipped_by_reason.items(), key=lambda kv: -kv[1])
-    lines = [f"• {count} × {reason}" for reason, count in reasons[:limit]]
-    refs = ", ".join(s.ref for s in report.skipped[:15])
-    more = "…" if report.skipped_count > 15 else ""
-    return f"*Skipped {report.skipped_count} order(s):*\n" + "\n".join(lines) + f"\n_{refs}{more}_"
+    lines, cut = _budgeted([f"• {count} × {shorten(reason, REASON_CHARS)}" for reason, count in reasons[:limit]],
+                           SKIPPED_CHARS // 2)
+    hidden_reasons = cut + max(0, len(reasons) - limit)
+    refs, _ = _budgeted([s.ref for s in report.skipped[:15]], SKIPPED_CHARS // 2)
+    text = f"*Skipped {report.skipped_count} order(s):*\n" + "\n".join(lines)
+    if hidden_reasons:
+        text += f"\n• … {hidden_reasons} more reason(s)"
+    text += f"\n_{', '.join(refs)}_"
+    if report.skipped_count > len(refs):
+        text += (f"\n… {report.skipped_count - len(refs)} more, see `/invoicing orders {report.company} uninvoiced`"
+                 " (and `held`, `errors`)")
+    return text
 
 
 def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> Reply:
@@ -99,11 +129,13 @@ def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> R
 
 
 def refused_reply(company: str, reason: str) -> Reply:
+    reason = shorten(reason, PROBLEM_CHARS)
     return message(f"Invoice run for {company} refused: {reason}",
                    section(f":no_entry: *Invoice run for {company} refused.*\n{reason}"), ephemeral=False)
 
 
 def failed_reply(company: str, reason: str) -> Reply:
+    reason = shorten(reason, PROBLEM_CHARS)
     return message(f"Invoice run for {company} failed: {reason}",
                    section(f":x: *Invoice run for {company} failed.* Nothing was issued.\n{reason}"),
                    ephemeral=False)
@@ -113,6 +145,7 @@ def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str
                           delivery_id: int | None = None) -> Reply:
     """``delivery_id`` adds the Retry / Edit address buttons (notices queued before they existed have none)."""
     buttons = [delivery_actions(delivery_id)] if delivery_id is not None else []
+    error = shorten(" ".join(error.split()), PROBLEM_CHARS).replace("`", "'")  # one code span
     return message(
         f"Invoice {invoice_number} could not be e-mailed to {to}: {error}",
         section(f":warning: *Invoice {invoice_number}* ({company}) could not be e-mailed to {to}.\n"

@@ -2,8 +2,10 @@
 
 Slack limits shape these (from Slack's docs and bolt/sdk issue threads): at most 50
 blocks per message, 3,000 characters per section text, and messages near 13k
-characters in all have failed with ``msg_blocks_too_long`` — so builders here cap
-text and lists paginate instead of growing.
+characters in all have failed with ``msg_blocks_too_long``. Builders here keep the
+whole text; ``message`` fits it (``commands.fitting``: long texts become several
+blocks, too many blocks several messages, ``Reply.continuations``), so nothing is
+dropped, and lists paginate (``commands.paging``) instead of growing.
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_BLOCKS = 50
-MAX_SECTION_CHARS = 3000
-MAX_MESSAGE_CHARS = 12000
+from commands.fitting import (
+    MAX_BLOCKS,
+    MAX_FIELD_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_SECTION_CHARS,
+    Block,
+    fit_blocks,
+    split_messages,
+)
 
-Block = dict[str, Any]
+__all__ = ["MAX_BLOCKS", "MAX_FIELD_CHARS", "MAX_MESSAGE_CHARS", "MAX_SECTION_CHARS", "Block"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class Reply:
 
     ``ephemeral`` replies are seen only by the person who typed the command.
     ``modal`` is a view to open with ``views.open`` (needs the trigger id).
+    ``continuations`` are further messages of the same answer (it did not fit one
+    message); adapters send them in order after this one, the same way.
     """
 
     text: str
@@ -46,6 +56,11 @@ class Reply:
     #: Set by the dispatcher for error replies (adapters may style them).
     error: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    continuations: tuple[Reply, ...] = ()
+
+    def parts(self) -> tuple[Reply, ...]:
+        """This message and its continuations, in the order they are sent."""
+        return (self, *self.continuations)
 
 
 class Mrkdwn(str):
@@ -132,26 +147,39 @@ def clip(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     return Mrkdwn(clipped) if isinstance(text, Mrkdwn) else clipped
 
 
+def shorten(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters *saying so* ("… (+9,800 characters)"): for a list
+    line that shows a long text (an error) in part. ``Mrkdwn`` is returned unchanged."""
+    if isinstance(value, Mrkdwn) or len(value) <= limit:
+        return value
+    return f"{value[:limit]}… (+{len(value) - limit:,} characters)"
+
+
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(text))}}
+    """A mrkdwn section with all of ``text``; ``message`` splits one longer than Slack allows."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}
 
 
 def fields_section(pairs: list[tuple[str, str]]) -> Block:
-    """Up to 10 label/value fields shown in two columns (labels and values escaped unless ``Mrkdwn``)."""
+    """Label/value fields shown in two columns (labels and values escaped unless ``Mrkdwn``).
+
+    All pairs are kept: ``message`` makes several sections of more than 10 fields and
+    shows a field too long for one as sections of its own.
+    """
     return {
         "type": "section",
-        "fields": [{"type": "mrkdwn", "text": clip(md("*{}*\n{}", label, value or "—"), 2000)}
-                   for label, value in pairs[:10]],
+        "fields": [{"type": "mrkdwn", "text": md("*{}*\n{}", label, value or "—")} for label, value in pairs],
     }
 
 
 def header(text: str) -> Block:
-    """A header; ``plain_text`` is never parsed for mentions or links, so it is not escaped."""
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(str(text), 150)}}
+    """A header; ``plain_text`` is never parsed for mentions or links, so it is not escaped.
+    ``message`` shows one too long for a header as a bold section instead."""
+    return {"type": "header", "text": {"type": "plain_text", "text": str(text) or " "}}
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(escape(text))}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(text)}]}
 
 
 def plain(text: str, limit: int = 75) -> Block:
@@ -169,7 +197,8 @@ def button(label: str, action_id: str, value: str = "", *, style: str | None = N
         element["style"] = style
     if confirm is not None:
         title, question, yes = confirm
-        element["confirm"] = {"title": plain(title, 100), "text": {"type": "mrkdwn", "text": clip(escape(question))},
+        element["confirm"] = {"title": plain(title, 100),
+                              "text": {"type": "mrkdwn", "text": clip(escape(question), 300)},
                               "confirm": plain(yes, 30), "deny": plain("Cancel", 30)}
     return element
 
@@ -187,10 +216,23 @@ def divider() -> Block:
 
 
 def message(text: str, *blocks: Block, ephemeral: bool = True, **kwargs: Any) -> Reply:
-    """A reply whose blocks are capped to Slack's limits (the last block says what was cut)."""
-    kept = list(blocks)
-    if len(kept) > MAX_BLOCKS:
-        kept = kept[: MAX_BLOCKS - 1] + [context(f"… {len(blocks) - MAX_BLOCKS + 1} more not shown")]
-    while kept and sum(len(str(b)) for b in kept) > MAX_MESSAGE_CHARS:
-        kept.pop(-2 if len(kept) > 1 else -1)
-    return Reply(text=clip(escape(text), 3000), blocks=tuple(kept), ephemeral=ephemeral, **kwargs)
+    """A reply within Slack's limits that keeps every block: long texts are split into
+    several blocks, and blocks beyond one message go into ``continuations``; each part
+    then says "Part 2 of 3" (the file, modal and extras stay with the first)."""
+    chunks = split_messages(fit_blocks(blocks), max_blocks=MAX_BLOCKS - 1,
+                            max_chars=MAX_MESSAGE_CHARS - 300) or [[]]
+    first = clip(escape(text), 3000)
+    more = tuple(Reply(text=clip(first, 2900) + f" (part {i} of {len(chunks)})", blocks=_part(chunk, i, len(chunks)),
+                       ephemeral=ephemeral, error=bool(kwargs.get("error")))
+                 for i, chunk in enumerate(chunks[1:], start=2))
+    return Reply(text=first, blocks=_part(chunks[0], 1, len(chunks)), ephemeral=ephemeral, continuations=more,
+                 **kwargs)
+
+
+def _part(chunk: list[Block], part: int, parts: int) -> tuple[Block, ...]:
+    if parts == 1:
+        return tuple(chunk)
+    note = context(f"Part {part} of {parts}{'; continued below.' if part < parts else '.'}")
+    if chunk and chunk[-1].get("type") == "actions":  # buttons stay last
+        return (*chunk[:-1], note, chunk[-1])
+    return (*chunk, note)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.notifications import run_reply
+from commands.paging import beyond_end, footer, page_of
 from commands.replies import Reply, header, message, section
 from invoicing.delivery.notices import run_notice_key
 from invoicing.errors import InvalidInput
@@ -12,12 +13,14 @@ from invoicing.integrations.pdf_emailer.run import run_company
 from invoicing.parties.companies import find_company
 from models import Company, Integration, IntegrationKind, RunTrigger
 
+#: The words that make ``run <co>`` a preview (also how ``dispatch.mutates`` tells it from a run).
+DRY_RUN_FLAGS = frozenset({"dry-run", "dryrun", "--dry-run"})
 
 async def run(args: Args, ctx: CommandContext) -> Reply:
     c = await find_company(ctx.tenant, args.word(0, "company"))
     flags = [w.lower() for w in args.words[1:]]
     args.only_options(())
-    if any(flag not in {"dry-run", "dryrun", "--dry-run"} for flag in flags):
+    if any(flag not in DRY_RUN_FLAGS for flag in flags):
         raise InvalidInput("run", f"unexpected {' '.join(args.words[1:])!r}; use `run {c.short_name}` or "
                                   f"`run {c.short_name} dry-run`")
     dry = bool(flags)
@@ -37,13 +40,19 @@ async def run(args: Args, ctx: CommandContext) -> Reply:
 
 async def schedule(args: Args, ctx: CommandContext) -> Reply:
     args.no_extra_words(0)
-    args.only_options(())
-    rows = await Integration.filter(company__tenant_id=ctx.tenant.id, kind=IntegrationKind.PDF_EMAILER,
-                                    enabled=True).order_by("next_run_at").limit(40)
-    companies = {c.id: c for c in await Company.filter(id__in=[r.company_id for r in rows])}
-    if not rows:
+    args.only_options(("page",))
+    page = page_of(args)
+    enabled = Integration.filter(company__tenant_id=ctx.tenant.id, kind=IntegrationKind.PDF_EMAILER, enabled=True)
+    total = await enabled.count()
+    if not total:
         return message("No emailer is enabled.", section(
             "No PDF Emailer is enabled. Enable one with `/invoicing emailer <co> enable`."))
+    rows = await enabled.order_by("next_run_at", "id").offset(page.offset).limit(page.size)
+    if not rows:
+        return message("No runs on that page.", section(beyond_end(page, total, "runs", "schedule")))
+    companies = {c.id: c for c in await Company.filter(id__in=[r.company_id for r in rows])}
     lines = [f"`{local(r.next_run_at, companies[r.company_id].timezone)}` *{companies[r.company_id].short_name}* "
              f"({r.schedule})" for r in rows]
-    return message("Upcoming invoice runs", header("Upcoming invoice runs"), section("\n".join(lines)))
+    return message(f"Upcoming invoice runs ({page.span(total)})",
+                   header(f"Upcoming invoice runs · {page.span(total)}"), section("\n".join(lines)),
+                   *footer(page, total, command="schedule"))

@@ -74,15 +74,24 @@ async def record(
     return written
 
 
-async def recent(tenant_id: int, *, target: str | None = None, limit: int = 25) -> list[LogEntry]:
-    """The tenant's latest ``limit`` entries, newest first.
+def _about(tenant_id: int, target: str | None) -> Any:
+    query = AuditEntry.filter(tenant_id=tenant_id)
+    if target is not None:
+        query = query.filter(Q(target=target) | Q(target__startswith=f"{target}:"))
+    return query
+
+
+async def recent(tenant_id: int, *, target: str | None = None, limit: int = 25, offset: int = 0) -> list[LogEntry]:
+    """The tenant's latest ``limit`` entries after skipping the ``offset`` newest, newest first.
 
     ``target`` narrows to entries about that target (``company:acme``) and its
     sub-targets (``company:acme:…``), never to another target that merely starts
     with the same letters (``company:acme2``).
     """
-    query = AuditEntry.filter(tenant_id=tenant_id)
-    if target is not None:
-        query = query.filter(Q(target=target) | Q(target__startswith=f"{target}:"))
     return [LogEntry(e.at, e.actor, e.action, e.target, dict(e.old), dict(e.new))
-            for e in await query.order_by("-id").limit(limit)]
+            for e in await _about(tenant_id, target).order_by("-id").offset(offset).limit(limit)]
+
+
+async def count(tenant_id: int, *, target: str | None = None) -> int:
+    """How many entries ``recent`` can page through for the same ``target``."""
+    return int(await _about(tenant_id, target).count())

@@ -117,21 +117,8 @@ _PAGE_SQL = (
 )
 
 
-async def list_orders(
-    tenant_id: int, flt: OrderFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
-) -> OrderPage:
-    """One page of the tenant's orders, by ascending id, with the invoice number of invoiced ones.
-
-    One hand-written SELECT of just the listed columns (plus a company lookup when
-    ``flt.company`` is given; unknown → ``NotFound``). Not the ORM: building the query
-    and converting rows through Tortoise cost 5× the query itself on a 100-row page.
-    Served by the primary key (keyset) and, with a company, the (company, invoice, …) index.
-    ``offset`` serves numbered pages (Slack's ``page=N``); API clients use the cursor.
-    """
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
-    after = decode_cursor(cursor) if cursor else None
-    param = Statement()
+async def _where(tenant_id: int, flt: OrderFilter, param: Statement) -> list[str]:
+    """The WHERE conditions of ``flt`` (``NotFound`` for an unknown company)."""
     where = [f"c.tenant_id = {param(tenant_id)}"]
     if flt.company is not None:
         name = flt.company.strip().lower()
@@ -149,8 +136,37 @@ async def list_orders(
         where.append(f"o.on_hold = {param(flt.on_hold)}")
     if flt.has_error is not None:
         where.append(f"o.error IS {'NOT ' if flt.has_error else ''}NULL")
-    if flt.invoice is not None:
-        where.append(f"i.display_number = {param(flt.invoice.strip())}")
+    if flt.invoice is not None:  # a subquery: the count has no join with invoice
+        where.append(f"o.invoice_id = (SELECT id FROM invoice WHERE tenant_id = {param(tenant_id)} "
+                     f"AND display_number = {param(flt.invoice.strip())})")
+    return where
+
+
+async def count_orders(tenant_id: int, flt: OrderFilter) -> int:
+    """How many of the tenant's orders ``flt`` matches (for "1–25 of 310" under a page)."""
+    param = Statement()
+    where = await _where(tenant_id, flt, param)
+    sql = 'SELECT COUNT(*) FROM "order" o JOIN company c ON c.id = o.company_id WHERE ' + " AND ".join(where)
+    rows = await param.rows(sql)
+    return int(rows[0][0])
+
+
+async def list_orders(
+    tenant_id: int, flt: OrderFilter, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
+) -> OrderPage:
+    """One page of the tenant's orders, by ascending id, with the invoice number of invoiced ones.
+
+    One hand-written SELECT of just the listed columns (plus a company lookup when
+    ``flt.company`` is given; unknown → ``NotFound``). Not the ORM: building the query
+    and converting rows through Tortoise cost 5× the query itself on a 100-row page.
+    Served by the primary key (keyset) and, with a company, the (company, invoice, …) index.
+    ``offset`` serves numbered pages (Slack's ``page=N``); API clients use the cursor.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
+    after = decode_cursor(cursor) if cursor else None
+    param = Statement()
+    where = await _where(tenant_id, flt, param)
     if after is not None:
         where.append(f"o.id > {param(after)}")
     if offset < 0:

@@ -5,7 +5,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0008_slack_notices')]
+    dependencies = [('models', '0010_slack_retry_keys')]
 
     initial = False
 

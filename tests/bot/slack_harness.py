@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 
 from bot.http import add_slack_routes
 from bot.slack import ChannelPoster, create_slack_app, web_client
@@ -37,15 +38,20 @@ class SlackHarness:
     runner: web.AppRunner
     session: aiohttp.ClientSession
     poster: ChannelPoster
+    #: The bolt app itself: a test may add a listener of its own (an event the bot does not handle yet).
+    bolt: AsyncApp | None = None
     #: The body of the last answer ``post`` got (an ack's JSON, e.g. a modal's field errors).
     last_body: bytes = b""
 
     async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
-                      timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+                      timestamp: int | None = None, secret: str = SIGNING_SECRET,
+                      response: str = "r1") -> aiohttp.ClientResponse:
+        """POST a signed ``/invoicing text``; its replies go to ``fake.response_url(response)``."""
         body = urlencode({
             "token": "legacy", "team_id": team, "team_domain": "inkwell", "channel_id": channel,
             "channel_name": "billing", "user_id": user, "user_name": user.lower(), "command": "/invoicing",
-            "text": text, "response_url": self.fake.response_url(), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "text": text, "response_url": self.fake.response_url(response),
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
@@ -58,31 +64,35 @@ class SlackHarness:
             self.last_body = await response.read()
             return response
 
-    async def click(self, action_id: str, value: str, *, user: str = "UADMIN", team: str = TEAM,
+    async def click(self, action_id: str, value: str = "", *, user: str = "UADMIN", team: str = TEAM,
                     channel: str = "CBILLING", message_ts: str = "", message_blocks: list | None = None,
-                    on_home: bool = False, block_id: str = "b1") -> aiohttp.ClientResponse:
-        """Press a button as Slack reports it (a signed ``block_actions`` form post).
+                    blocks: list | None = None, on_home: bool = False, block_id: str = "b1",
+                    timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+        """Press a button: a signed ``block_actions`` payload as Slack posts it.
 
-        A button on a channel message gives ``channel``/``message_ts``/``message_blocks``; one on
+        On a message in ``channel`` (``message_ts`` and its ``message_blocks``; ``blocks`` is the
+        same); ``message_ts=""`` means an ephemeral message, which cannot be updated. A button on
         the App Home (``on_home``) has no channel, message or response_url.
         """
+        shown = message_blocks if message_blocks is not None else blocks or []
         payload: dict = {
-            "type": "block_actions", "team": {"id": team, "domain": "inkwell"}, "api_app_id": "A1",
-            "user": {"id": user, "username": user.lower(), "team_id": team}, "token": "legacy",
+            "type": "block_actions", "token": "legacy", "api_app_id": "A1", "team": {"id": team, "domain": "inkwell"},
+            "user": {"id": user, "username": user.lower(), "team_id": team},
             "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
             "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
                          "text": {"type": "plain_text", "text": "button"}, "action_ts": f"{time.time():.6f}"}],
         }
         if on_home:
             payload["container"] = {"type": "view", "view_id": "VHOME"}
-            payload["view"] = {"id": "VHOME", "type": "home", "blocks": message_blocks or []}
+            payload["view"] = {"id": "VHOME", "type": "home", "blocks": shown}
         else:
-            payload["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                                    "is_ephemeral": False}
             payload["channel"] = {"id": channel, "name": "billing"}
-            payload["message"] = {"type": "message", "ts": message_ts, "text": "", "blocks": message_blocks or []}
-            payload["response_url"] = self.fake.response_url("click")
-        return await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+            payload["container"] = {"type": "message", "channel_id": channel, "message_ts": message_ts or "1.000001",
+                                    "is_ephemeral": not message_ts}
+            payload["message"] = {"type": "message", "ts": message_ts or "1.000001", "text": "", "blocks": shown}
+            payload["response_url"] = self.fake.response_url()
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
     async def submit_view(self, view: dict, values: dict[str, str], *, user: str = "UADMIN",
                           team: str = TEAM) -> tuple[int, dict]:
@@ -107,10 +117,13 @@ class SlackHarness:
         return calls[before].params
 
 
-async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None) -> SlackHarness:
+async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None,
+                        lanes=None) -> SlackHarness:
     fake = await FakeSlack(admins=admins if admins is not None else {"UADMIN"}).start()
     client = web_client("xoxb-test-token", fake.api_url)
     extra = {"clock": clock} if clock else {}
+    if lanes is not None:
+        extra["lanes"] = lanes
     bolt, poster = create_slack_app(signing_secret=SIGNING_SECRET, client=client, services=services, **extra)
     poster.min_interval = 0.0
     app = web.Application()
@@ -120,7 +133,7 @@ async def start_harness(services: Services | None = None, admins: set[str] | Non
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster)
+    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster, bolt)
 
 
 async def stop_harness(h: SlackHarness) -> None:

@@ -148,7 +148,7 @@ async def test_orders_lists_the_invoices_orders_to_the_clicker_only(slack: Slack
     reply = await answer(slack)
     shown = text_of(reply)
     assert reply["response_type"] == "ephemeral" and reply["replace_original"] is False
-    assert "Orders on invoice 000001 (acme)" in shown and "1–2 of 2." in shown
+    assert "Orders on invoice 000001 (acme)" in shown and "1–2 of 2 · page 1 of 1" in shown
     assert shown.count("on *000001*") == 2 and "NOT-ON-IT" not in shown
     assert slack.fake.received("chat.update") == []
 
@@ -157,7 +157,7 @@ async def test_a_long_invoice_says_how_many_orders_and_which_command_shows_the_r
     message = await issued(slack, acme, orders=30)
     await press(slack, message, "ib:invoice_orders")
     shown = text_of(await answer(slack))
-    assert "1–25 of 30. Next: `/invoicing orders acme invoice=000001 page=2`" in shown
+    assert "1–25 of 30 · page 1 of 2 · next: `/invoicing orders acme invoice=000001 page=2`" in shown
     assert shown.count("on *000001*") == 25
     rest = text_of(await slack.reply("orders acme invoice=000001 page=2", channel=CHANNEL))
     assert rest.count("on *000001*") == 5

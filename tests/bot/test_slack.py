@@ -203,7 +203,8 @@ async def test_long_lists_stay_within_slack_block_limits(slack: SlackHarness, te
     reply = await slack.reply("companies")
     assert len(reply["blocks"]) <= 50
     assert sum(len(str(b)) for b in reply["blocks"]) < 13000
-    assert "shop119" in text_of(reply)
+    assert "1–40 of 120" in text_of(reply) and "shop039" in text_of(reply)
+    assert "shop119" in text_of(await slack.reply("companies page=3"))  # tests/bot/test_pagination.py: the rest
 
 
 async def test_orders_lists_which_invoice_each_order_is_on_and_filters(slack: SlackHarness, tenant):

@@ -1,0 +1,108 @@
+"""Numbered pages of a list command: ``page=N``, "1–40 of 53", and a "Next page ▸" button.
+
+Every list reply says which rows it shows out of how many and how to get the rest
+(the typed ``page=N`` and a button), so nothing is left out without saying so. The
+button's value is the command text of the next page; its handler (``page_handler``,
+registered as ``ib:page``) runs that text again as the clicking user — only for the
+read-only list commands in ``READ_ONLY``, so a forged value cannot change anything,
+and the command itself scopes everything to the clicker's tenant. The answer is
+ephemeral, like the typed command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from commands.clicks import Click, ClickHandler, ClickResult, action_id, refusal
+from commands.context import Args, CommandContext
+from commands.replies import Block, Reply, actions, button, context, md
+from commands.tokenizer import tokenize
+from invoicing.validation import whole_number
+
+PAGE_SIZE = 40
+MAX_PAGE = 10_000
+#: The list commands a page button may run again (they only read).
+READ_ONLY = frozenset({"companies", "orders", "invoices", "audit", "deliveries", "schedule"})
+PAGE_ACTION = "page"
+
+
+@dataclass(frozen=True)
+class Page:
+    """Page ``number`` (from 1) of ``size`` rows."""
+
+    number: int = 1
+    size: int = PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    def span(self, total: int) -> str:
+        """``1–40 of 53`` (en dash); ``0 of 53`` for a page past the end."""
+        first, last = self.offset + 1, min(self.offset + self.size, total)
+        return f"{first}–{last} of {total}" if first <= last else f"0 of {total}"
+
+    def pages(self, total: int) -> int:
+        return max(1, -(-total // self.size))
+
+    def has_next(self, total: int) -> bool:
+        return self.offset + self.size < total
+
+
+def page_of(args: Args, size: int = PAGE_SIZE) -> Page:
+    """The ``page=`` option of ``args`` (default 1); ``InvalidInput`` for anything but 1…``MAX_PAGE``."""
+    raw = args.options.get("page", "1")
+    return Page(whole_number(raw, "page", low=1, high=MAX_PAGE, what="a page number"), size)
+
+
+def _quoted(value: str) -> str:
+    if value and not any(ch.isspace() or ch in "\"'" for ch in value):
+        return value
+    return f"'{value}'" if '"' in value else f'"{value}"'
+
+
+def command_text(command: str, words: Sequence[str], options: Mapping[str, str], page: int) -> str:
+    """The ``/invoicing`` text (without the slash command) of ``page`` of this listing."""
+    parts = [command, *(_quoted(w) for w in words if w),
+             *(f"{k}={_quoted(v)}" for k, v in options.items() if k != "page")]
+    return " ".join([*parts, f"page={page}"])
+
+
+def beyond_end(page: Page, total: int, noun: str, command: str) -> str:
+    """What a page past the last one says (the rows exist, just not on this page)."""
+    return (f"No {noun} on page {page.number}: there are {total} ({page.pages(total)} page(s)). "
+            f"Start at `/invoicing {command}`.")
+
+
+def footer(page: Page, total: int, *, command: str, words: Sequence[str] = (),
+           options: Mapping[str, str] | None = None) -> list[Block]:
+    """The blocks that end a page: where it is in the list, and the way to the next page."""
+    opts = options or {}
+    where = f"{page.span(total)} · page {page.number} of {page.pages(total)}"
+    if not page.has_next(total):
+        return [context(where + ("" if page.number == 1 else " (the last)"))]
+    following = command_text(command, words, opts, page.number + 1)
+    buttons = [button("Next page ▸", action_id(PAGE_ACTION), following)]
+    if page.number > 1:
+        buttons.insert(0, button("◂ Previous page", action_id(PAGE_ACTION),
+                                 command_text(command, words, opts, page.number - 1)))
+    return [context(md("{} · next: `/invoicing {}`", where, following)), actions(*buttons)]
+
+
+Run = Callable[[str, CommandContext], Awaitable[Reply]]
+
+
+def page_handler(run: Run) -> ClickHandler:
+    """The ``ib:page`` click handler: ``run`` (the dispatcher) answers the button's command text."""
+
+    async def on_page(click: Click) -> ClickResult:
+        text = click.value
+        words = tokenize(text).words if text else ()
+        if not words or words[0].lower() not in READ_ONLY:
+            return refusal("This button does not open a list; type the command instead.")
+        # The value went out as a plain string; the tokenizer expects Slack's escaping of typed text.
+        typed = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return ClickResult(reply=await run(typed, click.ctx))
+
+    return on_page
