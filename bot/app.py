@@ -101,8 +101,9 @@ class Service:
         self._kick.set()
         self._notice_kick.set()
 
-    async def _resend(self, number: str, tenant_id: int) -> object:
-        delivery = await self.outbox.resend(number, tenant_id)
+    async def _resend(self, number: str, tenant_id: int, /, *, to: str | None = None,
+                      dedupe_key: str | None = None) -> object:
+        delivery = await self.outbox.resend(number, tenant_id, to=to, dedupe_key=dedupe_key)
         self._kick.set()
         return delivery
 

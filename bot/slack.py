@@ -24,6 +24,7 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -45,8 +46,9 @@ from commands.click_handlers import CLICKS
 from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
+from commands.delivery_buttons import ADDRESS_CALLBACK, ADDRESS_FIELD, submit_address
 from commands.dispatch import dispatch, mutates
-from commands.replies import Reply, escape, md
+from commands.replies import Mrkdwn, Reply, channel_mention, escape, md
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.slack_notices import NoticeOutcome
 from invoicing.errors import InvalidInput, InvoiceBotError
@@ -115,15 +117,22 @@ class ChannelPoster:
             channel=channel, ts=ts, text=reply.text, blocks=list(reply.blocks)))
 
     async def post(self, channel: str, reply: Reply, *, user: str | None = None) -> None:
-        """Post ``reply`` in ``channel`` (ephemeral to ``user`` when the reply is ephemeral)."""
+        """Post ``reply`` in ``channel`` (ephemeral to ``user`` when the reply is ephemeral).
+
+        A file reply without blocks is the file alone, its text the upload's comment."""
+        file = reply.file
+        if file is not None and not reply.blocks:
+            await self._paced(channel, lambda: self.client.files_upload_v2(
+                channel=channel, content=file.content, filename=file.filename, title=file.title,
+                initial_comment=reply.text))
+            return
         if reply.ephemeral and user:
             await self._paced(channel, lambda: self.client.chat_postEphemeral(
                 channel=channel, user=user, text=reply.text, blocks=list(reply.blocks) or None))
         else:
             await self._paced(channel, lambda: self.client.chat_postMessage(
                 channel=channel, text=reply.text, blocks=list(reply.blocks) or None))
-        if reply.file is not None:
-            file = reply.file
+        if file is not None:
             await self._paced(channel, lambda: self.client.files_upload_v2(
                 channel=channel, content=file.content, filename=file.filename, title=file.title))
 
@@ -332,12 +341,69 @@ def create_slack_app(
                 await poster.update(channel, ts, result.update)
             except SlackApiError as exc:
                 log.warning("chat.update failed channel=%s error=%s", channel, slack_error(exc))
-        if result.reply is not None:
+        if result.reply is not None and result.reply.extra.get("dm_fallback"):
+            await share(result.reply, channel=channel, user=user, respond=respond)
+        elif result.reply is not None:
             here = {channel} if channel else set()
             await deliver(result.reply, respond=respond, channel=channel or user, here=here, user=user,
                           trigger_id=body.get("trigger_id"))
 
     app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=ack_click, lazy=[on_click])
+
+    async def share(reply: Reply, *, channel: str, user: str, respond: Callable[..., Awaitable[None]]) -> None:
+        """Post ``reply`` (a file) in ``channel``; DM it to ``user`` on the App Home or when the channel refuses."""
+        if channel:
+            try:
+                await poster.post(channel, reply)
+                return
+            except SlackApiError as exc:
+                log.warning("file post failed channel=%s error=%s; sending it as a DM", channel, slack_error(exc))
+                reply = replace(reply, text=md("{} (I could not post it in {}: {})", Mrkdwn(reply.text),
+                                                           channel_mention(channel), slack_error(exc)))
+        try:
+            opened = await client.conversations_open(users=user)
+            await poster.post(str((opened.get("channel") or {}).get("id") or user), reply)
+        except SlackApiError as exc:
+            await respond(f"Could not send you the file: {slack_error(exc)}.")
+
+    @app.view(ADDRESS_CALLBACK)
+    async def on_address_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = (body.get("user") or {}).get("id", "")
+        ticket = lanes.take(team_of(body), mutates=True)  # a change: in the workspace's turn, like the form below
+        try:
+            async with lanes.turn(ticket, wait=VIEW_LANE_WAIT_SECONDS):
+                ctx = await context_for(body, user, "")
+                if ctx is None:
+                    raise InvoiceBotError("This workspace is not linked to InvoiceBot.")
+                saved = await submit_address(view.get("private_metadata", ""), view["state"]["values"], ctx)
+        except LaneBusy:
+            await ack(response_action="errors", errors={
+                ADDRESS_FIELD: "Earlier changes of this workspace are still being applied; submit again in a moment."})
+            return
+        except InvoiceBotError as exc:
+            reason = exc.reason if isinstance(exc, InvalidInput) else exc.message
+            await ack(response_action="errors", errors={ADDRESS_FIELD: reason})
+            return
+        except Exception:  # a bug: the form says so (with a log reference) instead of a 500
+            ref = uuid.uuid4().hex[:8]
+            log.exception("address form failed ref=%s user=%s", ref, user)
+            await ack(response_action="errors",
+                      errors={ADDRESS_FIELD: f"Something went wrong on our side (ref {ref})."})
+            return
+        await ack()
+
+        async def after() -> None:  # off the response path, like the accounting form's DM
+            reply = saved.reply
+            if saved.update is not None:
+                try:
+                    await poster.update(saved.channel, saved.ts, saved.update)
+                except SlackApiError as exc:
+                    log.warning("chat.update failed channel=%s error=%s", saved.channel, slack_error(exc))
+                    reply = saved.update
+            if reply is not None:
+                await poster.post(user, replace(reply, ephemeral=False))
+
+        _background(after())
 
     @app.view(MODAL_CALLBACK)
     async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from commands import delivery_buttons, invoice_buttons
 from commands.clicks import ClickHandler
 from commands.dispatch import dispatch
 from commands.paging import PAGE_ACTION, page_handler
 
 CLICKS: dict[str, ClickHandler] = {
     PAGE_ACTION: page_handler(dispatch),
+    **invoice_buttons.HANDLERS,
+    **delivery_buttons.HANDLERS,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.runs import RunReport
@@ -29,7 +30,16 @@ async def _render_in_thread(document: InvoiceDocument) -> bytes:
     return await asyncio.to_thread(render_invoice_pdf, document)
 
 
-async def _no_resend(number: str, tenant_id: int) -> object:
+class Resend(Protocol):
+    """Queue a new e-mail of the tenant's issued invoice ``number`` (``Outbox.resend``): to ``to``
+    (default: the address on the invoice); a second call with the same ``dedupe_key`` raises ``Conflict``."""
+
+    def __call__(self, number: str, tenant_id: int, /, *, to: str | None = None,
+                 dedupe_key: str | None = None) -> Awaitable[object]: ...
+
+
+async def _no_resend(number: str, tenant_id: int, /, *, to: str | None = None,
+                     dedupe_key: str | None = None) -> object:
     raise InvoiceBotError("E-mail delivery is not running in this process; try again from the service.")
 
 
@@ -42,7 +52,7 @@ class Services:
     # Called after a run committed: deliver its e-mail, post the run notification.
     after_run: Callable[[RunReport], Awaitable[None]] = _no_after_run
     # Queue a new e-mail of an issued invoice (``Outbox.resend``) and kick delivery.
-    resend_invoice: Callable[[str, int], Awaitable[object]] = _no_resend
+    resend_invoice: Resend = _no_resend
     # Render an invoice PDF (the service uses a process pool; plain callers a thread).
     render_pdf: Callable[[InvoiceDocument], Awaitable[bytes]] = _render_in_thread
     # Domain of MAIL_FROM, used in Message-IDs of invoices issued by manual runs.

@@ -92,7 +92,8 @@ COMMANDS: dict[str, Command] = {
                 "`schedule=` hourly|daily|weekly|monthly or a 5-field cron (company time zone). "
                 "`next=\"YYYY-MM-DD HH:MM\"` (company time zone) or none. `bcc=a@x.com,b@y.com`. "
                 "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`.", _word_is(1, "enable", "disable", "set")),
-        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [page=N]",
+        Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] "
+                "[invoice=N] [page=N]",
                 "look up orders and which invoice they are on", orders.orders),
         Command("run", "run <co> [dry-run]", "invoice a company now (dry-run previews)", runs.run,
                 mutates=_run_mutates),
@@ -106,7 +107,8 @@ COMMANDS: dict[str, Command] = {
                 _always),
         Command("schedule", "schedule [page=N]", "upcoming invoice runs across companies", runs.schedule),
         Command("audit", "audit [<co>] [page=N]", "recent configuration changes", audit.audit),
-        Command("deliveries", "deliveries [<co>] [page=N]", "e-mails and Slack notices waiting or failed, and why",
+        Command("deliveries", "deliveries [<co>] [failed] [page=N]",
+                "e-mails and Slack notices waiting or failed, and why",
                 deliveries.deliveries),
         Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins,
                 mutates=_word_is(0, "add", "remove")),

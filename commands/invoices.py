@@ -48,15 +48,28 @@ async def invoices(args: Args, ctx: CommandContext) -> Reply:
                    *footer(page, total, command="invoices", words=[c.short_name], options=args.options))
 
 
+async def find_invoice(ctx: CommandContext, number: str) -> Invoice:
+    """The asking workspace's invoice ``number`` (another tenant's does not exist: ``NotFound``)."""
+    found = (await Invoice.get_or_none(tenant_id=ctx.tenant.id, display_number=number)
+             if storable(number, 40) else None)
+    if found is None:
+        raise NotFound(f"No invoice {number!r} in {ctx.tenant.name}. `/invoicing invoices <co>` lists them.")
+    return found
+
+
+async def pdf_upload(found: Invoice, ctx: CommandContext) -> FileUpload:
+    """The invoice's PDF, rendered from the stored invoice (issued documents never change)."""
+    pdf = await ctx.services.render_pdf(await InvoiceDocument.load(found))
+    number = found.display_number
+    return FileUpload(filename=attachment_filename(number), content=pdf, title=f"Invoice {number}")
+
+
 async def invoice(args: Args, ctx: CommandContext) -> Reply:
     number = args.word(0, "invoice number")
     action = args.words[1].lower() if len(args.words) > 1 else ""
     args.no_extra_words(2)
     args.only_options(())
-    found = (await Invoice.get_or_none(tenant_id=ctx.tenant.id, display_number=number)
-             if storable(number, 40) else None)
-    if found is None:
-        raise NotFound(f"No invoice {number!r} in {ctx.tenant.name}. `/invoicing invoices <co>` lists them.")
+    found = await find_invoice(ctx, number)
     company = await Company.get(id=found.company_id)
     if action == "resend":
         await ctx.require_admin("re-send invoices")
@@ -66,7 +79,6 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
             "(a new message with its own Message-ID; same PDF)."), ephemeral=False)
     if action:
         raise InvalidInput("invoice", f"unknown action {action!r}; use `invoice {number}` or `invoice {number} resend`")
-    pdf = await ctx.services.render_pdf(await InvoiceDocument.load(found))
     deliveries = await Delivery.filter(invoice_id=found.id).order_by("id")
     sent = "; ".join(f"{d.kind} {d.status}{' (' + d.last_error + ')' if d.last_error else ''}" for d in deliveries)
     return message(
@@ -79,5 +91,5 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
         ]),
         context(f"E-mail: {sent or 'none'}"),
         ephemeral=False,
-        file=FileUpload(filename=attachment_filename(number), content=pdf, title=f"Invoice {number}"),
+        file=await pdf_upload(found, ctx),
     )

@@ -1,13 +1,23 @@
-"""Run notifications: what the company's channel sees after every run or delivery failure."""
+"""Run notifications: what the company's channel sees after every run or delivery failure.
+
+An issued invoice's notice carries PDF / Orders / Resend buttons (handled in
+``commands.invoice_buttons``), a failed e-mail's notice Retry / Edit address
+(``commands.delivery_buttons``). Button values are an invoice number or a delivery id,
+looked up again in the clicking workspace's tenant.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from commands.clicks import action_id
 from commands.formatting import local, money
 from commands.replies import (
+    Block,
     Mrkdwn,
     Reply,
+    actions,
+    button,
     context,
     escape,
     fields_section,
@@ -21,6 +31,33 @@ from commands.replies import (
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
+
+PDF, ORDERS, RESEND = "invoice_pdf", "invoice_orders", "invoice_resend"
+RETRY, EDIT_ADDRESS = "delivery_retry", "delivery_address"
+
+
+def invoice_actions(number: str) -> Block:
+    """The buttons of an issued invoice's notice. Issue 14's Credit note / Void go here (admin, ``confirm=``)."""
+    return actions(
+        button("PDF", action_id(PDF), number),
+        button("Orders", action_id(ORDERS), number),
+        button("Resend", action_id(RESEND), number, confirm=(
+            "Resend this invoice?", f"Invoice {number} will be e-mailed again to the buyer's address on the "
+                                    "invoice (a new message; same PDF).", "Resend")),
+        block_id=f"invoice:{number}",
+    )
+
+
+def delivery_actions(delivery_id: int) -> Block:
+    """Retry / Edit address on the notice of the failed delivery ``delivery_id``."""
+    value = str(delivery_id)
+    return actions(
+        button("Retry", action_id(RETRY), value, style="primary", confirm=(
+            "Retry this e-mail?", "The invoice will be e-mailed again to the same address.", "Retry")),
+        button("Edit address", action_id(EDIT_ADDRESS), value),
+        block_id=f"delivery:{value}",
+    )
+
 
 #: A notice is posted as one message (the notice outbox), so its long parts are cut here, saying so.
 SKIPPED_CHARS = 2500
@@ -86,6 +123,8 @@ def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> R
     skipped = skipped_text(report)
     if skipped:
         blocks.insert(-1, section(skipped))
+    if not report.dry_run and report.invoice_number is not None and report.outcome != RunOutcome.NO_ORDERS:
+        blocks.append(invoice_actions(report.invoice_number))
     return message(title, *blocks, ephemeral=report.dry_run)
 
 
@@ -102,7 +141,10 @@ def failed_reply(company: str, reason: str) -> Reply:
                    ephemeral=False)
 
 
-def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str) -> Reply:
+def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str,
+                          delivery_id: int | None = None) -> Reply:
+    """``delivery_id`` adds the Retry / Edit address buttons (notices queued before they existed have none)."""
+    buttons = [delivery_actions(delivery_id)] if delivery_id is not None else []
     error = shorten(" ".join(error.split()), PROBLEM_CHARS).replace("`", "'")  # one code span
     return message(
         f"Invoice {invoice_number} could not be e-mailed to {to}: {error}",
@@ -110,6 +152,7 @@ def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str
                 f"Server said: `{error}`"),
         context(f"Fix the address with `/invoicing accounting {company} set email=…`, then "
                 f"`/invoicing invoice {invoice_number} resend`."),
+        *buttons,
         ephemeral=False,
     )
 
@@ -122,6 +165,8 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         return run_reply(report_from_payload(payload), timezone=str(payload.get("timezone") or "UTC"), actor=user)
     company = str(payload.get("company", ""))
     if kind == NoticeKind.DELIVERY_FAILED:
-        return delivery_failed_reply(str(payload["invoice_number"]), str(payload["to"]), str(payload["error"]), company)
+        delivery = payload.get("delivery_id")
+        return delivery_failed_reply(str(payload["invoice_number"]), str(payload["to"]), str(payload["error"]), company,
+                                     delivery_id=int(delivery) if isinstance(delivery, int) else None)
     reason = str(payload.get("reason", ""))
     return (failed_reply if kind == NoticeKind.RUN_FAILED else refused_reply)(company, reason)

@@ -47,6 +47,9 @@ class Delivery(Model):
     last_error = fields.TextField(default="")
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
+    # Names the request that queued a resend ("resend-click:<channel>:<ts>", "retry:<delivery id>"),
+    # so the same button pressed twice (two admins at once, a retried request) queues one e-mail.
+    dedupe_key = fields.CharField(max_length=120, null=True, unique=True)
 
     class Meta:
         table = "delivery"

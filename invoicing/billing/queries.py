@@ -39,6 +39,8 @@ class OrderFilter:
     # Slack's "held" and "errors" views: orders on hold / with an error that are not invoiced.
     on_hold: bool | None = None
     has_error: bool | None = None
+    # The orders on one invoice (its display number, e.g. ``INK-000001``).
+    invoice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ async def _where(tenant_id: int, flt: OrderFilter, param: Statement) -> list[str
         where.append(f"o.on_hold = {param(flt.on_hold)}")
     if flt.has_error is not None:
         where.append(f"o.error IS {'NOT ' if flt.has_error else ''}NULL")
+    if flt.invoice is not None:  # a subquery: the count has no join with invoice
+        where.append(f"o.invoice_id = (SELECT id FROM invoice WHERE tenant_id = {param(tenant_id)} "
+                     f"AND display_number = {param(flt.invoice.strip())})")
     return where
 
 

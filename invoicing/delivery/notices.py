@@ -108,5 +108,6 @@ async def queue_schedule_problem(company: Company, integration_id: int, slot: da
 async def queue_delivery_failed(company: Company, delivery_id: int, *, invoice_number: str, to: str, error: str,
                                 now: datetime) -> SlackNotice | None:
     """Queue the follow-up of an e-mail delivery that failed for good (with the server's reply)."""
-    payload = {"company": company.short_name, "invoice_number": invoice_number, "to": to, "error": error}
+    payload = {"company": company.short_name, "invoice_number": invoice_number, "to": to, "error": error,
+               "delivery_id": delivery_id}
     return await _queue(company, NoticeKind.DELIVERY_FAILED, f"delivery-failed:{delivery_id}", payload, now)

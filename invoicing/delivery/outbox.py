@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -79,7 +80,7 @@ from invoicing.delivery.transport import (
     TransientDeliveryError,
     Transport,
 )
-from invoicing.errors import InvalidInput, NotFound
+from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.parties.accounting import normalise_email
 from models import (
     Company,
@@ -216,12 +217,16 @@ class Outbox:
                             row.id, row.message_id, row.attempts, "failed" if exhausted else "resend")
         return recovered
 
-    async def resend(self, invoice_number_display: str, tenant_id: int, *, to: str | None = None) -> Delivery:
+    async def resend(self, invoice_number_display: str, tenant_id: int, *, to: str | None = None,
+                     dedupe_key: str | None = None) -> Delivery:
         """Queue a new e-mail of an issued invoice to ``to`` (default: the buyer's address on the invoice).
 
         BCC is the company's *current* BCC list. The Message-ID is
         ``message_id_for(..., resend=k)`` with k = previous resends + 1. Raises
         ``NotFound`` for an unknown number and ``InvalidInput("to", …)`` for a bad address.
+        With ``dedupe_key`` (what asked for it, e.g. one button of one message) a second
+        call with the same key queues nothing and raises ``Conflict``: the key is unique
+        in the table, so this holds across processes and replicas.
         """
         address = normalise_email(to, field="to") if to is not None else None
         number = invoice_number_display.strip()
@@ -234,13 +239,19 @@ class Outbox:
             recipient = address or str(invoice.buyer.get("email") or "")
             if not recipient:
                 raise InvalidInput("to", f"invoice {number} has no buyer e-mail; give an address to send it to")
+            if dedupe_key is not None and await Delivery.exists(dedupe_key=dedupe_key):
+                raise _already_queued(number)
             previous = await Delivery.filter(invoice_id=invoice.id, kind=DeliveryKind.RESEND).count()
             integration = await Integration.get_or_none(company_id=invoice.company_id, kind=IntegrationKind.PDF_EMAILER)
-            delivery = await Delivery.create(
-                invoice_id=invoice.id, kind=DeliveryKind.RESEND,
-                message_id=message_id_for(tenant_id, invoice.number, self._domain, resend=previous + 1),
-                to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=self._clock(),
-            )
+            try:
+                delivery = await Delivery.create(
+                    invoice_id=invoice.id, kind=DeliveryKind.RESEND,
+                    message_id=message_id_for(tenant_id, invoice.number, self._domain, resend=previous + 1),
+                    to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=self._clock(),
+                    dedupe_key=dedupe_key,
+                )
+            except IntegrityError:  # the same key committed meanwhile by a transaction we did not wait for
+                raise _already_queued(number) from None
         log.info("resend queued delivery=%d invoice=%s tenant=%d resend=%d", delivery.id, number, tenant_id,
                  previous + 1)
         return delivery
@@ -350,6 +361,11 @@ async def _queue_failure_notice(delivery: Delivery, reason: str, now: datetime) 
     company = await Company.get(id=invoice.company_id)
     await notices.queue_delivery_failed(company, delivery.id, invoice_number=invoice.display_number,
                                         to=delivery.to_addr, error=reason, now=now)
+
+
+def _already_queued(number: str) -> Conflict:
+    return Conflict(f"Invoice {number} was already queued for sending again from this message; nothing new was "
+                    "queued. `/invoicing deliveries` shows it.")
 
 
 def _due(now: datetime) -> Q:

@@ -40,6 +40,8 @@ class SlackHarness:
     poster: ChannelPoster
     #: The bolt app itself: a test may add a listener of its own (an event the bot does not handle yet).
     bolt: AsyncApp | None = None
+    #: The body of the last answer ``post`` got (an ack's JSON, e.g. a modal's field errors).
+    last_body: bytes = b""
 
     async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
                       timestamp: int | None = None, secret: str = SIGNING_SECRET,
@@ -53,33 +55,58 @@ class SlackHarness:
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
-    async def click(self, action_id: str, value: str = "", *, user: str = "UADMIN", team: str = TEAM,
-                    channel: str = "CBILLING", message_ts: str = "", blocks: list | None = None,
-                    timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
-        """Press a button: a signed ``block_actions`` payload as Slack posts it (on a message in
-        ``channel``; ``message_ts=""`` means an ephemeral message, which cannot be updated)."""
-        payload = {
-            "type": "block_actions", "token": "legacy", "api_app_id": "A1", "team": {"id": team, "domain": "inkwell"},
-            "user": {"id": user, "team_id": team}, "channel": {"id": channel},
-            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
-            "container": {"type": "message", "channel_id": channel, "message_ts": message_ts or "1.000001",
-                          "is_ephemeral": not message_ts},
-            "message": {"ts": message_ts or "1.000001", "blocks": blocks or []},
-            "response_url": self.fake.response_url(),
-            "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
-                         "action_ts": f"{time.time():.6f}"}],
-        }
-        body = urlencode({"payload": json.dumps(payload)})
-        return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
-
     async def post(self, body: str, content_type: str, *, timestamp: int | None = None,
                    secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
         ts = int(time.time()) if timestamp is None else timestamp
         headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts),
                    "X-Slack-Signature": sign(body, ts, secret)}
         async with self.session.post(self.url, data=body.encode(), headers=headers) as response:
-            await response.read()
+            self.last_body = await response.read()
             return response
+
+    async def click(self, action_id: str, value: str = "", *, user: str = "UADMIN", team: str = TEAM,
+                    channel: str = "CBILLING", message_ts: str = "", message_blocks: list | None = None,
+                    blocks: list | None = None, on_home: bool = False, block_id: str = "b1",
+                    timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+        """Press a button: a signed ``block_actions`` payload as Slack posts it.
+
+        On a message in ``channel`` (``message_ts`` and its ``message_blocks``; ``blocks`` is the
+        same); ``message_ts=""`` means an ephemeral message, which cannot be updated. A button on
+        the App Home (``on_home``) has no channel, message or response_url.
+        """
+        shown = message_blocks if message_blocks is not None else blocks or []
+        payload: dict = {
+            "type": "block_actions", "token": "legacy", "api_app_id": "A1", "team": {"id": team, "domain": "inkwell"},
+            "user": {"id": user, "username": user.lower(), "team_id": team},
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
+                         "text": {"type": "plain_text", "text": "button"}, "action_ts": f"{time.time():.6f}"}],
+        }
+        if on_home:
+            payload["container"] = {"type": "view", "view_id": "VHOME"}
+            payload["view"] = {"id": "VHOME", "type": "home", "blocks": shown}
+        else:
+            payload["channel"] = {"id": channel, "name": "billing"}
+            payload["container"] = {"type": "message", "channel_id": channel, "message_ts": message_ts or "1.000001",
+                                    "is_ephemeral": not message_ts}
+            payload["message"] = {"type": "message", "ts": message_ts or "1.000001", "text": "", "blocks": shown}
+            payload["response_url"] = self.fake.response_url()
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
+
+    async def submit_view(self, view: dict, values: dict[str, str], *, user: str = "UADMIN",
+                          team: str = TEAM) -> tuple[int, dict]:
+        """Submit a modal that ``views.open`` was called with, its inputs filled with ``values``
+        (block id → text). Returns the HTTP status and the ack's JSON body ({} for a plain ack)."""
+        state = {b["block_id"]: {b["element"]["action_id"]: {"type": b["element"]["type"],
+                                                             "value": values.get(b["block_id"])}}
+                 for b in view["blocks"] if b.get("type") == "input"}
+        payload = {"type": "view_submission", "team": {"id": team, "domain": "inkwell"},
+                   "user": {"id": user, "team_id": team}, "api_app_id": "A1", "token": "legacy",
+                   "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+                   "view": {**view, "id": "V1", "team_id": team, "state": {"values": state}}}
+        response = await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        return response.status, json.loads(self.last_body or b"{}")
 
     async def reply(self, text: str, **kwargs) -> dict:
         """Send a command and return the ephemeral answer posted to response_url."""

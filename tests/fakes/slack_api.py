@@ -8,7 +8,8 @@ message (``posted=True``: Slack did it but the answer was lost), which is what a
 client retrying blindly would double.
 
 Messages posted with ``chat.postMessage`` are kept per channel with their
-``metadata`` and served back by ``conversations.history`` (newest first, ``oldest``,
+``metadata`` (``chat.update`` replaces them; an unknown ts is ``message_not_found``;
+``conversations.open`` answers ``D<user>``) and served back by ``conversations.history`` (newest first, ``oldest``,
 ``include_all_metadata``, ``limit`` and cursor paging), as Slack does.
 ``response_url`` calls may be scripted too (method name ``response_url``).
 
@@ -167,6 +168,19 @@ class FakeSlack:
         return {"ok": True, "messages": shown, "has_more": more,
                 "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``chat.update``: replace text and blocks of a message that was posted here, as Slack does."""
+        channel, ts = str(params.get("channel")), str(params.get("ts"))
+        for message in self.history.get(channel, []):
+            if message["ts"] == ts:
+                message.update(text=params.get("text") or "", blocks=params.get("blocks") or [])
+                return {"ok": True, "channel": channel, "ts": ts, "text": message["text"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """The message ``ts`` in ``channel`` as it is now (after any ``chat.update``)."""
+        return next(m for m in self.history.get(channel, []) if m["ts"] == ts)
+
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1", "user": "invoicebot"}
@@ -180,6 +194,10 @@ class FakeSlack:
             return {"ok": True, "channel": params.get("channel"), "ts": f"{len(self.calls)}.000100"}
         if method == "conversations.history":
             return self._history(params)
+        if method == "chat.update":
+            return self._update(params)
+        if method == "conversations.open":  # a DM with one user: Slack answers with a D… channel id
+            return {"ok": True, "channel": {"id": f"D{str(params.get('users', '')).split(',')[0]}"}}
         if method == "users.info":
             user = params.get("user", "")
             return {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
