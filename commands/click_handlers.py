@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from commands import approvals
 from commands.clicks import ClickHandler
 
-CLICKS: dict[str, ClickHandler] = {}
+CLICKS: dict[str, ClickHandler] = {
+    approvals.APPROVE: approvals.approve_click,
+    approvals.SKIP: approvals.skip_click,
+}

@@ -68,6 +68,17 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """What one sweep did: the approvals reminded, and the timeout decisions taken."""
+
+    reminded: tuple[int, ...]
+    decided: tuple[Decision, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.reminded or self.decided)
+
+
+@dataclass(frozen=True)
 class PendingApproval:
     """A pending approval as the App Home lists it (times aware UTC; show them in ``timezone``)."""
 
@@ -112,16 +123,18 @@ async def skip(tenant: Tenant, approval_id: int, *, actor: str, now: datetime, c
 
 
 async def sweep(*, now: datetime, clock: Clock = utc_now, mail_domain: str = "invoicebot.local",
-                limit: int = 50) -> list[Decision]:
+                limit: int = 50) -> Sweep:
     """Send due reminders and apply the timeout policy of expired approvals (every tenant).
 
     Safe on several replicas at once (see the module docstring); one approval's failure
     is logged and never stops the others (the next sweep tries it again).
     """
+    reminded: list[int] = []
     for row in await RunApproval.filter(state=ApprovalState.PENDING, reminded_at=None, remind_at__lte=now,
                                         expires_at__gt=now).order_by("remind_at", "id").limit(limit):
         try:
-            await _remind(row, now)
+            if await _remind(row, now):
+                reminded.append(row.id)
         except Exception:  # the next sweep tries again
             log.exception("approval reminder failed approval=%d", row.id)
     decisions: list[Decision] = []
@@ -131,7 +144,7 @@ async def sweep(*, now: datetime, clock: Clock = utc_now, mail_domain: str = "in
             decisions.append(await _timeout(row, now=now, clock=clock, mail_domain=mail_domain))
         except Exception:  # the next sweep tries again
             log.exception("approval timeout failed approval=%d", row.id)
-    return decisions
+    return Sweep(tuple(reminded), tuple(decisions))
 
 
 async def _find(tenant: Tenant, approval_id: int) -> RunApproval:
@@ -141,12 +154,13 @@ async def _find(tenant: Tenant, approval_id: int) -> RunApproval:
     return approval
 
 
-async def _remind(row: RunApproval, now: datetime) -> None:
+async def _remind(row: RunApproval, now: datetime) -> bool:
     async with in_transaction():
         won = await RunApproval.filter(id=row.id, state=ApprovalState.PENDING, reminded_at=None).update(
             reminded_at=now)
         if won:
             await notices.queue_approval_reminder(await Company.get(id=row.company_id), row, now=now)
+    return bool(won)
 
 
 async def _timeout(row: RunApproval, *, now: datetime, clock: Clock, mail_domain: str) -> Decision:
