@@ -143,3 +143,13 @@ async def test_docs_sample_is_the_real_preview(slack):
         path.write_text(json.dumps(sample, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     stored = json.loads(path.read_text(encoding="utf-8"))
     assert [b["type"] for b in stored["blocks"]] == [b["type"] for b in sample["blocks"]]
+
+
+async def test_emailer_sets_and_shows_the_approval_policy(slack):
+    t = await f.tenant(team="T1")
+    await f.company(t, "acme")
+    shown = text_of(await slack.reply("emailer acme set approval=on approval_timeout=2d on_timeout=issue"))
+    assert "*Approval*\non: wait 2d, then issue" in shown
+    refused = text_of(await slack.reply("emailer acme set approval_timeout=1m"))
+    assert "approval_timeout" in refused and "out of range" in refused
+    assert "on: wait 2d, then issue" in text_of(await slack.reply("emailer acme"))
