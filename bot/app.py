@@ -26,6 +26,7 @@ from bot.db import database
 from bot.http import add_health_route, add_slack_routes
 from bot.notifier import SlackNoticeChannel, notice_client
 from bot.rendering import RenderPool
+from bot.replays import ReplayGuard, ReplayStore
 from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
 from bot.slack import ChannelPoster, create_slack_app, web_client
@@ -156,6 +157,8 @@ class Service:
                 AsyncSocketModeHandler,
             )
 
+            # No signatures over the socket; the guard still runs a retried envelope only once.
+            bolt.use(ReplayGuard(ReplayStore()))
             self._socket_mode = AsyncSocketModeHandler(bolt, s.slack_app_token.get_secret_value())
         else:
             add_slack_routes(self.web_app, bolt)

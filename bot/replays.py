@@ -1,4 +1,4 @@
-"""Replay refusal for Slack HTTP requests: a validly signed request is executed once.
+"""Replays refused, retries processed once: a Slack request is executed at most once.
 
 Slack signs every request with an HMAC of ``v0:<timestamp>:<body>`` and bolt accepts a
 signature while ``|now - timestamp| <= 5 minutes``. Slack sends no nonce, so inside that
@@ -14,26 +14,43 @@ body that carries a fresh ``trigger_id``), so:
 * a replay of a command, form submission or button press is refused with **401**;
 * a repeated Events API delivery carrying ``X-Slack-Retry-Num`` is acknowledged with
   **200** and not executed again (a non-200 would only make Slack retry once more);
+* a *retry* — Slack re-sending a request it thinks was not acknowledged, marked with
+  ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason`` (Socket Mode: ``retry_attempt``/
+  ``retry_reason``, which bolt mirrors as the same headers) — has a new timestamp and
+  signature, so every request is also remembered by a stable id (``request_key``: an
+  event's ``event_id``; a command's, click's or modal submission's ``trigger_id``, unique
+  per user interaction; else team+user+``action_ts`` or ``view.id``+``view.hash``+its
+  values). A request whose id was seen is acknowledged with **200** (empty: a modal
+  closes) and not executed again — whether or not it says it is a retry, since Slack
+  documents the marks for the Events API only. Slack retries an event right away, after
+  1 minute and after 5 minutes; id rows are kept ``RETRY_RETENTION_SECONDS``;
 * rows whose timestamp has left the window (plus ``CLOCK_SKEW_SECONDS`` for replicas
   whose clocks differ) can never verify again; each replica deletes them at most every
   ``PURGE_INTERVAL_SECONDS``, at most ``PURGE_BATCH`` rows at a time, so the table stays
   at about one window of traffic.
 
 Socket Mode requests carry no signature (the WebSocket is authenticated by the app
-token instead), so this applies to HTTP mode only.
+token instead): there only the stable ids apply (``ReplayGuard`` is installed in both modes).
+
+Once means *at most* once: the id is taken before the handler runs, so a request whose
+handler then crashed is not run again when Slack retries it (the person types it again).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 
 from models import SeenRequest
 
@@ -45,6 +62,43 @@ WINDOW_SECONDS = 5 * 60
 CLOCK_SKEW_SECONDS = 60
 PURGE_INTERVAL_SECONDS = 30.0
 PURGE_BATCH = 1000
+#: How long a request id is remembered: Slack's last retry comes about 5 minutes after the first try.
+RETRY_RETENTION_SECONDS = 15 * 60
+#: Stored keys fit ``slack_request_seen.signature``; a longer id is stored as its SHA-256.
+_KEY_LENGTH = 128
+
+
+def request_key(body: dict[str, Any]) -> str | None:
+    """The id every delivery of this request shares (original and retries), or None if it has none.
+
+    Ids are only compared with each other, never trusted for anything else: a forged id
+    could at most make a genuine request look like a retry, and only a request that
+    passed the signature check (HTTP) or came over the app's own socket is looked at.
+    """
+    kind = str(body.get("type") or "")
+    if kind == "event_callback" and body.get("event_id"):
+        return _bounded(f"event:{body['event_id']}")
+    if body.get("trigger_id"):  # slash commands, block_actions, view_submission, shortcuts
+        return _bounded(f"trigger:{body['trigger_id']}")
+    team = str(body.get("team_id") or (body.get("team") or {}).get("id") or "")
+    user = str(body.get("user_id") or (body.get("user") or {}).get("id") or "")
+    if kind == "block_actions":
+        stamps = ",".join(str(a.get("action_ts") or "") for a in body.get("actions") or [])
+        return _bounded(f"action:{team}:{user}:{stamps}") if stamps.strip(",") else None
+    view = body.get("view") or {}
+    if kind == "view_submission" and view.get("id"):
+        # The values too: a corrected resubmission of the same view after errors is a new request.
+        values = json.dumps((view.get("state") or {}).get("values") or {}, sort_keys=True)
+        digest = hashlib.sha256(values.encode()).hexdigest()[:32]
+        return _bounded(f"view:{view['id']}:{view.get('hash', '')}:{digest}")
+    return None
+
+
+def _bounded(key: str) -> str:
+    key = f"id:{key}"
+    if len(key) <= _KEY_LENGTH:
+        return key
+    return "id:sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class ReplayStore:
@@ -71,10 +125,26 @@ class ReplayStore:
             return False
         return True
 
+    async def first_delivery(self, key: str, timestamp: int) -> bool:
+        """True the first time a request with this stable id (``request_key``) is seen, False for a retry.
+
+        Safe under concurrency like ``first_sighting``; the id is remembered for
+        ``RETRY_RETENTION_SECONDS``.
+        """
+        now = self._clock()
+        try:
+            await SeenRequest.create(signature=key, timestamp=timestamp, seen_at=datetime.fromtimestamp(now, UTC),
+                                     retain_until=int(now) + RETRY_RETENTION_SECONDS)
+        except IntegrityError:
+            return False
+        return True
+
     async def purge(self, now: float | None = None) -> int:
-        """Delete up to ``PURGE_BATCH`` rows that can no longer verify; return how many."""
-        oldest = int(self._clock() if now is None else now) - WINDOW_SECONDS - CLOCK_SKEW_SECONDS
-        ids = await SeenRequest.filter(timestamp__lt=oldest).order_by("id").limit(PURGE_BATCH).values_list(
+        """Delete up to ``PURGE_BATCH`` rows that can no longer match; return how many."""
+        current = int(self._clock() if now is None else now)
+        oldest = current - WINDOW_SECONDS - CLOCK_SKEW_SECONDS
+        expired = Q(retain_until__isnull=True, timestamp__lt=oldest) | Q(retain_until__lt=current)
+        ids = await SeenRequest.filter(expired).order_by("id").limit(PURGE_BATCH).values_list(
             "id", flat=True)
         if not ids:
             return 0
@@ -82,7 +152,10 @@ class ReplayStore:
 
 
 class ReplayGuard(AsyncMiddleware):
-    """Bolt global middleware refusing replays; bolt runs it after its signature check."""
+    """Bolt global middleware refusing replays and retries; bolt runs it after its signature check.
+
+    It runs before any listener, so a request it stops never takes a lane ticket (``bot/lanes.py``).
+    """
 
     def __init__(self, store: ReplayStore) -> None:
         self.store = store
@@ -90,17 +163,23 @@ class ReplayGuard(AsyncMiddleware):
     async def async_process(  # bolt calls it with these keyword names, ``next`` included
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
+        retry = _header(req, "x-slack-retry-num")
         if req.mode == "socket_mode":  # no signature to remember (see module docstring)
+            timestamp = int(time.time())
+        else:
+            timestamp = int(_header(req, "x-slack-request-timestamp"))
+            if not await self.store.first_sighting(timestamp, _header(req, "x-slack-signature")):
+                if retry:
+                    log.info("slack retry of a request already handled acknowledged timestamp=%s", timestamp)
+                    return BoltResponse(status=200, body="")
+                log.warning("slack request replayed within the signature window refused timestamp=%s", timestamp)
+                return BoltResponse(status=401, body={"error": "replayed request"})
+        key = request_key(req.body) if isinstance(req.body, dict) else None
+        if key is None or await self.store.first_delivery(key, timestamp):
             return await next()
-        timestamp = _header(req, "x-slack-request-timestamp")
-        signature = _header(req, "x-slack-signature")
-        if await self.store.first_sighting(int(timestamp), signature):
-            return await next()
-        if _header(req, "x-slack-retry-num"):
-            log.info("slack retry of a request already handled acknowledged timestamp=%s", timestamp)
-            return BoltResponse(status=200, body="")
-        log.warning("slack request replayed within the signature window refused timestamp=%s", timestamp)
-        return BoltResponse(status=401, body={"error": "replayed request"})
+        log.info("slack retry of a request already handled acknowledged key=%s retry=%s reason=%s mode=%s",
+                 key, retry or "-", _header(req, "x-slack-retry-reason") or "-", req.mode)
+        return BoltResponse(status=200, body="")
 
 
 def _header(req: AsyncBoltRequest, name: str) -> str:

@@ -38,11 +38,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.lanes import LaneBusy, Lanes
 from commands.click_handlers import CLICKS
 from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
-from commands.dispatch import dispatch
+from commands.dispatch import dispatch, mutates
 from commands.replies import Reply
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.slack_notices import NoticeOutcome
@@ -50,6 +51,11 @@ from invoicing.errors import InvalidInput, InvoiceBotError
 from models import NoticeStatus, Tenant
 
 log = logging.getLogger(__name__)
+
+#: How long a modal submission waits for earlier changes of its workspace (Slack wants its ack within 3 s).
+VIEW_LANE_WAIT_SECONDS = 2.0
+#: Context key of the lane ticket taken in the ack function and used by the lazy listener.
+LANE_TICKET = "invoicebot_lane_ticket"
 
 #: Tries of one command reply through its ``response_url`` (Slack allows 5 uses in 30 minutes).
 RESPONSE_URL_ATTEMPTS = 4
@@ -169,6 +175,12 @@ async def _is_workspace_admin(client: AsyncWebClient, user_id: str) -> bool:
     return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
 
 
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace (team id) a request comes from: slash commands say ``team_id``, interactions ``team.id``."""
+    team = body.get("team_id") or (body.get("team") or {}).get("id") or ""
+    return str(team)
+
+
 def admin_check(client: AsyncWebClient, tenant: Tenant, user_id: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return user_id in (tenant.admin_user_ids or []) or await _is_workspace_admin(client, user_id)
@@ -194,13 +206,17 @@ def create_slack_app(
     clock: Clock = utc_now,
     post_notice: PostNotice | None = None,
     response_delay: float = 1.0,
+    lanes: Lanes | None = None,
 ) -> tuple[AsyncApp, ChannelPoster]:
     """Build the bolt app. ``client`` carries the bot token and the Web API base URL.
 
     ``post_notice`` posts a queued Slack notice now (the notice outbox); a reply that
     *is* a queued notice for the channel the command was typed in (a manual run) goes
     that way, so the channel sees it once and durably. ``response_delay`` is the
-    first pause between ``response_url`` retries (seconds).
+    first pause between ``response_url`` retries (seconds). ``lanes`` orders each
+    workspace's changes (``bot/lanes.py``): a command takes its ticket in the ack
+    function, its lazy listener runs ``dispatch`` in its turn; the reply is delivered
+    after the turn, so a slow ``response_url`` holds nobody up.
     """
     # process_before_response + a lazy listener: the HTTP response is the ack itself, sent
     # as soon as ``ack_command`` returns; bolt's non-lazy mode instead polls for the ack
@@ -208,19 +224,26 @@ def create_slack_app(
     app = AsyncApp(signing_secret=signing_secret, client=client, process_before_response=True)
     poster = ChannelPoster(client)
     services = services or Services()
+    lanes = lanes or Lanes()
 
     async def context_for(body: dict[str, Any], user_id: str, channel_id: str) -> CommandContext | None:
-        team = body.get("team_id") or (body.get("team") or {}).get("id") or ""
+        team = team_of(body)
         tenant = await Tenant.get_or_none(slack_team_id=team) if team else None
         if tenant is None:
             return None
         return CommandContext(tenant=tenant, user_id=user_id, channel_id=channel_id,
                               is_admin=admin_check(client, tenant, user_id), clock=clock, services=services)
 
-    async def ack_command(ack: Any) -> None:
+    async def ack_command(ack: Any, body: dict[str, Any], context: Any) -> None:
+        context[LANE_TICKET] = lanes.take(team_of(body), mutates=mutates(body.get("text") or ""))
         await ack()
 
-    async def on_invoicing(body: dict[str, Any]) -> None:
+    async def ack_click(ack: Any, body: dict[str, Any], context: Any) -> None:
+        # Every button is treated as a change (resend, approve…): reads behind it wait for it.
+        context[LANE_TICKET] = lanes.take(team_of(body), mutates=True)
+        await ack()
+
+    async def on_invoicing(body: dict[str, Any], context: Any) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         url = str(body.get("response_url") or "")
 
@@ -233,12 +256,14 @@ def create_slack_app(
                 message["blocks"] = blocks
             await respond_reliably(url, message, base_delay=response_delay)
 
-        ctx = await context_for(body, user, channel)
+        async with lanes.turn(context.get(LANE_TICKET)):
+            ctx = await context_for(body, user, channel)
+            if ctx is not None:
+                log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
+                reply = await dispatch(body.get("text") or "", ctx)
         if ctx is None:
             await respond(SETUP_HINT.format(team=body.get("team_id", "T…")))
             return
-        log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
-        reply = await dispatch(body.get("text") or "", ctx)
         here = {channel, f"#{body.get('channel_name', '')}"}
         await deliver(reply, respond=respond, channel=channel, here=here, user=user, trigger_id=body.get("trigger_id"))
 
@@ -269,7 +294,7 @@ def create_slack_app(
             "not_in_channel", "channel_not_found"} else ""
         await respond(f"{reply.text}\n(Could not post in this channel: {error}.{hint})", list(reply.blocks) or None)
 
-    async def on_click(body: dict[str, Any]) -> None:
+    async def on_click(body: dict[str, Any], context: Any) -> None:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id", "")
         container = body.get("container") or {}
@@ -287,15 +312,18 @@ def create_slack_app(
             elif user:  # a button on the App Home has no response_url: answer in a DM
                 await poster.post(user, Reply(text=text, blocks=tuple(blocks or ()), ephemeral=False))
 
-        ctx = await context_for(body, user, channel)
+        name = str(action.get("action_id") or "").removeprefix(ACTION_PREFIX)
+        async with lanes.turn(context.get(LANE_TICKET)):
+            ctx = await context_for(body, user, channel)
+            if ctx is not None:
+                log.info("click tenant=%s user=%s action=%s", ctx.tenant.name, user, name)
+                click = Click(name=name, value=str(action.get("value") or ""), ctx=ctx, channel_id=channel,
+                              message_ts=ts, message_blocks=tuple(posted.get("blocks") or ()),
+                              on_home=container.get("type") == "view")
+                result = await handle_click(click, CLICKS)
         if ctx is None:
             await respond(SETUP_HINT.format(team=(body.get("team") or {}).get("id", "T…")))
             return
-        name = str(action.get("action_id") or "").removeprefix(ACTION_PREFIX)
-        log.info("click tenant=%s user=%s action=%s", ctx.tenant.name, user, name)
-        click = Click(name=name, value=str(action.get("value") or ""), ctx=ctx, channel_id=channel, message_ts=ts,
-                      message_blocks=tuple(posted.get("blocks") or ()), on_home=container.get("type") == "view")
-        result = await handle_click(click, CLICKS)
         if result.update is not None and channel and ts and not container.get("is_ephemeral"):
             try:
                 await poster.update(channel, ts, result.update)
@@ -306,25 +334,40 @@ def create_slack_app(
             await deliver(result.reply, respond=respond, channel=channel or user, here=here, user=user,
                           trigger_id=body.get("trigger_id"))
 
-    app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=ack_command, lazy=[on_click])
+    app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=ack_click, lazy=[on_click])
 
     @app.view(MODAL_CALLBACK)
     async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = (body.get("user") or {}).get("id", "")
+        # The answer (errors or close) is the ack itself, so the turn is awaited here, bounded.
+        ticket = lanes.take(team_of(body), mutates=True)
+        try:
+            async with lanes.turn(ticket, wait=VIEW_LANE_WAIT_SECONDS):
+                reply = await _apply_accounting(ack, body, view, user)
+        except LaneBusy:
+            await ack(response_action="errors", errors={
+                "legal_name": "Earlier changes of this workspace are still being applied; submit again in a moment."})
+            return
+        if reply is None:
+            return
+        # After the ack, off the response path: the DM may wait for the channel pacing.
+        _background(poster.post(user, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False)))
+
+    async def _apply_accounting(ack: Any, body: dict[str, Any], view: dict[str, Any], user: str) -> Reply | None:
+        """Validate and save the modal; ack with its errors (returning None) or return the reply to DM."""
         ctx = await context_for(body, user, "")
         if ctx is None:
             await ack(response_action="errors", errors={"legal_name": "This workspace is not linked to InvoiceBot."})
-            return
+            return None
         try:
             reply = await submit_accounting_modal(view.get("private_metadata", ""), view["state"]["values"], ctx)
         except InvalidInput as exc:
             await ack(response_action="errors", errors={exc.field: exc.reason})
-            return
+            return None
         except InvoiceBotError as exc:
             await ack(response_action="errors", errors={"legal_name": exc.message})
-            return
+            return None
         await ack()
-        # After the ack, off the response path: the DM may wait for the channel pacing.
-        _background(poster.post(user, Reply(text=reply.text, blocks=reply.blocks, ephemeral=False)))
+        return reply
 
     return app, poster

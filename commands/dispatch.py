@@ -32,6 +32,29 @@ from invoicing.errors import InvoiceBotError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Args, CommandContext], Awaitable[Reply]]
+#: Whether these arguments ask the command to change something (see ``mutates``).
+Mutates = Callable[[Args], bool]
+
+
+def _never(_: Args) -> bool:
+    return False
+
+
+def _always(_: Args) -> bool:
+    return True
+
+
+def _word_is(position: int, *actions: str) -> Mutates:
+    """The command changes something when its ``position``-th word is one of ``actions``."""
+    def check(args: Args) -> bool:
+        return len(args.words) > position and args.words[position].lower() in actions
+
+    return check
+
+
+def _run_mutates(args: Args) -> bool:
+    flags = [w.lower() for w in args.words[1:]]
+    return not (flags and all(flag in runs.DRY_RUN_FLAGS for flag in flags))
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,9 @@ class Command:
     summary: str
     handler: Handler
     details: str = ""
+    #: True for arguments that change state: such commands of one workspace are applied in
+    #: arrival order (``bot/lanes.py``); reads are not serialised against each other.
+    mutates: Mutates = _never
 
 
 COMMANDS: dict[str, Command] = {
@@ -50,37 +76,55 @@ COMMANDS: dict[str, Command] = {
         Command("seller", "seller [set key=value …]", "the seller details printed on every invoice", seller.seller,
                 "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
                 "company_number email phone payment_terms_days iban bic currency invoice_prefix. "
-                "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`."),
+                "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`.",
+                _word_is(0, "set")),
         Command("companies", "companies", "list the dropship companies", companies.companies),
         Command("company",
                 "company add <co> name=\"…\" country=GB currency=GBP timezone=Europe/London [channel=#billing]",
-                "add a dropship company", companies.company),
+                "add a dropship company", companies.company, mutates=_word_is(0, "add")),
         Command("accounting", "accounting <co> [edit | set key=value …]",
                 "show or change a company's accounting details (edit opens a form)", companies.accounting,
                 "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
-                "company_number email phone payment_terms_days iban bic. `email` is where invoices are sent."),
+                "company_number email phone payment_terms_days iban bic. `email` is where invoices are sent.",
+                _word_is(1, "set")),
         Command("emailer", "emailer <co> [enable | disable | set include_errors= starting_from= bcc= schedule= "
                 "next= channel=]", "the company's PDF Emailer integration", emailer.emailer,
                 "`schedule=` hourly|daily|weekly|monthly or a 5-field cron (company time zone). "
                 "`next=\"YYYY-MM-DD HH:MM\"` (company time zone) or none. `bcc=a@x.com,b@y.com`. "
-                "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`."),
+                "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`.", _word_is(1, "enable", "disable", "set")),
         Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] [page=N]",
                 "look up orders and which invoice they are on", orders.orders),
-        Command("run", "run <co> [dry-run]", "invoice a company now (dry-run previews)", runs.run),
+        Command("run", "run <co> [dry-run]", "invoice a company now (dry-run previews)", runs.run,
+                mutates=_run_mutates),
         Command("invoices", "invoices <co> [from=YYYY-MM-DD] [to=YYYY-MM-DD]", "list a company's invoices",
                 invoices.invoices),
         Command("invoice", "invoice <number> [resend]", "show an invoice and its PDF, or e-mail it again",
-                invoices.invoice),
+                invoices.invoice, mutates=_word_is(1, "resend")),
         Command("price", "price <co|default> <sku> cost= shipping= tax= [name=\"…\"]",
                 "set a product's price (default or for one company)", prices.price,
-                "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %."),
+                "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %.",
+                _always),
         Command("schedule", "schedule", "upcoming invoice runs across companies", runs.schedule),
         Command("audit", "audit [<co>]", "recent configuration changes", audit.audit),
         Command("deliveries", "deliveries [<co>]", "e-mails and Slack notices waiting or failed, and why",
                 deliveries.deliveries),
-        Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins),
+        Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins,
+                mutates=_word_is(0, "add", "remove")),
     )
 }
+
+
+def mutates(text: str) -> bool:
+    """Whether ``/invoicing text`` asks for a change (``company add``, ``… set``, ``run`` without
+    dry-run, ``invoice … resend``…). Text that does not parse, an unknown command and help
+    are reads: they answer with an error or text and change nothing."""
+    try:
+        tokens = tokenize(text)
+    except InvoiceBotError:
+        return False
+    if not tokens.words or tokens.words[0].lower() not in COMMANDS:
+        return False
+    return COMMANDS[tokens.words[0].lower()].mutates(Args(tokens.words[1:], tokens.options))
 
 
 def usage(name: str) -> str:

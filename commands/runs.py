@@ -12,12 +12,14 @@ from invoicing.integrations.pdf_emailer.run import run_company
 from invoicing.parties.companies import find_company
 from models import Company, Integration, IntegrationKind, RunTrigger
 
+#: The words that make ``run <co>`` a preview (also how ``dispatch.mutates`` tells it from a run).
+DRY_RUN_FLAGS = frozenset({"dry-run", "dryrun", "--dry-run"})
 
 async def run(args: Args, ctx: CommandContext) -> Reply:
     c = await find_company(ctx.tenant, args.word(0, "company"))
     flags = [w.lower() for w in args.words[1:]]
     args.only_options(())
-    if any(flag not in {"dry-run", "dryrun", "--dry-run"} for flag in flags):
+    if any(flag not in DRY_RUN_FLAGS for flag in flags):
         raise InvalidInput("run", f"unexpected {' '.join(args.words[1:])!r}; use `run {c.short_name}` or "
                                   f"`run {c.short_name} dry-run`")
     dry = bool(flags)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 
 from bot.http import add_slack_routes
 from bot.slack import ChannelPoster, create_slack_app, web_client
@@ -36,13 +37,18 @@ class SlackHarness:
     runner: web.AppRunner
     session: aiohttp.ClientSession
     poster: ChannelPoster
+    #: The bolt app itself: a test may add a listener of its own (an event the bot does not handle yet).
+    bolt: AsyncApp | None = None
 
     async def command(self, text: str, *, user: str = "UADMIN", team: str = TEAM, channel: str = "CBILLING",
-                      timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+                      timestamp: int | None = None, secret: str = SIGNING_SECRET,
+                      response: str = "r1") -> aiohttp.ClientResponse:
+        """POST a signed ``/invoicing text``; its replies go to ``fake.response_url(response)``."""
         body = urlencode({
             "token": "legacy", "team_id": team, "team_domain": "inkwell", "channel_id": channel,
             "channel_name": "billing", "user_id": user, "user_name": user.lower(), "command": "/invoicing",
-            "text": text, "response_url": self.fake.response_url(), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "text": text, "response_url": self.fake.response_url(response),
+            "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
@@ -64,10 +70,13 @@ class SlackHarness:
         return calls[before].params
 
 
-async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None) -> SlackHarness:
+async def start_harness(services: Services | None = None, admins: set[str] | None = None, clock=None,
+                        lanes=None) -> SlackHarness:
     fake = await FakeSlack(admins=admins if admins is not None else {"UADMIN"}).start()
     client = web_client("xoxb-test-token", fake.api_url)
     extra = {"clock": clock} if clock else {}
+    if lanes is not None:
+        extra["lanes"] = lanes
     bolt, poster = create_slack_app(signing_secret=SIGNING_SECRET, client=client, services=services, **extra)
     poster.min_interval = 0.0
     app = web.Application()
@@ -77,7 +86,7 @@ async def start_harness(services: Services | None = None, admins: set[str] | Non
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster)
+    return SlackHarness(fake, f"http://127.0.0.1:{port}/slack/events", runner, aiohttp.ClientSession(), poster, bolt)
 
 
 async def stop_harness(h: SlackHarness) -> None:

@@ -41,6 +41,8 @@ class Call:
     method: str
     params: dict[str, Any]
     body: bytes = b""
+    #: For ``response_url`` calls: the name in the URL (``response_url(name)``), to tell replies apart.
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class FakeSlack:
     answer_delay: float = 0.0
     rng: random.Random = field(default_factory=random.Random)
     base_url: str = ""
+    #: What ``apps.connections.open`` answers (a ``tests.fakes.socket_mode`` server's URL).
+    socket_url: str = ""
     #: Payloads refused as Slack would (``invalid_blocks``): (method, problems). Checked at ``stop``.
     invalid: list[tuple[str, list[str]]] = field(default_factory=list)
     #: ``stop`` raises if a payload was invalid (tests that send bad payloads on purpose turn it off).
@@ -166,6 +170,10 @@ class FakeSlack:
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1", "user": "invoicebot"}
+        if method == "apps.connections.open":
+            if not self.socket_url:
+                return {"ok": False, "error": "not_allowed_token_type"}
+            return {"ok": True, "url": self.socket_url}
         if method == "chat.postMessage":
             return {"ok": True, "channel": params.get("channel"), "ts": self._keep(params)["ts"]}
         if method == "chat.postEphemeral":
@@ -191,7 +199,7 @@ class FakeSlack:
 
     async def _response(self, request: web.Request) -> web.Response:
         params = await request.json()
-        await self._record(Call("response_url", params))
+        await self._record(Call("response_url", params, path=request.match_info["name"]))
         invalid = problems_of("response_url", params)
         if invalid:
             self.invalid.append(("response_url", invalid))

@@ -132,7 +132,7 @@ async def test_an_events_api_retry_of_a_handled_event_is_acknowledged_with_200_a
     assert first in (200, 404)  # no listener for app_mention: bolt says unhandled
     assert await post(slack, body, {**headers, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}) == 200
     assert await post(slack, body, headers) == 401  # the same bytes without the retry mark: a replay
-    assert await SeenRequest.all().count() == 1
+    assert await SeenRequest.filter(signature__startswith="v0=").count() == 1  # (and one row for its event_id)
 
 
 async def test_only_validly_signed_requests_are_remembered(replicas: list[SlackHarness]):
