@@ -37,6 +37,7 @@ from invoicing.delivery.mail import mail_domain
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.slack_notices import NoticeOutbox, NoticeOutcome
 from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
+from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.registry import RUNNERS
 from models import DeliveryStatus, NoticeStatus
@@ -72,6 +73,7 @@ class Service:
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             lease=timedelta(seconds=settings.scheduler_lease_seconds),
             runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
+            sweep=functools.partial(approvals.sweep, mail_domain=self.domain),
         )
         self.poster: ChannelPoster | None = None
         # Slack notices are posted only when Slack is configured; otherwise the rows wait (``deliveries``).

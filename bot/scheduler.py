@@ -44,6 +44,7 @@ from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.errors import InvoiceBotError, NotEligible
+from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.registry import RUNNERS, Runner
 from invoicing.scheduling import claims
 from invoicing.scheduling.claims import Claim, LeaseLost
@@ -82,6 +83,8 @@ class ScheduledOutcome:
 
 OnResult = Callable[[ScheduledOutcome], Awaitable[None]]
 AfterCommit = Callable[[], Awaitable[None]]
+#: ``sweep(now=, clock=)``: approval reminders and timeouts; truthy when it queued or issued something.
+Sweep = Callable[..., Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class Scheduler:
         shutdown_grace: float = 30.0,
         error_backoff: float = 5.0,
         replica: str | None = None,
+        sweep: Sweep = approvals.sweep,
     ) -> None:
         if concurrency < 1 or batch_size < 1:
             raise ValueError("concurrency and batch_size must be at least 1")
@@ -143,6 +147,7 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._claimed_last = 0
         self._held: dict[int, Claim] = {}  # leases of the runs in flight, renewed by the heartbeat
+        self._sweep = sweep
 
     @property
     def lease(self) -> timedelta:
@@ -280,7 +285,22 @@ class Scheduler:
                           exc_info=result)
             elif result is not None:
                 outcomes.append(result)
+        await self._sweep_approvals()
         return outcomes
+
+    async def _sweep_approvals(self) -> None:
+        """Approval reminders and timeouts (``pdf_emailer.approvals.sweep``: safe on every replica, each
+        decision under its integration's row lock); a failure is logged and never stops the tick."""
+        try:
+            swept = await self._sweep(now=self._clock(), clock=self._clock)
+        except Exception:  # the next tick sweeps again
+            log.exception("approval sweep failed replica=%s", self.replica)
+            return
+        if swept and self._after_commit is not None:
+            try:
+                await self._after_commit()  # e-mails and notices the sweep queued
+            except Exception:  # the outboxes poll on their own schedule
+                log.exception("after_commit failed after the approval sweep replica=%s", self.replica)
 
     async def claim_due(self) -> list[Claim]:
         """Lease up to ``batch_size`` due integrations of any kind to this replica (one statement)."""

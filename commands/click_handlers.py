@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import delivery_buttons, invoice_buttons
+from commands import approvals, delivery_buttons, invoice_buttons
 from commands.clicks import ClickHandler
 from commands.dispatch import dispatch
 from commands.paging import PAGE_ACTION, page_handler
@@ -11,4 +11,6 @@ CLICKS: dict[str, ClickHandler] = {
     PAGE_ACTION: page_handler(dispatch),
     **invoice_buttons.HANDLERS,
     **delivery_buttons.HANDLERS,
+    approvals.APPROVE: approvals.approve_click,
+    approvals.SKIP: approvals.skip_click,
 }

@@ -7,11 +7,13 @@ from commands.formatting import local
 from commands.replies import Reply, channel_mention, context, fields_section, header, md, mention, message
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import settings as emailer_config
+from invoicing.integrations.pdf_emailer.approval_policy import format_duration
 from invoicing.integrations.pdf_emailer.settings import EmailerSettings
 from invoicing.parties.companies import find_company
 from models import Company
 
-SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel")
+SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel", "approval", "approval_timeout",
+               "on_timeout")
 
 
 def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
@@ -26,6 +28,7 @@ def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
             ("E-mail BCC", ", ".join(settings.bcc) or "none"),
             ("Invoices go to", company.email or ":warning: no accounting e-mail"),
             ("Channel", channel_mention(company.slack_channel) if company.slack_channel else "none"),
+            ("Approval", _approval(settings)),
         ]),
         context("Orders on hold are never invoiced. Change with "
                 f"`/invoicing emailer {settings.company} set schedule=… next=\"YYYY-MM-DD HH:MM\" bcc=…`."),
@@ -33,6 +36,13 @@ def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
     if note:
         blocks.insert(0, context(note))
     return message(f"PDF Emailer of {settings.company}: {'enabled' if settings.enabled else 'disabled'}", *blocks)
+
+
+def _approval(settings: EmailerSettings) -> str:
+    policy = settings.approval
+    if not policy.enabled:
+        return "off (scheduled runs issue at once)"
+    return f"on: wait {format_duration(policy.timeout)}, then {policy.on_timeout.value}"
 
 
 async def emailer(args: Args, ctx: CommandContext) -> Reply:

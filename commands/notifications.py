@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from commands.approvals import KINDS as APPROVAL_KINDS
+from commands.approvals import approval_message
 from commands.clicks import action_id
 from commands.formatting import local, money
 from commands.replies import (
@@ -159,6 +161,8 @@ def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str
 
 def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
     """The channel message of a queued Slack notice (``invoicing.delivery.notices`` payloads)."""
+    if kind in APPROVAL_KINDS:
+        return approval_message(kind, payload)
     if kind == NoticeKind.RUN_ISSUED:
         actor = str(payload.get("actor") or "")
         user = actor.removeprefix("slack:") if actor.startswith("slack:") else ""

@@ -6,6 +6,7 @@ The Tortoise app label is ``models`` and its migrations live in
 """
 
 from models.accounting import ACCOUNTING_KEYS, AccountingFields
+from models.approval import ApprovalState, OnTimeout, RunApproval
 from models.audit import AuditEntry
 from models.catalog import Price, Product
 from models.company import Company
@@ -30,6 +31,7 @@ MODEL_MODULES = [
     "models.delivery",
     "models.audit",
     "models.notice",
+    "models.approval",
     "models.token",
     "models.seen_request",
 ]
@@ -38,6 +40,7 @@ __all__ = [
     "ApiToken",
     "ACCOUNTING_KEYS",
     "AccountingFields",
+    "ApprovalState",
     "AuditEntry",
     "Company",
     "Delivery",
@@ -51,12 +54,14 @@ __all__ = [
     "MODEL_MODULES",
     "NoticeKind",
     "NoticeStatus",
+    "OnTimeout",
     "Order",
     "OrderItem",
     "OrderStatus",
     "Plan",
     "Price",
     "Product",
+    "RunApproval",
     "RunOutcome",
     "RunTrigger",
     "SeenRequest",

@@ -48,6 +48,12 @@ class Integration(Model):
     # Scheduler lease (multi-replica): who holds the row and until when.
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.DatetimeField(null=True)
+    # Approval mode: a scheduled run prepares the invoice and waits for an admin's decision
+    # (``approval_timeout`` seconds, then ``approval_on_timeout``: ``issue`` or ``skip``).
+    # (``db_default``: the columns were added to tables that already had rows.)
+    approval = fields.BooleanField(default=False, db_default=False)
+    approval_timeout = fields.IntField(default=86400, db_default=86400)
+    approval_on_timeout = fields.CharField(max_length=10, default="skip", db_default="skip")
     # The kind's own settings (PDF Emailer: the BCC list).
     settings: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     updated_at = fields.DatetimeField(auto_now=True)

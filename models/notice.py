@@ -18,6 +18,9 @@ class NoticeKind(StrEnum):
     RUN_REFUSED = "run_refused"
     RUN_FAILED = "run_failed"
     DELIVERY_FAILED = "delivery_failed"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_REMINDER = "approval_reminder"
+    APPROVAL_TIMED_OUT = "approval_timed_out"
 
 
 class NoticeStatus(StrEnum):

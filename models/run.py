@@ -26,6 +26,10 @@ class RunOutcome(StrEnum):
     NO_ORDERS = "no_orders"
     REFUSED = "refused"
     FAILED = "failed"
+    # Approval mode: an admin (or the timeout policy) skipped the slot; its orders wait for the next run.
+    SKIPPED = "skipped"
+    # Approval mode: the slot prepared an invoice for approval (a report only, never a run record).
+    PREPARED = "prepared"
 
 
 class InvoiceRun(Model):

@@ -10,7 +10,8 @@ Rules a caller may rely on:
 * Only a company with a Slack channel gets a row; without one the functions here
   write nothing and return ``None``.
 * The ``dedupe_key`` names the event (``run:<run id>``, ``delivery-failed:<delivery
-  id>``, ``schedule:<integration id>:<slot>``); queuing the same event twice keeps the
+  id>``, ``schedule:<integration id>:<slot>``, ``approval:<id>``, ``approval-reminder:<id>``,
+  ``approval-timeout:<id>``); queuing the same event twice keeps the
   first row (``get_or_create`` on the unique key).
 * The payload holds plain JSON values (Decimals and instants as strings), not Slack
   blocks: the message is rendered when it is posted (``commands.notifications``), so
@@ -25,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.billing.runs import RunReport, Skipped
-from models import Company, NoticeKind, RunOutcome, SlackNotice
+from models import Company, NoticeKind, RunApproval, RunOutcome, SlackNotice
 
 #: Skipped orders kept by reference in a run notice (the message shows at most 15).
 SKIPPED_REFS = 15
@@ -111,3 +112,36 @@ async def queue_delivery_failed(company: Company, delivery_id: int, *, invoice_n
     payload = {"company": company.short_name, "invoice_number": invoice_number, "to": to, "error": error,
                "delivery_id": delivery_id}
     return await _queue(company, NoticeKind.DELIVERY_FAILED, f"delivery-failed:{delivery_id}", payload, now)
+
+
+def approval_payload(company: Company, approval: RunApproval) -> dict[str, Any]:
+    """The facts of an approval's preview (``commands.approvals`` renders them; ids are re-read on click)."""
+    reasons = sorted((approval.skipped_by_reason or {}).items(), key=lambda kv: -int(kv[1]))[:SKIPPED_REASONS]
+    return {
+        "approval_id": approval.id, "company": company.short_name, "timezone": company.timezone,
+        "currency": approval.currency, "cutoff": _instant(approval.cutoff),
+        "period_start": _instant(approval.period_start), "orders": approval.orders, "lines": approval.lines,
+        "net": str(approval.net_total), "tax": str(approval.tax_total), "gross": str(approval.gross_total),
+        "skipped": list(approval.skipped or [])[:SKIPPED_REFS], "skipped_by_reason": dict(reasons),
+        "expires_at": _instant(approval.expires_at), "on_timeout": str(approval.on_timeout),
+    }
+
+
+async def queue_approval_requested(company: Company, approval: RunApproval, *, now: datetime,
+                                   replaces: int | None = None) -> SlackNotice | None:
+    """Queue the preview with Approve / Skip (``replaces``: the approval it re-plans after a change)."""
+    payload = {**approval_payload(company, approval), "replaces": replaces}
+    return await _queue(company, NoticeKind.APPROVAL_REQUESTED, f"approval:{approval.id}", payload, now)
+
+
+async def queue_approval_reminder(company: Company, approval: RunApproval, *, now: datetime) -> SlackNotice | None:
+    """Queue the one reminder of a pending approval (the same preview, with its buttons)."""
+    return await _queue(company, NoticeKind.APPROVAL_REMINDER, f"approval-reminder:{approval.id}",
+                        approval_payload(company, approval), now)
+
+
+async def queue_approval_timed_out(company: Company, approval: RunApproval, *, outcome: str, now: datetime,
+                                   invoice_number: str | None = None) -> SlackNotice | None:
+    """Queue what the timeout policy did: ``outcome`` is ``issued``, ``skipped`` or ``superseded``."""
+    payload = {**approval_payload(company, approval), "outcome": outcome, "invoice_number": invoice_number}
+    return await _queue(company, NoticeKind.APPROVAL_TIMED_OUT, f"approval-timeout:{approval.id}", payload, now)

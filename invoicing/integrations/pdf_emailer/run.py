@@ -13,10 +13,18 @@ produced after commit, from the outboxes (``invoicing.delivery.outbox``,
 recorded as ``refused``; a run that fails rolls back and is recorded as ``failed``;
 for scheduled runs either record is written together with its Slack notice (a manual
 run's refusal or failure is the answer to whoever ran it).
+
+**Approval mode** (``integration.approval``): a *scheduled* run does not issue; it plans
+the same lines for the same cutoff and stores them as a pending ``RunApproval`` with its
+preview notice (``preview.prepare``; no number taken, orders untouched) and reports
+``RunOutcome.PREPARED``. ``approvals.approve`` issues it later through ``issue_planned``.
+A manual run (``/invoicing run``) still issues at once — the admin typing it is the
+approval — and supersedes a pending approval of the company (its orders are invoiced).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,12 +35,13 @@ from tortoise.transactions import in_transaction
 
 from invoicing.billing import runs
 from invoicing.billing.numbering import peek_next_number
-from invoicing.billing.runs import RunContext, RunReport
+from invoicing.billing.runs import InvoicePlan, RunContext, RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import message_id_for
 from invoicing.errors import NotEligible
+from invoicing.integrations.pdf_emailer import preview
 from invoicing.parties.companies import find_company
 from invoicing.retrying import transaction_attempts
 from invoicing.scheduling.claims import LeaseLost
@@ -116,22 +125,20 @@ async def run_company(
                 await integration.refresh_from_db()
                 await lease_check()
                 checkpoint("claimed")
-                planned = await runs.plan_invoice(company, integration, cutoff, lock=True)
+                prepare = integration.approval and trigger != RunTrigger.MANUAL  # typing `run` is the approval
+                planned = await runs.plan_invoice(company, integration, cutoff, lock=not prepare)
                 if not planned.lines:
+                    await preview.supersede_pending(integration.id, now=now, actor=actor)  # nothing left to approve
                     run = await runs.record_run(ctx, RunOutcome.NO_ORDERS, finished_at=clock(), planned=planned,
                                                 message="No eligible orders: no invoice, no number used.")
                     return runs.report(ctx, planned, dry_run=False, run_id=run.id)
-                issued = await runs.issue(ctx, planned, on_step=checkpoint)
-                run = await runs.record_run(
-                    ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
-                    message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
-                await Delivery.create(
-                    invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
-                    to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
-                )
-                result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
-                await notices.queue_run_issued(company, result, now=now, actor=actor)
-                checkpoint("recorded")
+                if prepare:
+                    approval = await preview.prepare(ctx, planned, slot=cutoff, now=now)
+                    return dataclasses.replace(
+                        runs.report(ctx, planned, dry_run=False), outcome=RunOutcome.PREPARED,
+                        message=f"Invoice prepared for approval #{approval.id}; no number used yet.")
+                result = await issue_planned(ctx, planned, mail_domain=mail_domain, checkpoint=checkpoint,
+                                             clock=clock)
     except LeaseLost:
         raise  # another replica runs this slot: nothing to record here
     except Exception as exc:
@@ -140,7 +147,32 @@ async def run_company(
             _queue_failure, company, now=now))
         raise
     log.info("invoice issued tenant=%s company=%s invoice=%s orders=%d", tenant.name, company.short_name,
-             issued.display, len(planned.order_ids))
+             result.invoice_number, len(planned.order_ids))
+    return result
+
+
+async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: str, checkpoint: Checkpoint,
+                        clock: Clock, keep_approval: int | None = None) -> RunReport:
+    """Issue ``planned`` (non-empty, planned with ``lock=True``) inside the caller's run transaction.
+
+    Takes the next number, writes the invoice and the run record, queues the e-mail
+    (``Delivery``) and the run's notice, and supersedes the integration's pending approvals
+    (their orders are in this invoice) except ``keep_approval``. Calls ``checkpoint`` at
+    ``numbered``, ``invoice_created``, ``orders_marked``, ``recorded``.
+    """
+    tenant, company, integration, now = ctx.tenant, ctx.company, ctx.integration, ctx.started_at
+    issued = await runs.issue(ctx, planned, on_step=checkpoint)
+    run = await runs.record_run(
+        ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
+        message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
+    await Delivery.create(
+        invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
+        to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
+    )
+    result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
+    await notices.queue_run_issued(company, result, now=now, actor=ctx.actor)
+    await preview.supersede_pending(integration.id, now=now, actor=ctx.actor, keep=keep_approval)
+    checkpoint("recorded")
     return result
 
 

@@ -14,6 +14,8 @@ with an ``AuditEntry`` (old → new of the changed fields), and keeps
   schedule's next slot is kept; otherwise the next run is the schedule's next slot
   at or after ``starting_from``.
 * **disable** — no run is pending any more (``next_run_at`` is cleared).
+* **approval= approval_timeout= on_timeout=** — approval mode (``approval_policy``); a
+  change applies to the next prepared run, not to one already waiting.
 
 Callers that host a scheduler wake it after a change (``Scheduler.wake``).
 """
@@ -24,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -32,6 +33,8 @@ from invoicing import audit, validation
 from invoicing.billing.runs import check_plan
 from invoicing.delivery.bcc import bcc_of
 from invoicing.errors import InvalidInput
+from invoicing.integrations.pdf_emailer import approval_policy, inputs
+from invoicing.integrations.pdf_emailer.approval_policy import ApprovalPolicy
 from invoicing.parties.companies import normalise_channel, set_channel
 from invoicing.scheduling.schedule import (
     Schedule,
@@ -40,11 +43,8 @@ from invoicing.scheduling.schedule import (
     parse_next_local,
     parse_schedule,
     slot_at_or_after,
-    to_utc,
 )
 from models import Company, Integration, IntegrationKind, Tenant
-
-_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class EmailerSettings:
     bcc: tuple[str, ...]
     schedule: str
     next_run_at: datetime | None
+    approval: ApprovalPolicy
 
 
 class _Unset:
@@ -136,6 +137,9 @@ async def configure(
     schedule: str | None = None,
     next: str | datetime | None = None,  # the product's field name
     channel: str | None = None,
+    approval: bool | str | None = None,
+    approval_timeout: str | None = None,
+    on_timeout: str | None = None,
 ) -> EmailerSettings:
     """Change any of the settings at once; ``None`` leaves a setting as it is.
 
@@ -144,7 +148,8 @@ async def configure(
     zone, ``bcc="a@x.com, b@y.com"|none``, ``schedule=hourly|daily|weekly|monthly|<cron>``.
     ``channel=#billing|none`` is the company's notification channel (shared by its
     integrations; changed through ``parties.companies.set_channel`` in the same transaction,
-    company row locked before the integration row). Raises ``InvalidInput`` naming the
+    company row locked before the integration row). ``approval=on|off approval_timeout=30m|24h|2d
+    on_timeout=issue|skip`` see ``approval_policy``. Raises ``InvalidInput`` naming the
     first bad field; then nothing is changed.
     """
     if channel is not None:
@@ -155,21 +160,24 @@ async def configure(
         given["include_errors"] = validation.parse_switch(include_errors, "include_errors")
     if starting_from is not None:
         with validation.calendar_range("starting_from", f"{starting_from!r} "):
-            given["starting_from"] = _in_range(_parse_starting_from(starting_from, tz), "starting_from")
+            given["starting_from"] = inputs.in_range(inputs.starting_from(starting_from, tz), "starting_from")
     if bcc is not None:
-        given["bcc"] = _parse_bcc(bcc)
+        given["bcc"] = inputs.bcc(bcc)
     if schedule is not None:
         given["schedule"] = parse_schedule(schedule)
     if next is not None:
         with validation.calendar_range("next", f"{next!r} "):  # a local time whose UTC falls past year 9999
-            moment = _aware_future(next, tz, now) if isinstance(next, datetime) else parse_next_local(next, tz, now)
-        given["next"] = _in_range(moment, "next")
+            moment = inputs.aware_future(next, tz, now) if isinstance(next, datetime) \
+                else parse_next_local(next, tz, now)
+        given["next"] = inputs.in_range(moment, "next")
     changes = _Changes(**given)
+    approval_columns = approval_policy.parse_changes(approval, approval_timeout, on_timeout)
     async with in_transaction():
         if channel is not None:
             await set_channel(company, channel, actor=actor)
         row = await _locked(company)
         old = _snapshot(row)
+        row.update_from_dict(approval_columns)
         _apply(company, row, changes, now)
         if _snapshot(row) != old:
             await _save_and_audit(company, row, old, actor=actor, action="emailer.set")
@@ -190,8 +198,8 @@ def _apply(company: Company, row: Integration, changes: _Changes, now: datetime)
     schedule = parse_schedule(row.schedule)
     if isinstance(changes.next, datetime):
         if row.starting_from is not None and changes.next < row.starting_from:
-            raise InvalidInput("next", f"{_local(changes.next, tz)} is before starting_from "
-                                       f"{_local(row.starting_from, tz)}; no run happens before it")
+            raise InvalidInput("next", f"{inputs.local(changes.next, tz)} is before starting_from "
+                                       f"{inputs.local(row.starting_from, tz)}; no run happens before it")
         row.next_run_at = changes.next
     elif not row.enabled:
         if changes.next is None:
@@ -211,48 +219,6 @@ def _schedule_next(schedule: Schedule, now: datetime, tz: str, starting_from: da
     return next_slot(schedule, now, tz)
 
 
-def _parse_starting_from(value: str | date | datetime, tz: str) -> datetime | None:
-    """A date (local midnight) or local date and time of the company → UTC; ``none`` clears it."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else to_utc(value, tz)
-    if isinstance(value, date):
-        return to_utc(datetime(value.year, value.month, value.day), tz)
-    text = " ".join(str(value).split())
-    if text.lower() == "none":
-        return None
-    for form in _DATE_FORMATS:
-        try:
-            return to_utc(datetime.strptime(text, form), tz)
-        except ValueError:
-            continue
-    raise InvalidInput("starting_from", f"{value!r} is not a date; use YYYY-MM-DD (or YYYY-MM-DD HH:MM) in the "
-                                        f"company time zone ({tz}), or none")
-
-
-def _parse_bcc(value: str | Sequence[str]) -> tuple[str, ...]:
-    # Imported here: the BCC rules live in their own module (invoicing.delivery.bcc).
-    from invoicing.delivery.bcc import parse_bcc
-
-    text = value if isinstance(value, str) else ",".join(value)
-    if text.strip().lower() == "none":
-        return ()
-    return tuple(parse_bcc(text))
-
-
-def _in_range(moment: datetime | None, field: str) -> datetime | None:
-    """Refuse a time too close to the calendar's ends to be shown in every zone (``validation.in_utc``)."""
-    return None if moment is None else validation.in_utc(moment, field)
-
-
-def _aware_future(moment: datetime, tz: str, now: datetime) -> datetime:
-    """``next`` given as a datetime (API callers): it must be aware and in the future."""
-    if moment.tzinfo is None:
-        raise InvalidInput("next", "must include a time zone offset (or be given as text in the company time zone)")
-    if moment <= now:
-        raise InvalidInput("next", f"{_local(moment, tz)} ({tz}) is in the past; give a future time")
-    return moment.astimezone(UTC)
-
-
 async def _locked(company: Company) -> Integration:
     """The integration row, locked for the transaction (serialises concurrent changes)."""
     return await Integration.filter(company_id=company.id, kind=KIND).select_for_update(no_key=True).get()
@@ -261,7 +227,8 @@ async def _locked(company: Company) -> Integration:
 async def _save_and_audit(
     company: Company, row: Integration, old: dict[str, str], *, actor: str, action: str
 ) -> None:
-    await row.save(update_fields=["enabled", "include_errors", "starting_from", "settings", "schedule", "next_run_at"])
+    await row.save(update_fields=["enabled", "include_errors", "starting_from", "settings", "schedule", "next_run_at",
+                                  *approval_policy.COLUMNS])
     before, after = audit.changed(old, _snapshot(row))
     await audit.record(company.tenant_id, actor=actor, action=action, target=f"company:{company.short_name}",
                        old=before, new=after)
@@ -276,6 +243,7 @@ def _snapshot(row: Integration) -> dict[str, str]:
         "bcc": ",".join(bcc_of(row)) or "none",
         "schedule": row.schedule,
         "next_run_at": _iso(row.next_run_at),
+        **approval_policy.snapshot(row),
     }
 
 
@@ -283,14 +251,9 @@ def _iso(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat() if moment is not None else "none"
 
 
-def _local(moment: datetime, tz: str) -> str:
-    """``YYYY-MM-DD HH:MM`` in the company zone, the form ops type and read."""
-    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
-
-
 def _view(company: Company, row: Integration) -> EmailerSettings:
     return EmailerSettings(
         company=company.short_name, timezone=company.timezone, enabled=row.enabled,
         include_errors=row.include_errors, starting_from=row.starting_from, bcc=tuple(bcc_of(row)),
-        schedule=row.schedule, next_run_at=row.next_run_at,
+        schedule=row.schedule, next_run_at=row.next_run_at, approval=approval_policy.policy_of(row),
     )
