@@ -43,6 +43,7 @@ from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
 from commands.dispatch import dispatch
+from commands.home import home_view, page_of, unlinked_view
 from commands.replies import Reply
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.slack_notices import NoticeOutcome
@@ -296,6 +297,11 @@ def create_slack_app(
         click = Click(name=name, value=str(action.get("value") or ""), ctx=ctx, channel_id=channel, message_ts=ts,
                       message_blocks=tuple(posted.get("blocks") or ()), on_home=container.get("type") == "view")
         result = await handle_click(click, CLICKS)
+        view = result.extra.get("home_view")
+        if view is None and click.on_home:  # e.g. Approve on the Home: show its new state, same page
+            view = await home_view(ctx.tenant, page=page_of(str((body.get("view") or {}).get("private_metadata"))))
+        if view is not None and user:
+            await publish_home(user, view)
         if result.update is not None and channel and ts and not container.get("is_ephemeral"):
             try:
                 await poster.update(channel, ts, result.update)
@@ -307,6 +313,24 @@ def create_slack_app(
                           trigger_id=body.get("trigger_id"))
 
     app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=ack_command, lazy=[on_click])
+
+    async def on_home_opened(body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return  # the Messages tab, or nothing to publish for
+        user = str(event["user"])
+        ctx = await context_for(body, user, "")
+        view = (unlinked_view(SETUP_HINT.format(team=body.get("team_id") or "T…")) if ctx is None
+                else await home_view(ctx.tenant))
+        await publish_home(user, view)
+
+    async def publish_home(user: str, view: dict[str, Any]) -> None:
+        try:
+            await client.views_publish(user_id=user, view=view)
+        except SlackApiError as exc:
+            log.warning("views.publish failed user=%s error=%s", user, slack_error(exc))
+
+    # Acked at once like a command; the view is built and published after the ack.
+    app.event("app_home_opened")(ack=ack_command, lazy=[on_home_opened])
 
     @app.view(MODAL_CALLBACK)
     async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

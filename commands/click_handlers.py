@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from commands import home
 from commands.clicks import ClickHandler
 
-CLICKS: dict[str, ClickHandler] = {}
+CLICKS: dict[str, ClickHandler] = {
+    home.NEXT_PAGE: home.home_page,
+    home.PREVIOUS_PAGE: home.home_page,
+}

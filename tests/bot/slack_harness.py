@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -45,6 +46,37 @@ class SlackHarness:
             "text": text, "response_url": self.fake.response_url(), "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
+
+    async def click(self, action_id: str, value: str = "", *, user: str = "UADMIN", team: str = TEAM,
+                    channel: str | None = "CBILLING", message: dict | None = None, view: dict | None = None,
+                    response_url: bool = True) -> aiohttp.ClientResponse:
+        """Press a button: a signed ``block_actions`` payload. ``view`` given → the button is on the App Home."""
+        payload: dict = {
+            "type": "block_actions", "team": {"id": team, "domain": "inkwell"},
+            "user": {"id": user, "team_id": team}, "api_app_id": "A1", "trigger_id": f"1337.{next(_TRIGGERS)}.abcd",
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
+                         "action_ts": f"{time.time():.6f}"}],
+        }
+        if view is not None:
+            payload["container"] = {"type": "view", "view_id": view.get("id", "VHOME")}
+            payload["view"] = {"id": "VHOME", "team_id": team, "type": "home", "callback_id": "", **view}
+        else:
+            payload["container"] = {"type": "message", "message_ts": (message or {}).get("ts", "1.000001"),
+                                    "channel_id": channel, "is_ephemeral": False}
+            payload["channel"] = {"id": channel, "name": "billing"}
+            payload["message"] = message or {"ts": "1.000001", "text": "", "blocks": []}
+        if response_url and view is None:
+            payload["response_url"] = self.fake.response_url()
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def event(self, event: dict, *, team: str = TEAM) -> aiohttp.ClientResponse:
+        """An Events API delivery (``event_callback``) carrying ``event``."""
+        n = next(_TRIGGERS)
+        body = json.dumps({"token": "legacy", "team_id": team, "api_app_id": "A1", "type": "event_callback",
+                           "event": event, "event_id": f"Ev{n:08d}", "event_time": int(time.time()),
+                           "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}]})
+        return await self.post(body, "application/json")
 
     async def post(self, body: str, content_type: str, *, timestamp: int | None = None,
                    secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
