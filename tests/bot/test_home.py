@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from slack_sdk.models.views import View
@@ -235,3 +236,15 @@ async def test_pending_approvals_show_with_their_buttons_within_the_block_limit(
                if e["action_id"] == "ib:approve"]
     assert approve[0]["value"] == f"{ids[0]}-0"
 
+
+
+def test_the_manifest_subscribes_to_app_home_opened_and_enables_the_home_tab():
+    import yaml  # pyyaml comes with the test dependencies (schemathesis)
+
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack" / "manifest.yml").read_text())
+    settings, features = manifest["settings"], manifest["features"]
+    url = features["slash_commands"][0]["url"]
+    assert settings["event_subscriptions"] == {"request_url": url, "bot_events": ["app_home_opened"]}
+    assert settings["interactivity"] == {"is_enabled": True, "request_url": url}
+    assert features["app_home"] == {"home_tab_enabled": True, "messages_tab_enabled": True,
+                                    "messages_tab_read_only_enabled": True}
