@@ -9,16 +9,13 @@ up). Beside it, a bare aiohttp handler on the same server, same client, same run
 Targets: p99 < 50 ms and ≤ 10× the bare handler. Then ``invoicebot serve`` is started
 as a real process and its idle RSS is read (target ≤ 120 MB).
 
-**Under load** (``--companies 500``, 0 skips it): the composition root itself
-(``bot.app.Service``: bolt over HTTP, the real scheduler, the 2-process render pool, the
-outbox sending to an aiosmtpd sink in a child process, the Slack notice worker) on
-SQLite, with a bare aiohttp route ``/bare`` added to the same web app. A client in
-another process (it also hosts the fake Slack Web API, so neither competes for the
-service's interpreter lock) alternates a signed ``/invoicing schedule|deliveries``
-(waits for its ``response_url`` answer) and a bare request. First ``--idle`` seconds
-with nothing due, then every company's PDF Emailer is made due at once and the phase
-lasts until all 500 invoices are e-mailed. Targets: ack p99 < 100 ms and ≤ 20× the bare
-handler's p99 in the same phase.
+**Under load** (``--companies 500``; 0 skips it): ``bot.app.Service`` itself (bolt over HTTP,
+scheduler, 2-process render pool, outbox → aiosmtpd sink in a child process, notice worker)
+on SQLite, plus a bare route ``/bare`` on the same web app. A client process (also hosting
+the fake Slack Web API) alternates a signed ``/invoicing schedule|deliveries`` (waiting for
+its ``response_url`` answer) and a bare request: ``--idle`` seconds with nothing due, then
+all 500 PDF Emailers due at once until every invoice is e-mailed. Targets: ack p99 < 100 ms
+and ≤ 20× the bare handler's p99 in the same phase.
 """
 
 from __future__ import annotations
@@ -129,11 +126,8 @@ ACK_TARGET_MS, RATIO_TARGET = 100.0, 20.0
 
 
 async def client(api_port: int) -> None:
-    """``--client``: the fake Slack Web API plus the timing client, in a process of their own.
-
-    Protocol on stdin/stdout: prints ``api=<url>``; reads ``<events url> <bare url>``, then
-    ``phase <name>`` lines; ``stop`` → prints the samples as JSON (phase, ack ms, bare ms).
-    """
+    """``--client``: fake Slack + timing client. Prints ``api=<url>``; reads ``<events url> <bare url>``,
+    then ``phase <name>`` lines; on ``stop`` prints the samples as JSON (phase, ack ms, bare ms)."""
     from urllib.parse import urlencode
 
     from tests.fakes.slack_api import FakeSlack
@@ -170,7 +164,7 @@ async def client(api_port: int) -> None:
             ack = time.perf_counter() - started
             try:
                 await fake.wait_for("response_url", before + 1, timeout=60)
-            except TimeoutError:
+            except TimeoutError:  # counted as an ack all the same; the reply is not what is timed
                 print(f"no reply to request {n} within 60 s", file=sys.stderr)
             started = time.perf_counter()
             async with session.post(bare, data=b"x") as r:
@@ -189,7 +183,7 @@ async def seed_load(url: str, companies: int) -> None:
         tenant = await seed_world(companies, 20)
         await Tenant.filter(id=tenant.id).update(slack_team_id="T1")
         await Order.all().update(dispatched_at=datetime.now(UTC) - timedelta(hours=2))
-        for c in await Company.filter(tenant_id=tenant.id):
+        for c in await Company.filter(tenant_id=tenant.id):  # each its own channel (1 post/s pacing)
             await Company.filter(id=c.id).update(slack_channel=f"C{c.id:06d}")
         await Integration.all().update(enabled=True, schedule="weekly",
                                        next_run_at=datetime.now(UTC) + timedelta(days=3))
@@ -202,6 +196,7 @@ def stats(samples: list[list], phase: str) -> tuple[float, float, float, float, 
 
 
 async def measure_under_load(folder: Path, companies: int, idle: float) -> bool:
+    from benchmarks.smtp import free_port
     from bot.app import Service
     from bot.settings import Settings
     from models import Delivery, DeliveryStatus, Integration
@@ -232,14 +227,16 @@ async def measure_under_load(folder: Path, companies: int, idle: float) -> bool:
     try:
         base = f"http://127.0.0.1:{service.port}"
         tell = peer.stdin
-        tell.write(f"{base}/slack/events {base}/bare\n")
-        tell.flush()
+
+        def say(line: str) -> None:
+            tell.write(line + "\n")
+            tell.flush()
+
+        say(f"{base}/slack/events {base}/bare")
         await asyncio.sleep(3)  # warm-up: connections, first queries
-        tell.write("phase idle\n")
-        tell.flush()
+        say("phase idle")
         await asyncio.sleep(idle)
-        tell.write("phase run\n")
-        tell.flush()
+        say("phase run")
         run_started = time.perf_counter()
         await Integration.all().update(next_run_at=datetime.now(UTC) - timedelta(seconds=30))
         service.scheduler.wake()
@@ -248,8 +245,7 @@ async def measure_under_load(folder: Path, companies: int, idle: float) -> bool:
             if time.perf_counter() - run_started > 900:
                 raise RuntimeError("the scheduled run did not finish within 15 minutes")
         run_seconds = time.perf_counter() - run_started
-        tell.write("stop\n")
-        tell.flush()
+        say("stop")
         samples = json.loads(await asyncio.to_thread(peer.stdout.readline))
     finally:
         await service.stop()
@@ -268,14 +264,6 @@ async def measure_under_load(folder: Path, companies: int, idle: float) -> bool:
               f"p99 {b99:.2f} ms; ratio p99 {ratio:.1f}×" + (f" → {'PASS' if met else 'FAIL'} (p99 < "
               f"{ACK_TARGET_MS:.0f} ms and ≤ {RATIO_TARGET:.0f}×)" if phase == "run" else ""))
     return ok
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def main(orders: int, requests: int, companies: int, idle: float) -> None:
