@@ -33,6 +33,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.block_kit import problems_of
+
 
 @dataclass
 class Call:
@@ -62,6 +64,10 @@ class FakeSlack:
     answer_delay: float = 0.0
     rng: random.Random = field(default_factory=random.Random)
     base_url: str = ""
+    #: Payloads refused as Slack would (``invalid_blocks``): (method, problems). Checked at ``stop``.
+    invalid: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: ``stop`` raises if a payload was invalid (tests that send bad payloads on purpose turn it off).
+    strict: bool = True
     _ts: int = 0
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -114,6 +120,10 @@ class FakeSlack:
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         await self._record(Call(method, params))
+        invalid = problems_of(method, params)
+        if invalid:  # as Slack does: the call fails, nothing is posted
+            self.invalid.append((method, invalid))
+            return web.json_response({"ok": False, "error": "invalid_blocks", "errors": invalid})
         if self.scripted.get(method):
             scripted = self.scripted[method].pop(0)
             if scripted.posted and method == "chat.postMessage":
@@ -184,7 +194,12 @@ class FakeSlack:
         return web.Response(text="OK")
 
     async def _response(self, request: web.Request) -> web.Response:
-        await self._record(Call("response_url", await request.json()))
+        params = await request.json()
+        await self._record(Call("response_url", params))
+        invalid = problems_of("response_url", params)
+        if invalid:
+            self.invalid.append(("response_url", invalid))
+            return web.Response(text="invalid_blocks", status=400)
         if self.scripted.get("response_url"):
             scripted = self.scripted["response_url"].pop(0)
             if scripted.delay:
@@ -210,6 +225,9 @@ class FakeSlack:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+            self._runner = None
+        if self.strict and self.invalid:
+            raise AssertionError(f"the bot sent payloads Slack refuses: {self.invalid[:5]}")
 
 
 def shown(text: str) -> str:
