@@ -8,12 +8,21 @@ itself follows via ``response_url``, which is also waited for so requests do not
 up). Beside it, a bare aiohttp handler on the same server, same client, same run.
 Targets: p99 < 50 ms and ≤ 10× the bare handler. Then ``invoicebot serve`` is started
 as a real process and its idle RSS is read (target ≤ 120 MB).
+
+**Under load** (``--companies 500``; 0 skips it): ``bot.app.Service`` itself (bolt over HTTP,
+scheduler, 2-process render pool, outbox → aiosmtpd sink in a child process, notice worker)
+on SQLite, plus a bare route ``/bare`` on the same web app. A client process (also hosting
+the fake Slack Web API) alternates a signed ``/invoicing schedule|deliveries`` (waiting for
+its ``response_url`` answer) and a bare request: ``--idle`` seconds with nothing due, then
+all 500 PDF Emailers due at once until every invoice is e-mailed. Targets: ack p99 < 100 ms
+and ≤ 20× the bare handler's p99 in the same phase.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -31,7 +40,7 @@ from aiohttp import web
 from bot.db import database
 from models import Order, OrderStatus
 from tests import factories as f
-from tests.bot.slack_harness import start_harness, stop_harness
+from tests.bot.slack_harness import SIGNING_SECRET, sign, start_harness, stop_harness
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -111,8 +120,159 @@ def idle_rss(folder: Path) -> float:
         proc.wait(timeout=30)
 
 
-async def main(orders: int, requests: int) -> None:
+# --- under load: a 500-company scheduled run rendering and sending ------------------------------
+
+ACK_TARGET_MS, RATIO_TARGET = 100.0, 20.0
+
+
+async def client(api_port: int) -> None:
+    """``--client``: fake Slack + timing client. Prints ``api=<url>``; reads ``<events url> <bare url>``,
+    then ``phase <name>`` lines; on ``stop`` prints the samples as JSON (phase, ack ms, bare ms)."""
+    from urllib.parse import urlencode
+
+    from tests.fakes.slack_api import FakeSlack
+
+    fake = await FakeSlack(admins={"UOPS"}).start(api_port)
+    print(f"api={fake.api_url}", flush=True)
+    loop = asyncio.get_running_loop()
+    events, bare = (await loop.run_in_executor(None, sys.stdin.readline)).split()
+    state = {"phase": "warmup"}
+    samples: list[tuple[str, float, float]] = []
+
+    async def control() -> None:
+        while (line := (await loop.run_in_executor(None, sys.stdin.readline)).strip()) != "stop" and line:
+            state["phase"] = line.removeprefix("phase ")
+        state["phase"] = "stop"
+
+    controller = asyncio.create_task(control())
+    async with aiohttp.ClientSession() as session:
+        n = 0
+        while state["phase"] != "stop":
+            n += 1
+            phase = state["phase"]
+            body = urlencode({"team_id": "T1", "channel_id": "COPS", "channel_name": "ops", "user_id": "UOPS",
+                              "command": "/invoicing", "text": "schedule" if n % 2 else "deliveries",
+                              "response_url": fake.response_url(), "trigger_id": f"1.{n}.bench"})
+            ts = int(time.time())
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(ts),
+                       "X-Slack-Signature": sign(body, ts, SIGNING_SECRET)}
+            before = len(fake.received("response_url"))
+            started = time.perf_counter()
+            async with session.post(events, data=body.encode(), headers=headers) as r:
+                await r.read()
+                assert r.status == 200, r.status
+            ack = time.perf_counter() - started
+            try:
+                await fake.wait_for("response_url", before + 1, timeout=60)
+            except TimeoutError:  # counted as an ack all the same; the reply is not what is timed
+                print(f"no reply to request {n} within 60 s", file=sys.stderr)
+            started = time.perf_counter()
+            async with session.post(bare, data=b"x") as r:
+                await r.read()
+            samples.append((phase, ack * 1000, (time.perf_counter() - started) * 1000))
+    await controller
+    print(json.dumps(samples), flush=True)
+    await fake.stop()
+
+
+async def seed_load(url: str, companies: int) -> None:
+    from benchmarks.e2e import seed as seed_world
+    from models import Company, Integration, Tenant
+
+    async with database(url):
+        tenant = await seed_world(companies, 20)
+        await Tenant.filter(id=tenant.id).update(slack_team_id="T1")
+        await Order.all().update(dispatched_at=datetime.now(UTC) - timedelta(hours=2))
+        for c in await Company.filter(tenant_id=tenant.id):  # each its own channel (1 post/s pacing)
+            await Company.filter(id=c.id).update(slack_channel=f"C{c.id:06d}")
+        await Integration.all().update(enabled=True, schedule="weekly",
+                                       next_run_at=datetime.now(UTC) + timedelta(days=3))
+
+
+def stats(samples: list[list], phase: str) -> tuple[float, float, float, float, int]:
+    ack = [a for p, a, _ in samples if p == phase]
+    bare = [b for p, _, b in samples if p == phase]
+    return statistics.median(ack), pct(ack, 0.99), statistics.median(bare), pct(bare, 0.99), len(ack)
+
+
+async def measure_under_load(folder: Path, companies: int, idle: float) -> bool:
+    from benchmarks.smtp import free_port
+    from bot.app import Service
+    from bot.settings import Settings
+    from models import Delivery, DeliveryStatus, Integration
+
+    url = f"sqlite://{folder / 'load.db'}"
+    started = time.perf_counter()
+    await seed_load(url, companies)
+    print(f"seeded {companies} companies × 20 orders in {time.perf_counter() - started:.1f} s (SQLite)")
+    here = Path(__file__)
+    sink = subprocess.Popen([sys.executable, str(here.with_name("smtp.py")), "--sink"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    peer = subprocess.Popen([sys.executable, str(here), "--client"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert sink.stdout and sink.stdin and peer.stdout and peer.stdin
+    smtp_port = int(sink.stdout.readline())
+    api = peer.stdout.readline().strip().removeprefix("api=")
+    settings = Settings(database_url=url, host="127.0.0.1", port=free_port(), slack_api_url=api,
+                        slack_bot_token="xoxb-bench", slack_signing_secret=SIGNING_SECRET,  # type: ignore[arg-type]
+                        smtp_host="127.0.0.1", smtp_port=smtp_port, smtp_security="none",
+                        mail_from="invoices@inkwell.example", _env_file=None)  # type: ignore[call-arg]
+    service = Service(settings)
+
+    async def bare(_: web.Request) -> web.Response:
+        return web.Response(text="")
+
+    service.web_app.router.add_post("/bare", bare)
+    await service.start()
+    try:
+        base = f"http://127.0.0.1:{service.port}"
+        tell = peer.stdin
+
+        def say(line: str) -> None:
+            tell.write(line + "\n")
+            tell.flush()
+
+        say(f"{base}/slack/events {base}/bare")
+        await asyncio.sleep(3)  # warm-up: connections, first queries
+        say("phase idle")
+        await asyncio.sleep(idle)
+        say("phase run")
+        run_started = time.perf_counter()
+        await Integration.all().update(next_run_at=datetime.now(UTC) - timedelta(seconds=30))
+        service.scheduler.wake()
+        while await Delivery.filter(status=DeliveryStatus.SENT).count() < companies:
+            await asyncio.sleep(0.5)
+            if time.perf_counter() - run_started > 900:
+                raise RuntimeError("the scheduled run did not finish within 15 minutes")
+        run_seconds = time.perf_counter() - run_started
+        say("stop")
+        samples = json.loads(await asyncio.to_thread(peer.stdout.readline))
+    finally:
+        await service.stop()
+        peer.stdin.close()
+        peer.wait(timeout=30)
+        sink.stdin.close()
+        sink.wait(timeout=30)
+    print(f"scheduled run of {companies} companies: all invoices issued, rendered and e-mailed in {run_seconds:.1f} s")
+    ok = True
+    for phase in ("idle", "run"):
+        p50, p99, b50, b99, n = stats(samples, phase)
+        ratio = p99 / b99
+        met = p99 < ACK_TARGET_MS and ratio <= RATIO_TARGET
+        ok = ok and (met or phase == "idle")
+        print(f"[{phase:4s}] {n} acks: p50 {p50:.2f} ms, p99 {p99:.2f} ms; bare handler p50 {b50:.2f} ms, "
+              f"p99 {b99:.2f} ms; ratio p99 {ratio:.1f}×" + (f" → {'PASS' if met else 'FAIL'} (p99 < "
+              f"{ACK_TARGET_MS:.0f} ms and ≤ {RATIO_TARGET:.0f}×)" if phase == "run" else ""))
+    return ok
+
+
+async def main(orders: int, requests: int, companies: int, idle: float) -> None:
     with tempfile.TemporaryDirectory() as folder:
+        if companies:
+            passed = await measure_under_load(Path(folder), companies, idle)
+            print(f"ack under load: {'PASS' if passed else 'FAIL'}")
+        if not orders:
+            return
         async with database(f"sqlite://{Path(folder) / 'ack.db'}"):
             started = time.perf_counter()
             await seed(orders)
@@ -134,5 +294,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--companies", type=int, default=500, help="the under-load phase (0: skip it)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds measured before the run is due")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.requests))
+    if args.client:
+        asyncio.run(client(0))
+    else:
+        asyncio.run(main(args.orders, args.requests, args.companies, args.idle))

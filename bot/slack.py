@@ -48,6 +48,7 @@ from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
 from commands.delivery_buttons import ADDRESS_CALLBACK, ADDRESS_FIELD, submit_address
 from commands.dispatch import dispatch, mutates
+from commands.home import home_view, page_of, unlinked_view
 from commands.replies import Mrkdwn, Reply, channel_mention, escape, md
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.slack_notices import NoticeOutcome
@@ -336,6 +337,11 @@ def create_slack_app(
         if ctx is None:
             await respond(md(SETUP_HINT, team=team_of(body) or "T…"))
             return
+        view = result.extra.get("home_view")
+        if view is None and click.on_home:  # e.g. Approve on the Home: show its new state, same page
+            view = await home_view(ctx.tenant, page=page_of(str((body.get("view") or {}).get("private_metadata"))))
+        if view is not None and user:
+            await publish_home(user, view)
         if result.update is not None and channel and ts and not container.get("is_ephemeral"):
             try:
                 await poster.update(channel, ts, result.update)
@@ -404,6 +410,27 @@ def create_slack_app(
                 await poster.post(user, replace(reply, ephemeral=False))
 
         _background(after())
+
+    async def on_home_opened(body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return  # the Messages tab, or nothing to publish for
+        user = str(event["user"])
+        ctx = await context_for(body, user, "")
+        view = (unlinked_view(SETUP_HINT.format(team=team_of(body) or "T…")) if ctx is None
+                else await home_view(ctx.tenant))
+        await publish_home(user, view)
+
+    async def publish_home(user: str, view: dict[str, Any]) -> None:
+        try:
+            await client.views_publish(user_id=user, view=view)
+        except SlackApiError as exc:
+            log.warning("views.publish failed user=%s error=%s", user, slack_error(exc))
+
+    # Acked at once like a command; the view is built and published after the ack.
+    async def ack_event(ack: Any) -> None:  # a read: no lane ticket
+        await ack()
+
+    app.event("app_home_opened")(ack=ack_event, lazy=[on_home_opened])
 
     @app.view(MODAL_CALLBACK)
     async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -43,6 +43,14 @@ async def pending_approvals(tenant_id: int) -> list[PendingApproval]:
     return await approvals.pending(tenant_id)
 
 
+def pending_line(approval: PendingApproval) -> str:
+    """One pending approval in a line (the App Home): total, orders and when the timeout decides."""
+    then = _POLICY.get(approval.on_timeout.value, "skipped")
+    return (f":hourglass_flowing_sand: *Waiting for approval:* {money(approval.gross, approval.currency)} · "
+            f"{approval.orders} order(s) · {then} at {local(approval.expires_at, approval.timezone)} "
+            "if nobody decides")
+
+
 def approval_buttons(approval_id: int, company: str = "") -> Block:
     """The Approve (primary, with a confirm dialog) / Skip buttons of one approval."""
     of = f" for {company}" if company else ""

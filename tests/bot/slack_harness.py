@@ -55,6 +55,14 @@ class SlackHarness:
         })
         return await self.post(body, "application/x-www-form-urlencoded", timestamp=timestamp, secret=secret)
 
+    async def event(self, event: dict, *, team: str = TEAM) -> aiohttp.ClientResponse:
+        """An Events API delivery (``event_callback``) carrying ``event``."""
+        n = next(_TRIGGERS)
+        body = json.dumps({"token": "legacy", "team_id": team, "api_app_id": "A1", "type": "event_callback",
+                           "event": event, "event_id": f"Ev{n:08d}", "event_time": int(time.time()),
+                           "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}]})
+        return await self.post(body, "application/json")
+
     async def post(self, body: str, content_type: str, *, timestamp: int | None = None,
                    secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
         ts = int(time.time()) if timestamp is None else timestamp
@@ -66,13 +74,15 @@ class SlackHarness:
 
     async def click(self, action_id: str, value: str = "", *, user: str = "UADMIN", team: str = TEAM,
                     channel: str = "CBILLING", message_ts: str = "", message_blocks: list | None = None,
-                    blocks: list | None = None, on_home: bool = False, block_id: str = "b1",
-                    timestamp: int | None = None, secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+                    blocks: list | None = None, on_home: bool = False, view: dict | None = None,
+                    block_id: str = "b1", timestamp: int | None = None,
+                    secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
         """Press a button: a signed ``block_actions`` payload as Slack posts it.
 
         On a message in ``channel`` (``message_ts`` and its ``message_blocks``; ``blocks`` is the
         same); ``message_ts=""`` means an ephemeral message, which cannot be updated. A button on
-        the App Home (``on_home``) has no channel, message or response_url.
+        the App Home (``on_home``, or ``view`` = fields of the published view such as its
+        ``private_metadata``) has no channel, message or response_url.
         """
         shown = message_blocks if message_blocks is not None else blocks or []
         payload: dict = {
@@ -82,9 +92,10 @@ class SlackHarness:
             "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
                          "text": {"type": "plain_text", "text": "button"}, "action_ts": f"{time.time():.6f}"}],
         }
-        if on_home:
+        if on_home or view is not None:
             payload["container"] = {"type": "view", "view_id": "VHOME"}
-            payload["view"] = {"id": "VHOME", "type": "home", "blocks": shown}
+            payload["view"] = {"id": "VHOME", "team_id": team, "type": "home", "callback_id": "", "blocks": shown,
+                               **(view or {})}
         else:
             payload["channel"] = {"id": channel, "name": "billing"}
             payload["container"] = {"type": "message", "channel_id": channel, "message_ts": message_ts or "1.000001",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 
@@ -23,7 +22,6 @@ from tests.fakes.slack_api import text_of
 from tests.invoicing.integrations.test_approval import prepared
 
 NOW = SLOT + timedelta(hours=1, minutes=42)
-_CLICKS = itertools.count(1)
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -38,17 +36,8 @@ async def click(h: SlackHarness, posted: dict, action: str, *, user: str = "UADM
     """Press the button ``action`` (``approval_approve``…) on the posted message, as Slack sends it."""
     button = next(e for b in posted["blocks"] if b["type"] == "actions" for e in b["elements"]
                   if e["action_id"] == f"ib:{action}")
-    payload = {
-        "type": "block_actions", "team": {"id": "T1", "domain": "inkwell"}, "user": {"id": user},
-        "api_app_id": "A1", "token": "legacy", "trigger_id": f"42.{next(_CLICKS)}.abcd",
-        "container": {"type": "message", "message_ts": posted["ts"], "channel_id": posted["channel"],
-                      "is_ephemeral": False},
-        "channel": {"id": posted["channel"], "name": "billing"}, "response_url": h.fake.response_url(),
-        "message": {"ts": posted["ts"], "text": posted["text"], "blocks": posted["blocks"]},
-        "actions": [{"action_id": button["action_id"], "block_id": "b", "value": button["value"],
-                     "type": "button", "action_ts": "1.2"}],
-    }
-    response = await h.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+    response = await h.click(button["action_id"], button["value"], user=user, team="T1", channel=posted["channel"],
+                             message_ts=posted["ts"], message_blocks=posted["blocks"])
     assert response.status == 200
 
 
@@ -137,7 +126,6 @@ async def test_docs_sample_is_the_real_preview(slack):
     notice = await SlackNotice.get(dedupe_key=f"approval:{approval.id}")
     sample = {"blocks": list(approval_message(NoticeKind.APPROVAL_REQUESTED, notice.payload).blocks)}
     path = DOCS / "approval-message.json"
-    import os
 
     if os.environ.get("REGENERATE") or not path.exists():
         path.write_text(json.dumps(sample, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -153,3 +141,22 @@ async def test_emailer_sets_and_shows_the_approval_policy(slack):
     refused = text_of(await slack.reply("emailer acme set approval_timeout=1m"))
     assert "approval_timeout" in refused and "out of range" in refused
     assert "on: wait 2d, then issue" in text_of(await slack.reply("emailer acme"))
+
+
+async def test_the_app_home_lists_the_pending_approval_and_approve_there_issues_it(slack):
+    t, approval, _ = await preview(slack)
+    response = await slack.event({"type": "app_home_opened", "user": "UADMIN", "channel": "D0HOME", "tab": "home",
+                                  "event_ts": "1.000001"}, team="T1")
+    assert response.status == 200
+    home = (await slack.fake.wait_for("views.publish"))[0].params["view"]
+    shown = text_of({"blocks": home["blocks"]})
+    assert "Waiting for approval:* £24.00 · 2 order(s)" in shown, shown
+    (approve,) = [e for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]
+                  if e["action_id"] == "ib:approval_approve"]
+    assert approve["value"] == str(approval.id) and "confirm" in approve
+
+    await slack.click(approve["action_id"], approve["value"], team="T1", view={"private_metadata": "page=1"})
+    republished = (await slack.fake.wait_for("views.publish", 2))[1].params["view"]
+    assert (await RunApproval.get(id=approval.id)).state == ApprovalState.APPROVED
+    assert await Invoice.filter(company_id=approval.company_id).count() == 1
+    assert "Waiting for approval" not in text_of({"blocks": republished["blocks"]})

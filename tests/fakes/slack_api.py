@@ -203,6 +203,10 @@ class FakeSlack:
             return {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
         if method == "views.open":
             return {"ok": True, "view": {"id": "V1"}}
+        if method == "views.publish":  # the App Home of ``user_id``
+            if not params.get("user_id") or not isinstance(params.get("view"), dict):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True, "view": {"id": "VHOME", **params["view"]}}
         if method == "files.getUploadURLExternal":
             return {"ok": True, "upload_url": f"{self.base_url}/upload/F1", "file_id": "F1"}
         if method == "files.completeUploadExternal":

@@ -83,6 +83,7 @@ class PendingApproval:
     """A pending approval as the App Home lists it (times aware UTC; show them in ``timezone``)."""
 
     id: int
+    company_id: int
     company: str
     timezone: str
     currency: str
@@ -101,8 +102,9 @@ async def pending(tenant_id: int) -> list[PendingApproval]:
     """The tenant's pending approvals, the soonest to expire first."""
     rows = await RunApproval.filter(tenant_id=tenant_id, state=ApprovalState.PENDING).order_by(
         "expires_at", "id").prefetch_related("company")
-    return [PendingApproval(a.id, a.company.short_name, a.company.timezone, a.currency, a.cutoff, a.period_start,
-                            a.orders, a.lines, a.net_total, a.tax_total, a.gross_total, a.expires_at, a.on_timeout)
+    return [PendingApproval(a.id, a.company_id, a.company.short_name, a.company.timezone, a.currency, a.cutoff,
+                            a.period_start, a.orders, a.lines, a.net_total, a.tax_total, a.gross_total, a.expires_at,
+                            a.on_timeout)
             for a in rows]
 
 
