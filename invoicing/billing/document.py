@@ -53,13 +53,40 @@ class DocumentLine:
     unit_shipping: Decimal
     tax_rate: Decimal
     net: Decimal
+    #: EN 16931 VAT category code (BT-151): S, Z, E, AE, K, G or O.
+    vat_category: str = "S"
 
 
 @dataclass(frozen=True)
 class DocumentTaxBand:
+    """One VAT breakdown row (EN 16931 BG-23): per category *and* rate."""
+
     rate: Decimal
     net: Decimal
     tax: Decimal
+    #: EN 16931 VAT category code (BT-118).
+    category: str = "S"
+    #: Exemption reason text (BT-120), in the invoice language; set on every 0 % band.
+    exemption_reason: str = ""
+    #: VATEX code (BT-121), e.g. ``VATEX-EU-IC`` for an intra-Community supply.
+    exemption_code: str = ""
+
+
+@dataclass(frozen=True)
+class FxConversion:
+    """The VAT restated in the seller's accounting currency (HMRC VAT Notice 700/21, Art. 230).
+
+    ``rate`` converts one unit of the invoice currency into ``currency``; the rate, its date
+    and its source (``ops``, ``feed`` or ``ecb``) are snapshotted at issue time.
+    """
+
+    currency: str
+    rate: Decimal
+    rate_date: date
+    source: str
+    #: (VAT rate, category, VAT amount in ``currency``) per breakdown row, in the document's order.
+    tax_bands: tuple[tuple[Decimal, str, Decimal], ...]
+    tax_total: Decimal
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,17 @@ class InvoiceDocument:
     gross_total: Decimal
     payment_terms_days: int
     order_count: int
+    #: ``invoice`` or ``credit_note``; a credit note's amounts are positive and credit ``original_number``.
+    kind: str = "invoice"
+    #: Language of labels, dates and legal notes (ISO 639-1: en, de, fr, pl, es, it, nl).
+    language: str = "en"
+    #: Legal notes printed under the totals, already in ``language`` (one per VAT category that needs one).
+    notes: tuple[str, ...] = ()
+    fx: FxConversion | None = None
+    original_number: str = ""
+    original_issued_at: datetime | None = None
+    #: Why a credit note was issued (printed on it).
+    reason: str = ""
 
     def period(self) -> Period:
         """The invoiced days: from the period start — the previous cutoff or ``starting_from``;
