@@ -26,7 +26,8 @@ from bot.db import database
 from bot.http import add_health_route, add_slack_routes
 from bot.notifier import SlackNoticeChannel, notice_client
 from bot.rendering import RenderPool
-from bot.replays import ReplayGuard, ReplayStore
+from bot.replay_store import ReplayStore, SqliteFileReplayStore
+from bot.replays import ReplayGuard
 from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
 from bot.slack import ChannelPoster, create_slack_app, web_client
@@ -48,6 +49,15 @@ OUTBOX_POLL_SECONDS = 30.0
 #: The notice worker also polls: rows queued by another process (CLI run, another replica).
 NOTICE_POLL_SECONDS = 30.0
 OUTBOX_STOP_GRACE = 10.0
+
+
+def replay_store(database_url: str) -> ReplayStore:
+    """The database table on PostgreSQL (replicas share it); on the embedded SQLite a file of its own beside
+    the database, so the check before each ack never queues behind the service's writes (``bot.replay_store``)."""
+    if not database_url.startswith("sqlite://"):
+        return ReplayStore()
+    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    return SqliteFileReplayStore(":memory:" if path in ("", ":memory:") else f"{path}-slack-seen")
 
 
 def build_transport(settings: Settings) -> Transport:
@@ -87,6 +97,7 @@ class Service:
         self._db: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._runner: web.AppRunner | None = None
         self._socket_mode: Any = None
+        self.replays = replay_store(settings.resolved_database_url())
         self.port: int | None = None
 
     # --- hooks the commands and the scheduler call ------------------------------------------
@@ -159,10 +170,10 @@ class Service:
             )
 
             # No signatures over the socket; the guard still runs a retried envelope only once.
-            bolt.use(ReplayGuard(ReplayStore()))
+            bolt.use(ReplayGuard(self.replays))
             self._socket_mode = AsyncSocketModeHandler(bolt, s.slack_app_token.get_secret_value())
         else:
-            add_slack_routes(self.web_app, bolt)
+            add_slack_routes(self.web_app, bolt, replays=self.replays)
 
     def _build_http(self) -> None:
         from bot.feed import create_feed_app
@@ -226,6 +237,7 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.transport.close()
+        await self.replays.close()
         await asyncio.to_thread(self.renderer.close)
         if self._db is not None:
             await self._db.__aexit__(None, None, None)

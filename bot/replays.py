@@ -8,7 +8,7 @@ body that carries a fresh ``trigger_id``), so:
 
 * after bolt has verified the signature — only genuine requests are remembered, so an
   attacker without the signing secret cannot fill the table — and before any listener
-  runs, ``ReplayStore.first_sighting`` inserts the signature into ``slack_request_seen``;
+  runs, ``ReplayStore.sightings`` inserts the signature into ``slack_request_seen``;
   the unique constraint makes the insert the atomic "seen before?" test, and because it
   is in the database every replica sharing it refuses the same replay;
 * a replay of a command, form submission or button press is refused with **401**;
@@ -43,28 +43,17 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
 
 from bot.payloads import team_of
-from models import SeenRequest
+from bot.replay_store import ReplayStore
 
 log = logging.getLogger(__name__)
 
-#: slack_sdk's ``SignatureVerifier`` accepts a timestamp this far from now, either way.
-WINDOW_SECONDS = 5 * 60
-#: Extra time a row is kept, for replicas whose clocks disagree by up to this much.
-CLOCK_SKEW_SECONDS = 60
-PURGE_INTERVAL_SECONDS = 30.0
-PURGE_BATCH = 1000
-#: How long a request id is remembered: Slack's last retry comes about 5 minutes after the first try.
-RETRY_RETENTION_SECONDS = 15 * 60
 #: Stored keys fit ``slack_request_seen.signature``; a longer id is stored as its SHA-256.
 _KEY_LENGTH = 128
 
@@ -102,55 +91,6 @@ def _bounded(key: str) -> str:
     return "id:sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-class ReplayStore:
-    """Remembers verified (timestamp, signature) pairs in the database for the window."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._next_purge = 0.0
-
-    async def first_sighting(self, timestamp: int, signature: str) -> bool:
-        """True the first time this signature is presented, False for every replay.
-
-        Call only with a signature already verified for ``timestamp``; safe under
-        concurrency (exactly one of several simultaneous callers gets True).
-        """
-        now = self._clock()
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_INTERVAL_SECONDS
-            await self.purge(now)
-        return await self._remember(signature, timestamp, now)
-
-    async def first_delivery(self, key: str, timestamp: int) -> bool:
-        """True the first time a request with this stable id (``request_key``) is seen, False for a retry.
-
-        Safe under concurrency like ``first_sighting``; the id is remembered for
-        ``RETRY_RETENTION_SECONDS``.
-        """
-        now = self._clock()
-        return await self._remember(key, timestamp, now, retain_until=int(now) + RETRY_RETENTION_SECONDS)
-
-    async def _remember(self, key: str, timestamp: int, now: float, *, retain_until: int | None = None) -> bool:
-        """Insert ``key``; the unique constraint makes the insert the atomic "seen before?" test."""
-        try:
-            await SeenRequest.create(signature=key, timestamp=timestamp, seen_at=datetime.fromtimestamp(now, UTC),
-                                     retain_until=retain_until)
-        except IntegrityError:
-            return False
-        return True
-
-    async def purge(self, now: float | None = None) -> int:
-        """Delete up to ``PURGE_BATCH`` rows that can no longer match; return how many."""
-        current = int(self._clock() if now is None else now)
-        oldest = current - WINDOW_SECONDS - CLOCK_SKEW_SECONDS
-        expired = Q(retain_until__isnull=True, timestamp__lt=oldest) | Q(retain_until__lt=current)
-        ids = await SeenRequest.filter(expired).order_by("id").limit(PURGE_BATCH).values_list(
-            "id", flat=True)
-        if not ids:
-            return 0
-        return await SeenRequest.filter(id__in=list(ids)).delete()
-
-
 class ReplayGuard(AsyncMiddleware):
     """Bolt global middleware refusing replays and retries; bolt runs it after its signature check.
 
@@ -164,18 +104,18 @@ class ReplayGuard(AsyncMiddleware):
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
         retry = _header(req, "x-slack-retry-num")
-        if req.mode == "socket_mode":  # no signature to remember (see module docstring)
-            timestamp = int(time.time())
-        else:
-            timestamp = int(_header(req, "x-slack-request-timestamp"))
-            if not await self.store.first_sighting(timestamp, _header(req, "x-slack-signature")):
-                if retry:
-                    log.info("slack retry of a request already handled acknowledged timestamp=%s", timestamp)
-                    return BoltResponse(status=200, body="")
-                log.warning("slack request replayed within the signature window refused timestamp=%s", timestamp)
-                return BoltResponse(status=401, body={"error": "replayed request"})
+        socket = req.mode == "socket_mode"  # no signature to remember (see module docstring)
+        timestamp = int(time.time()) if socket else int(_header(req, "x-slack-request-timestamp"))
+        signature = None if socket else _header(req, "x-slack-signature")
         key = request_key(req.body) if isinstance(req.body, dict) else None
-        if key is None or await self.store.first_delivery(key, timestamp):
+        first = await self.store.sightings(timestamp, signature=signature, key=key)  # one statement
+        if signature is not None and not first.signature:
+            if retry:
+                log.info("slack retry of a request already handled acknowledged timestamp=%s", timestamp)
+                return BoltResponse(status=200, body="")
+            log.warning("slack request replayed within the signature window refused timestamp=%s", timestamp)
+            return BoltResponse(status=401, body={"error": "replayed request"})
+        if key is None or first.key:
             return await next()
         log.info("slack retry of a request already handled acknowledged key=%s retry=%s reason=%s mode=%s",
                  key, retry or "-", _header(req, "x-slack-retry-reason") or "-", req.mode)

@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.replays import RETRY_RETENTION_SECONDS, ReplayStore, request_key
+from bot.replay_store import RETRY_RETENTION_SECONDS, ReplayStore
+from bot.replays import request_key
 from commands.click_handlers import CLICKS
 from commands.clicks import Click, ClickResult, action_id
 from commands.companies import MODAL_CALLBACK

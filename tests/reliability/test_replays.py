@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from tortoise import connections
 
-from bot.replays import CLOCK_SKEW_SECONDS, PURGE_BATCH, WINDOW_SECONDS, ReplayStore
+from bot.replay_store import CLOCK_SKEW_SECONDS, PURGE_BATCH, WINDOW_SECONDS, ReplayStore
 from commands.context import Services
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.transport import SmtpTransport
