@@ -30,7 +30,8 @@ from bot.replay_store import ReplayStore, SqliteFileReplayStore
 from bot.replays import ReplayGuard
 from bot.scheduler import ScheduledOutcome, Scheduler
 from bot.settings import Settings
-from bot.slack import ChannelPoster, create_slack_app, web_client
+from bot.slack import create_slack_app
+from bot.slack_web import ChannelPoster, web_client
 from commands.context import Services
 from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now

@@ -22,7 +22,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import ChannelPoster
+from bot.slack_web import ChannelPoster
 from commands.notifications import notice_reply
 from invoicing.delivery.slack_notices import (
     PermanentNoticeError,

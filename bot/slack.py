@@ -10,60 +10,42 @@
 * Run announcements and failure follow-ups are durable ``SlackNotice`` rows posted by
   the notice outbox (``bot/notifier.py``); a manual run typed in the company's own
   channel is answered by that notice, posted at once, not by a second message.
-* ``chat.postMessage`` allows about one message per second per channel: posts go
-  through ``ChannelPoster``, which paces each channel and honours 429 Retry-After
-  (slack_sdk's rate-limit retry handler) instead of dropping messages.
+* Posting, pacing and the Web API client are in ``bot/slack_web.py``; the modal forms in
+  ``bot/slack_forms.py``.
 * The workspace (``team_id``, covered by the request signature) selects the tenant;
   nobody sees another tenant's companies.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.lanes import LaneBusy, Lanes
+from bot.lanes import Lanes
 from bot.payloads import team_of
+from bot.slack_forms import register_forms
+from bot.slack_web import ChannelPoster, admin_check, respond_reliably, slack_error
 from commands.click_handlers import CLICKS
 from commands.clicks import ACTION_PREFIX, Click, handle_click
-from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext, Services
-from commands.delivery_buttons import ADDRESS_CALLBACK, ADDRESS_FIELD, submit_address
 from commands.dispatch import dispatch, mutates
 from commands.home import home_view, page_of, unlinked_view
 from commands.replies import Mrkdwn, Reply, channel_mention, escape, md
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.slack_notices import NoticeOutcome
-from invoicing.errors import InvalidInput, InvoiceBotError
 from models import NoticeStatus, Tenant
 
 log = logging.getLogger(__name__)
 
-#: How long a modal submission waits for earlier changes of its workspace (Slack wants its ack within 3 s).
-VIEW_LANE_WAIT_SECONDS = 2.0
 #: Context key of the lane ticket taken in the ack function and used by the lazy listener.
 LANE_TICKET = "invoicebot_lane_ticket"
-
-#: Tries of one command reply through its ``response_url`` (Slack allows 5 uses in 30 minutes).
-RESPONSE_URL_ATTEMPTS = 4
 
 #: Posts the queued Slack notice with this dedupe key now; its outcome, or None if another worker has it.
 PostNotice = Callable[[str], Awaitable[NoticeOutcome | None]]
@@ -72,136 +54,6 @@ SETUP_HINT = (
     "This Slack workspace is not linked to an InvoiceBot tenant yet. An operator can link it with "
     "`invoicebot tenant create NAME --slack-team {team}`."
 )
-
-
-def web_client(token: str, base_url: str) -> AsyncWebClient:
-    """A Web API client that retries 429 (after Retry-After), 5xx and dropped connections."""
-    client = AsyncWebClient(token=token, base_url=base_url)
-    client.retry_handlers.extend([
-        AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-        AsyncServerErrorRetryHandler(max_retry_count=2),
-        AsyncConnectionErrorRetryHandler(max_retry_count=2),
-    ])
-    return client
-
-
-class ChannelPoster:
-    """Posts messages and files, at most one per second per channel, never dropping one."""
-
-    def __init__(
-        self, client: AsyncWebClient, *, min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic
-    ):
-        self.client = client
-        self.min_interval = min_interval
-        self._clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
-
-    async def paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``call`` (one Slack call to ``channel``) at least ``min_interval`` after the previous one."""
-        return await self._paced(channel, call)
-
-    async def _paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            wait = self._last.get(channel, -1e9) + self.min_interval - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                return await call()
-            finally:
-                self._last[channel] = self._clock()
-
-    async def update(self, channel: str, ts: str, reply: Reply) -> None:
-        """Replace the message ``ts`` in ``channel`` with ``reply`` (``chat.update``)."""
-        await self._paced(channel, lambda: self.client.chat_update(
-            channel=channel, ts=ts, text=reply.text, blocks=list(reply.blocks)))
-
-    async def post(self, channel: str, reply: Reply, *, user: str | None = None) -> None:
-        """Post ``reply`` in ``channel`` (ephemeral to ``user`` when the reply is ephemeral).
-
-        A file reply without blocks is the file alone, its text the upload's comment."""
-        file = reply.file
-        if file is not None and not reply.blocks:
-            await self._paced(channel, lambda: self.client.files_upload_v2(
-                channel=channel, content=file.content, filename=file.filename, title=file.title,
-                initial_comment=reply.text))
-            return
-        if reply.ephemeral and user:
-            await self._paced(channel, lambda: self.client.chat_postEphemeral(
-                channel=channel, user=user, text=reply.text, blocks=list(reply.blocks) or None))
-        else:
-            await self._paced(channel, lambda: self.client.chat_postMessage(
-                channel=channel, text=reply.text, blocks=list(reply.blocks) or None))
-        if file is not None:
-            await self._paced(channel, lambda: self.client.files_upload_v2(
-                channel=channel, content=file.content, filename=file.filename, title=file.title))
-
-
-async def respond_reliably(response_url: str, message: dict[str, Any], *, attempts: int = RESPONSE_URL_ATTEMPTS,
-                           base_delay: float = 1.0) -> bool:
-    """POST a command reply to its ``response_url``; retry 5xx, 429 and network errors a few times.
-
-    Slack accepts 5 uses of a ``response_url`` within 30 minutes, so at most
-    ``attempts`` tries, ``base_delay × 2^k`` seconds apart (Retry-After when longer,
-    capped at 30 s). Returns whether Slack took it; a reply that never arrives is
-    logged at warning, without the URL (it lets anyone answer in the channel).
-    """
-    client = AsyncWebhookClient(url=response_url)
-    reason = ""
-    for attempt in range(1, attempts + 1):
-        wait = base_delay * 2 ** (attempt - 1)
-        try:
-            response = await client.send_dict(message)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            reason = type(exc).__name__
-        else:
-            if response.status_code == 200:
-                return True
-            reason = f"http_{response.status_code}"
-            if response.status_code != 429 and response.status_code < 500:
-                break  # Slack refused this reply (expired or used up URL, bad payload): retrying will not help
-            with contextlib.suppress(TypeError, ValueError):
-                wait = max(wait, float((response.headers or {}).get("Retry-After", 0)))
-        if attempt < attempts:
-            await asyncio.sleep(min(wait, 30.0))
-    log.warning("command reply not delivered attempts=%d reason=%s", attempt, reason)
-    return False
-
-
-def slack_error(exc: SlackApiError) -> str:
-    """The ``error`` code of a failed call (``not_in_channel``…), or its HTTP status."""
-    data = getattr(exc.response, "data", None)
-    if isinstance(data, dict):
-        return str(data.get("error") or "unknown_error")
-    return f"http_{getattr(exc.response, 'status_code', '?')}"
-
-
-async def _is_workspace_admin(client: AsyncWebClient, user_id: str) -> bool:
-    try:
-        info = await client.users_info(user=user_id)
-    except SlackApiError as exc:
-        log.warning("users.info failed user=%s error=%s", user_id, slack_error(exc))
-        return False
-    user = info.get("user") or {}
-    return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
-
-
-def admin_check(client: AsyncWebClient, tenant: Tenant, user_id: str) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return user_id in (tenant.admin_user_ids or []) or await _is_workspace_admin(client, user_id)
-
-    return check
-
-
-_tasks: set[asyncio.Task[Any]] = set()
-
-
-def _background(coro: Awaitable[Any]) -> None:
-    """Run ``coro`` without awaiting it; keep a reference so it is not garbage-collected."""
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
 
 
 def create_slack_app(
@@ -372,45 +224,6 @@ def create_slack_app(
         except SlackApiError as exc:
             await respond(f"Could not send you the file: {slack_error(exc)}.")
 
-    @app.view(ADDRESS_CALLBACK)
-    async def on_address_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = (body.get("user") or {}).get("id", "")
-        ticket = lanes.take(team_of(body), mutates=True)  # a change: in the workspace's turn, like the form below
-        try:
-            async with lanes.turn(ticket, wait=VIEW_LANE_WAIT_SECONDS):
-                ctx = await context_for(body, user, "")
-                if ctx is None:
-                    raise InvoiceBotError("This workspace is not linked to InvoiceBot.")
-                saved = await submit_address(view.get("private_metadata", ""), view["state"]["values"], ctx)
-        except LaneBusy:
-            await ack(response_action="errors", errors={
-                ADDRESS_FIELD: "Earlier changes of this workspace are still being applied; submit again in a moment."})
-            return
-        except InvoiceBotError as exc:
-            reason = exc.reason if isinstance(exc, InvalidInput) else exc.message
-            await ack(response_action="errors", errors={ADDRESS_FIELD: reason})
-            return
-        except Exception:  # a bug: the form says so (with a log reference) instead of a 500
-            ref = uuid.uuid4().hex[:8]
-            log.exception("address form failed ref=%s user=%s", ref, user)
-            await ack(response_action="errors",
-                      errors={ADDRESS_FIELD: f"Something went wrong on our side (ref {ref})."})
-            return
-        await ack()
-
-        async def after() -> None:  # off the response path, like the accounting form's DM
-            reply = saved.reply
-            if saved.update is not None:
-                try:
-                    await poster.update(saved.channel, saved.ts, saved.update)
-                except SlackApiError as exc:
-                    log.warning("chat.update failed channel=%s error=%s", saved.channel, slack_error(exc))
-                    reply = saved.update
-            if reply is not None:
-                await poster.post(user, replace(reply, ephemeral=False))
-
-        _background(after())
-
     async def on_home_opened(body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("tab") != "home" or not event.get("user"):
             return  # the Messages tab, or nothing to publish for
@@ -432,42 +245,6 @@ def create_slack_app(
 
     app.event("app_home_opened")(ack=ack_event, lazy=[on_home_opened])
 
-    @app.view(MODAL_CALLBACK)
-    async def on_accounting_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = (body.get("user") or {}).get("id", "")
-        # The answer (errors or close) is the ack itself, so the turn is awaited here, bounded.
-        ticket = lanes.take(team_of(body), mutates=True)
-        try:
-            async with lanes.turn(ticket, wait=VIEW_LANE_WAIT_SECONDS):
-                reply = await _apply_accounting(ack, body, view, user)
-        except LaneBusy:
-            await ack(response_action="errors", errors={
-                "legal_name": "Earlier changes of this workspace are still being applied; submit again in a moment."})
-            return
-        if reply is None:
-            return
-        # After the ack, off the response path: the DM may wait for the channel pacing.
-        _background(dm(user, reply))
-
-    async def _apply_accounting(ack: Any, body: dict[str, Any], view: dict[str, Any], user: str) -> Reply | None:
-        """Validate and save the modal; ack with its errors (returning None) or return the reply to DM."""
-        ctx = await context_for(body, user, "")
-        if ctx is None:
-            await ack(response_action="errors", errors={"legal_name": "This workspace is not linked to InvoiceBot."})
-            return None
-        try:
-            reply = await submit_accounting_modal(view.get("private_metadata", ""), view["state"]["values"], ctx)
-        except InvalidInput as exc:
-            await ack(response_action="errors", errors={exc.field: exc.reason})
-            return None
-        except InvoiceBotError as exc:
-            await ack(response_action="errors", errors={"legal_name": exc.message})
-            return None
-        await ack()
-        return reply
-
-    async def dm(user: str, reply: Reply) -> None:
-        for part in reply.parts():
-            await poster.post(user, replace(part, ephemeral=False))
+    register_forms(app, lanes=lanes, context_for=context_for, poster=poster)
 
     return app, poster

@@ -15,7 +15,8 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot.http import add_slack_routes
-from bot.slack import ChannelPoster, create_slack_app, web_client
+from bot.slack import create_slack_app
+from bot.slack_web import ChannelPoster, web_client
 from commands.context import Services
 from tests.fakes.slack_api import FakeSlack
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.notifier import SlackNoticeChannel
-from bot.slack import web_client
+from bot.slack_web import web_client
 from commands.approvals import approval_message
 from invoicing.delivery.slack_notices import NoticeOutbox
 from models import ApprovalState, Invoice, NoticeKind, Order, RunApproval, SlackNotice, Tenant

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.notifier import SlackNoticeChannel, notice_client
-from bot.slack import ChannelPoster, web_client
+from bot.slack_web import ChannelPoster, web_client
 from commands.context import Services
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.slack_notices import NoticeOutbox

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from bot.notifier import SlackNoticeChannel, notice_client
-from bot.slack import ChannelPoster, web_client
+from bot.slack_web import ChannelPoster, web_client
 from commands.replies import Reply
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.slack_notices import NoticeOutbox

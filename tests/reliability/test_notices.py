@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.notifier import EVENT_TYPE, SlackNoticeChannel, notice_client
-from bot.slack import ChannelPoster, web_client
+from bot.slack_web import ChannelPoster, web_client
 from commands.context import CommandContext
 from commands.dispatch import dispatch
 from invoicing.delivery.slack_notices import NoticeOutbox

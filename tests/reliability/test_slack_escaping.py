@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.notifier import SlackNoticeChannel, notice_client
-from bot.slack import ChannelPoster, web_client
+from bot.slack_web import ChannelPoster, web_client
 from commands.dispatch import COMMANDS
 from commands.notifications import notice_reply
 from invoicing.delivery.notices import queue_delivery_failed, queue_run_problem, queue_schedule_problem
