@@ -28,7 +28,8 @@ from bot.notifier import SlackNoticeChannel, notice_client
 from bot.rendering import RenderPool
 from bot.replay_store import ReplayStore, SqliteFileReplayStore
 from bot.replays import ReplayGuard
-from bot.scheduler import ScheduledOutcome, Scheduler
+from bot.scheduled_run import ScheduledOutcome
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack import create_slack_app
 from bot.slack_web import ChannelPoster, web_client

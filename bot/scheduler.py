@@ -36,62 +36,27 @@ import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from invoicing.billing.runs import RunReport
+from bot.scheduled_run import ScheduledOutcome, Target, run_integration
 from invoicing.clock import Clock, utc_now
-from invoicing.delivery import notices
-from invoicing.errors import InvoiceBotError, NotEligible
 from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.registry import RUNNERS, Runner
 from invoicing.scheduling import claims
 from invoicing.scheduling.claims import Claim, LeaseLost
-from invoicing.scheduling.schedule import DueRun, due_run, parse_schedule
-from models import Company, Integration, IntegrationKind, RunOutcome, RunTrigger, Tenant
+from invoicing.scheduling.schedule import DueRun
+from models import Integration, IntegrationKind, RunOutcome
 
 log = logging.getLogger(__name__)
 
-ACTOR = "scheduler"
-
 #: The default lease: a few heartbeats long, and the longest a crashed replica's runs wait.
 DEFAULT_LEASE = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class ScheduledOutcome:
-    """What one scheduled run did, for notifications (Slack) — ``report`` or ``error``."""
-
-    tenant: str
-    company: str
-    trigger: RunTrigger
-    slot: datetime
-    cutoff: datetime
-    tenant_id: int = 0
-    company_id: int = 0
-    kind: IntegrationKind = IntegrationKind.PDF_EMAILER
-    report: RunReport | None = None
-    error: str | None = None
-    # True when invoicing was refused (plan, missing details): ops must fix something.
-    refused: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 OnResult = Callable[[ScheduledOutcome], Awaitable[None]]
 AfterCommit = Callable[[], Awaitable[None]]
 #: ``sweep(now=, clock=)``: approval reminders and timeouts; truthy when it queued or issued something.
 Sweep = Callable[..., Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class _Target:
-    tenant: Tenant
-    company: Company
-    schedule: str
 
 
 async def _ignore_result(_: ScheduledOutcome) -> None:
@@ -329,7 +294,8 @@ class Scheduler:
                 target = await self._target(claim)
                 if target is None:
                     return None
-                outcome, due = await self._run(claim, target)
+                outcome, due = await run_integration(claim, target, self._runners[claim.kind], clock=self._clock,
+                                                     grace=self._grace, hold=functools.partial(self._hold, claim))
             except asyncio.CancelledError:  # shutdown past its grace: the run rolled back
                 await asyncio.shield(self._release(claim))
                 raise
@@ -343,47 +309,12 @@ class Scheduler:
         await self._announce(outcome)
         return outcome
 
-    async def _run(self, claim: Claim, target: _Target) -> tuple[ScheduledOutcome, DueRun | None]:
-        """Run one integration; every failure becomes an outcome (logged), never an exception."""
-        company = target.company
-        base: dict[str, Any] = dict(tenant=target.tenant.name, company=company.short_name, slot=claim.slot,
-                                    tenant_id=target.tenant.id, company_id=company.id, kind=claim.kind)
-        try:
-            due = due_run(parse_schedule(target.schedule), company.timezone, slot=claim.slot, now=self._clock(),
-                          grace=self._grace)
-        except (InvoiceBotError, ValueError, KeyError) as bad:  # a stored schedule or zone no longer valid
-            log.error("cannot schedule tenant=%s company=%s schedule=%r error=%s", target.tenant.name,
-                      company.short_name, target.schedule, bad)
-            message = f"Schedule '{target.schedule}' cannot be computed ({bad}); runs paused until it is fixed."
-            await notices.queue_schedule_problem(company, claim.integration_id, claim.slot, message, now=self._clock())
-            return ScheduledOutcome(**base, trigger=RunTrigger.SCHEDULE, cutoff=claim.slot, error=message), None
-        trigger = RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE
-        base.update(trigger=trigger, cutoff=due.cutoff)
-        try:
-            report = await self._runners[claim.kind](target.tenant, company, trigger=trigger, cutoff=due.cutoff,
-                                                     clock=self._clock, actor=ACTOR,
-                                                     lease_check=functools.partial(self._hold, claim))
-        except LeaseLost:
-            raise
-        except InvoiceBotError as refusal:
-            log.warning("run refused tenant=%s company=%s trigger=%s cutoff=%s reason=%s", target.tenant.name,
-                        company.short_name, trigger.value, due.cutoff.isoformat(), refusal.message)
-            return ScheduledOutcome(**base, error=refusal.message, refused=isinstance(refusal, NotEligible)), due
-        except Exception as exc:  # one company's bug must not stop the others
-            log.exception("run failed tenant=%s company=%s trigger=%s cutoff=%s", target.tenant.name,
-                          company.short_name, trigger.value, due.cutoff.isoformat())
-            return ScheduledOutcome(**base, error=f"Run failed ({type(exc).__name__}); nothing was issued."), due
-        log.info("run done tenant=%s company=%s trigger=%s cutoff=%s outcome=%s invoice=%s next=%s",
-                 target.tenant.name, company.short_name, trigger.value, due.cutoff.isoformat(), report.outcome.value,
-                 report.invoice_number, due.next_run_at.isoformat())
-        return ScheduledOutcome(**base, report=report), due
-
-    async def _target(self, claim: Claim) -> _Target | None:
+    async def _target(self, claim: Claim) -> Target | None:
         row = await Integration.get_or_none(id=claim.integration_id).select_related("company__tenant")
         if row is None:  # the company was deleted after the claim
             return None
         # The one read of tenant and company for this run: fresh seller details and plan.
-        return _Target(row.company.tenant, row.company, row.schedule)
+        return Target(row.company.tenant, row.company, row.schedule)
 
     async def _lease_still_ours(self, claim: Claim) -> bool:
         """Renew the lease before a run starts; False when it was lost while the run queued.

@@ -17,7 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.app import Service
-from bot.scheduler import ScheduledOutcome, Scheduler
+from bot.scheduled_run import ScheduledOutcome
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from models import Integration, Invoice, InvoiceRun, Order, RunTrigger
 from tests import factories as f
