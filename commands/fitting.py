@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from commands.mrkdwn import escape
+from commands.mrkdwn import escape, safe_cut
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -39,18 +39,6 @@ _FIELDS_BLOCK_CHARS = 3000
 Block = dict[str, Any]
 
 
-def _safe_cut(text: str, limit: int) -> int:
-    """The largest cut ≤ ``limit`` that is not inside ``&…;`` or ``<…>``."""
-    cut = limit
-    amp = text.rfind("&", 0, cut)
-    if amp != -1 and text.find(";", amp, cut) == -1 and cut - amp < 6:
-        cut = amp
-    lt = text.rfind("<", 0, cut)
-    if lt != -1 and text.find(">", lt, cut) == -1 and lt > 0:
-        cut = lt
-    return cut if cut > 0 else limit
-
-
 def split_text(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:
     """``text`` in pieces of at most ``limit`` characters whose concatenation (plus the
     newlines cut at) is ``text``: at line boundaries, else at a space, else hard."""
@@ -64,11 +52,11 @@ def split_text(text: str, limit: int = MAX_SECTION_CHARS) -> list[str]:
         if newline > limit // 4:
             pieces.append(rest[:newline])
             rest = rest[newline + 1:]
-        elif space > limit // 2 and _safe_cut(rest, space) == space:
+        elif space > limit // 2 and safe_cut(rest, space) == space:
             pieces.append(rest[:space])
             rest = rest[space + 1:]
         else:
-            cut = _safe_cut(rest, limit)
+            cut = safe_cut(rest, limit)
             pieces.append(rest[:cut])
             rest = rest[cut:]
     if rest:

@@ -76,3 +76,16 @@ def link(url: str, label: str) -> Mrkdwn:
     if not _URL.fullmatch(url or ""):
         return escape(label)
     return Mrkdwn(f"<{url}|{escape(label).replace('|', '¦')}>")
+
+
+def safe_cut(text: str, limit: int) -> int:
+    """The largest cut ≤ ``limit`` that is not inside an escape ``&…;`` or a mention/link ``<…>``
+    (cutting there would show a broken entity or ping/link something else)."""
+    cut = limit
+    amp = text.rfind("&", 0, cut)
+    if amp != -1 and text.find(";", amp, cut) == -1 and cut - amp < 6:
+        cut = amp
+    lt = text.rfind("<", 0, cut)
+    if lt != -1 and text.find(">", lt, cut) == -1 and lt > 0:
+        cut = lt
+    return cut if cut > 0 else limit

@@ -22,7 +22,7 @@ from commands.fitting import (
     fit_blocks,
     split_messages,
 )
-from commands.mrkdwn import Mrkdwn, channel_mention, escape, link, md, mention
+from commands.mrkdwn import Mrkdwn, channel_mention, escape, link, md, mention, safe_cut
 
 __all__ = ["MAX_BLOCKS", "MAX_FIELD_CHARS", "MAX_MESSAGE_CHARS", "MAX_SECTION_CHARS", "Block", "Mrkdwn",
            "channel_mention", "escape", "link", "md", "mention"]
@@ -65,14 +65,7 @@ class Reply:
 def clip(text: str, limit: int = MAX_SECTION_CHARS) -> str:
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
-    # never end inside an escape (``&am``) or a mention/link (``<@U1``)
-    amp, lt = cut.rfind("&"), cut.rfind("<")
-    if amp > cut.rfind(";") and len(cut) - amp < 6:
-        cut = cut[:amp]
-    if isinstance(text, Mrkdwn) and lt > cut.rfind(">"):
-        cut = cut[:lt]
-    clipped = cut + "…"
+    clipped = text[: safe_cut(text, limit - 1)] + "…"  # never inside ``&amp;`` or ``<@U1>``
     return Mrkdwn(clipped) if isinstance(text, Mrkdwn) else clipped
 
 

@@ -187,3 +187,13 @@ def test_a_reply_too_big_for_one_message_continues_in_order_without_losing_a_blo
     rows = [b["text"]["text"].split()[1] for p in parts for b in p.blocks if b["type"] == "section"]
     assert rows == [str(i) for i in range(120)]
     assert parts[1].text.endswith(f"(part 2 of {len(parts)})")
+
+
+def test_a_clipped_label_or_text_never_ends_inside_an_escape_or_a_mention():
+    from commands.replies import clip
+
+    for text in ("x" * 95 + "&amp;" + "y" * 50, Mrkdwn("x" * 96 + "<@U0BOSS>" + "y" * 50), "a" * 200):
+        cut = clip(text, 100)
+        assert len(cut) <= 100 and cut.endswith("…")
+        assert "&am…" not in cut and "&a…" not in cut and "<@U0…" not in cut
+    assert isinstance(clip(Mrkdwn("z" * 300), 100), Mrkdwn)
