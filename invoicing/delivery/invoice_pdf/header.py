@@ -63,7 +63,7 @@ def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: 
             put(RIGHT, fy, line, 8, bold=True, right=True)
             fy += 4.2
         fy += 0.6
-    rule = max(60.0, y + 1, fy)
+    rule = max(60.0, y + 4, fy)
     if draw:
         pdf.line(LEFT, rule, RIGHT, rule)
 
@@ -83,7 +83,7 @@ def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: 
     bottom = max(y, rule + 26)
 
     if credit:
-        bottom += 3
+        bottom = max(y + 4, rule + 30)
         original = fmt.day(doc.original_issued_at) if doc.original_issued_at else ""
         reference = labels["credits"].format(number=clean(doc.original_number), date=original)
         for line in pdf.wrap(reference, RIGHT - LEFT, 9, bold=True):

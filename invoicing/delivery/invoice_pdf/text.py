@@ -37,7 +37,8 @@ _PT = 25.4 / 72  # mm per point
 _SHAPED = re.compile(r"[\u0590-\u08FF\u0900-\u097F\u0E00-\u0E7F\uFB1D-\uFDFF\uFE70-\uFEFF]")
 # Characters a line may break before or after without a space (CJK ideographs, kana, Hangul, full-width forms).
 _CJK_UNIT = r"[\u2E80-\u9FFF\uAC00-\uD7AF\uF900-\uFAFF\uFF00-\uFFEF]"
-_UNITS = re.compile(rf"{_CJK_UNIT}|(?:(?!{_CJK_UNIT})\S)+")
+_UNITS = re.compile(rf"{_CJK_UNIT}|(?:(?!{_CJK_UNIT})[\S\xa0\u202f\u2007])+")
+_BREAKING_SPACE = re.compile(r"[^\S\xa0\u202f\u2007]+")  # whitespace a line may break at: not the no-break spaces
 
 
 @lru_cache(maxsize=4096)  # names, SKUs and descriptions repeat from line to line
@@ -133,7 +134,7 @@ class TextPDF(FPDF):
 
     def _wrap(self, text: str, max_width: float, size: float, bold: bool, break_words: bool) -> list[str]:
         if self.width(text, size, bold) <= max_width:
-            stripped = " ".join(text.split())
+            stripped = " ".join(_words(text))
             return [stripped] if stripped else []
         lines: list[str] = []
         current = ""
@@ -192,10 +193,14 @@ class TextPDF(FPDF):
 def _units(text: str) -> list[tuple[bool, str]]:
     """Break units of ``text``: words, and each CJK character alone; True where a space precedes."""
     units: list[tuple[bool, str]] = []
-    for word in text.split():
+    for word in _words(text):
         for i, match in enumerate(_UNITS.finditer(word)):
             units.append((i == 0, match.group()))
     return units
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in _BREAKING_SPACE.split(text) if word]
 
 
 def _clusters(word: str) -> list[str]:

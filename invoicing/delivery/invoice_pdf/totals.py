@@ -63,8 +63,9 @@ class Totals:
     def _amount_row(self, dy: float, label: str, value: str, size: float = 8.5, *, bold: bool = False) -> float:
         """A label (wrapped left of the figure) and its figure; returns the next baseline."""
         room = _RIGHT_W - self.pdf.width(value, size, bold) - 3
+        after = self._wrapped(_SPLIT, dy, label, room, size, size * 0.5, bold=bold, color=INK if bold else MUTED)
         self._put(RIGHT, dy, value, size, bold=bold, right=True)
-        return self._wrapped(_SPLIT, dy, label, room, size, size * 0.5, bold=bold, color=INK if bold else MUTED)
+        return after
 
     def _totals_column(self, doc: InvoiceDocument, fmt: Formats, labels: Mapping[str, str]) -> float:
         dy = 5.5
