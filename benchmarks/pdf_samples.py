@@ -35,16 +35,18 @@ GB_SELLER = Party(legal_name="Print Works Ltd", address_line1="1 Printer Lane", 
 US_BUYER = Party(legal_name="Main Street Goods Inc.", address_line1="500 Market Street", address_line2="Suite 210",
                  city="San Francisco", region="CA", postcode="94105", country="US", company_number="EIN 12-3456789",
                  email="ap@mainstreet.example")  # fmt: skip
-JP_BUYER = Party(legal_name="株式会社 山田商事", address_line1="千代田区丸の内一丁目1番1号", address_line2="丸の内ビル 12階",
-                 city="東京都", postcode="100-0005", country="JP", company_number="法人番号 1234567890123",
+JP_BUYER = Party(legal_name="株式会社 山田商事", address_line1="千代田区丸の内一丁目1番1号",
+                 address_line2="丸の内ビル 12階", city="東京都", postcode="100-0005", country="JP",
+                 company_number="法人番号 1234567890123",
                  email="keiri@yamada.example")  # fmt: skip
 AE_BUYER = Party(legal_name="شركة النور للتجارة العامة ذ.م.م", address_line1="شارع الشيخ زايد، برج الإمارات",
-                 city="دبي", country="AE", vat_number="TRN 100123456700003", email="accounts@alnoor.example")  # fmt: skip
+                 city="دبي", country="AE", vat_number="TRN 100123456700003",
+                 email="accounts@alnoor.example")  # fmt: skip
 PL_SELLER = Party(legal_name="Przedsiębiorstwo Handlowo-Usługowe „Żółty Łabędź” Spółka z ograniczoną "
                   "odpowiedzialnością Spółka Komandytowa", address_line1="ul. Piotrkowska 104 lok. 7",
                   city="Łódź", postcode="90-926", country="PL", vat_number="PL7251234567",
-                  company_number="KRS 0000123456", email="faktury@zoltylabedz.pl", iban="PL61 1090 1014 0000 0712 1981 2874",
-                  bic="WBKPPLPP")  # fmt: skip
+                  company_number="KRS 0000123456", email="faktury@zoltylabedz.pl",
+                  iban="PL61 1090 1014 0000 0712 1981 2874", bic="WBKPPLPP")  # fmt: skip
 
 _PRODUCTS = (
     ("TSH-ORG-M-BLK", "Bio-Baumwoll-T-Shirt, schwarz, M — Frontdruck", Decimal("7.40"), Decimal("2.10"), "shirt"),
@@ -64,7 +66,8 @@ def _lines(n: int, rate: str, category: str, descriptions: dict[str, str] | None
         lines.append(DocumentLine(order_ref=f"SO-{104_200 + i}", dispatched_at=start + timedelta(hours=7 * i),
                                   sku=sku, description=(descriptions or {}).get(kind, text), quantity=quantity,
                                   unit_cost=cost, unit_shipping=shipping, tax_rate=Decimal(rate),
-                                  net=(quantity * (cost + shipping)).quantize(_CENT), vat_category=category))  # fmt: skip
+                                  net=(quantity * (cost + shipping)).quantize(_CENT),
+                                  vat_category=category))  # fmt: skip
     return lines
 
 
@@ -76,7 +79,8 @@ def document(lines: list[DocumentLine], seller: Party, buyer: Party, currency: s
         key = (line.vat_category, line.tax_rate)
         nets[key] = nets.get(key, Decimal(0)) + line.net
     bands = tuple(DocumentTaxBand(rate=rate, net=net, tax=(net * rate / 100).quantize(_CENT), category=category,
-                                  exemption_reason=reason if rate == 0 else "", exemption_code=code if rate == 0 else "")
+                                  exemption_reason=reason if rate == 0 else "",
+                                  exemption_code=code if rate == 0 else "")
                   for (category, rate), net in sorted(nets.items(), key=lambda kv: -kv[0][1]))  # fmt: skip
     net = sum((b.net for b in bands), Decimal(0))
     tax = sum((b.tax for b in bands), Decimal(0))

@@ -239,11 +239,9 @@ def _fallback_faces() -> dict[str, _Face]:
     if _fallbacks_by_key is None:
         with _FACES_LOCK:
             if _fallbacks_by_key is None:
-                _fallbacks_by_key = {
-                    face.fontkey: face
-                    for family, files in FALLBACKS.items()
-                    for face in (_Face(style, family, _DIR / name) for style, name in zip(("", "B"), files, strict=True))
-                }
+                faces = (_Face(style, family, _DIR / name) for family, files in FALLBACKS.items()
+                         for style, name in zip(("", "B"), files, strict=True))  # fmt: skip
+                _fallbacks_by_key = {face.fontkey: face for face in faces}
     return _fallbacks_by_key
 
 

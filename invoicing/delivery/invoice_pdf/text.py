@@ -78,6 +78,7 @@ class TextPDF(FPDF):
         attach_fonts(self)
         # fpdf2 types ``cw`` as keyed by glyph name; it is indexed by code point.
         self._widths: dict[str, Any] = {style: self.fonts[fonts.FAMILY.lower() + style].cw for style in ("", "B")}
+        self._plain_widths: dict[tuple[str, bool], float] = {}  # in font units per point
         self._wrapped: dict[tuple[str, float, float, bool, bool], tuple[str, ...]] = {}
         # What _use_font last set, to skip redundant set_font/set_text_color calls.
         self._font_key: tuple[bool, float] | None = None
@@ -110,8 +111,12 @@ class TextPDF(FPDF):
     def width(self, text: str, size: float, bold: bool = False) -> float:
         """Printed width of one line in mm."""
         if _is_plain(text):
-            cw = self._widths["B" if bold else ""]
-            return float(sum(cw[ord(ch)] for ch in text)) * size * _PT / 1000
+            key = (text, bold)
+            units = self._plain_widths.get(key)
+            if units is None:
+                cw = self._widths["B" if bold else ""]
+                units = self._plain_widths[key] = float(sum(cw[ord(ch)] for ch in text))
+            return units * size * _PT / 1000
         self._prepare_complex(text)
         self._use_font(bold, size)
         return float(self.get_string_width(text))
