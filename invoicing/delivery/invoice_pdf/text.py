@@ -83,6 +83,7 @@ class TextPDF(FPDF):
         # What _use_font last set, to skip redundant set_font/set_text_color calls.
         self._font_key: tuple[bool, float] | None = None
         self._color: tuple[int, int, int] | None = None
+        self._color_op = ""  # the text colour operator, written around text as FPDF.text does
         self._fallbacks: tuple[str, ...] = ()
         self._shaping = False
         self.c_margin = 0
@@ -171,9 +172,10 @@ class TextPDF(FPDF):
         if self._color != color:
             self.set_text_color(*color)
             self._color = color
+            self._color_op = self.text_color.serialize().lower()
         if _is_plain(text):
             self._use_font(bold, size)
-            self.text(x - self.width(text, size, bold) if right else x, y, text)
+            self._plain_text(x - self.width(text, size, bold) if right else x, y, text)
             return
         width = self.width(text, size, bold)  # also prepares fonts and shaping
         height = size * _PT
@@ -185,6 +187,20 @@ class TextPDF(FPDF):
         self.cell(w=width, h=height, text=text)
         self.current_font_is_set_on_page = False
         self._font_key = None
+
+    def _plain_text(self, x: float, y: float, text: str) -> None:
+        """``FPDF.text`` for the plain path, without its per-call checks (a third of a render's time).
+
+        Writes the same operators as ``FPDF.text`` does with fill text mode, no underline and
+        no quad points, which this class never sets.
+        """
+        font = self.current_font
+        assert font is not None
+        if not self.current_font_is_set_on_page:
+            self._out(self._set_font_for_page(font, self.font_size_pt))
+        k = self.k
+        op = f"BT {x * k:.2f} {(self.h - y) * k:.2f} Td {font.encode_text(text)} ET"
+        self._out(f"q {self._color_op} {op} Q" if self.fill_color != self.text_color else op)
 
     def put_lines(self, x: float, y: float, lines: tuple[str, ...] | list[str], size: float, step: float, *,
                   bold: bool = False, color: tuple[int, int, int] = INK, right: bool = False) -> float:  # fmt: skip
