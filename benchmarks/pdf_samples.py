@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from invoicing.billing.document import DocumentLine, DocumentTaxBand, FxConversion, InvoiceDocument, Party
 from invoicing.delivery.pdf import render_invoice_pdf
@@ -84,16 +85,18 @@ def document(lines: list[DocumentLine], seller: Party, buyer: Party, currency: s
                   for (category, rate), net in sorted(nets.items(), key=lambda kv: -kv[0][1]))  # fmt: skip
     net = sum((b.net for b in bands), Decimal(0))
     tax = sum((b.tax for b in bands), Decimal(0))
+    zone = ZoneInfo(str(changes.get("timezone", "Europe/Berlin")))
     doc = InvoiceDocument(tenant_name="demo", number="INV-2026-00042", issued_at=ISSUED,
-                          period_start=datetime(2026, 11, 1, tzinfo=UTC), period_end=datetime(2026, 11, 30, tzinfo=UTC),
-                          timezone="Europe/Berlin", currency=currency, seller=seller, buyer=buyer, lines=tuple(lines),
+                          period_start=datetime(2026, 11, 1, tzinfo=zone).astimezone(UTC),
+                          period_end=datetime(2026, 12, 1, tzinfo=zone).astimezone(UTC), timezone=zone.key,
+                          currency=currency, seller=seller, buyer=buyer, lines=tuple(lines),
                           tax_bands=bands, net_total=net, tax_total=tax, gross_total=net + tax, payment_terms_days=30,
                           order_count=len(lines))  # fmt: skip
     return replace(doc, **changes)  # type: ignore[arg-type]
 
 
 def samples() -> dict[str, InvoiceDocument]:
-    de_fr = document(_lines(12, "0", "K"), DE_SELLER, FR_BUYER, "EUR", language="de",
+    de_fr = document(_lines(9, "0", "K"), DE_SELLER, FR_BUYER, "EUR", language="de",
                      reason="Steuerfreie innergemeinschaftliche Lieferung", code="VATEX-EU-IC",
                      notes=("Steuerfreie innergemeinschaftliche Lieferung gemäß § 4 Nr. 1 Buchst. b i. V. m. § 6a UStG "
                             "und Art. 138 Richtlinie 2006/112/EG.",))  # fmt: skip

@@ -21,6 +21,7 @@ __all__ = ["HEAD_H", "ROW_H", "TABLE_BOTTOM", "WRAP_H", "Row", "build_rows", "dr
 TABLE_BOTTOM = 279.0
 HEAD_H, ROW_H, WRAP_H = 8.5, 5.5, 3.3
 TABLE_PT, HEAD_PT, MIN_PT = 7.5, 6.5, 5.0
+_HEAD_MIN_ONE_LINE_PT = 5.8
 _ID_MIN_PT = 6.2  # an order ref or SKU shrinks to this before it wraps
 _PAD = 1.2
 _RULE, _FILL = (209, 213, 219), (243, 244, 246)
@@ -36,7 +37,7 @@ class _Column:
 
 _COLUMNS = (_Column("col_order", 18, False, True), _Column("col_dispatched", 16, False),
             _Column("col_sku", 20, False, True), _Column("col_description", 0, False, True),
-            _Column("col_qty", 8, True), _Column("col_cost", 14, True), _Column("col_shipping", 13, True),
+            _Column("col_qty", 9, True), _Column("col_cost", 14, True), _Column("col_shipping", 13, True),
             _Column("col_unit", 14, True), _Column("col_rate", 9, True), _Column("col_category", 7, True),
             _Column("col_net", 18, True))  # fmt: skip
 _DESCRIPTION_W = RIGHT - LEFT - sum(c.width for c in _COLUMNS)
@@ -99,7 +100,10 @@ def draw_header(pdf: TextPDF, y: float, labels: Mapping[str, str], currency: str
     for column in _COLUMNS:
         width = _width(column) - 2 * _PAD
         title = labels[column.key].format(currency=currency)
-        lines = pdf.wrap(title, width, HEAD_PT, bold=True, break_words=False)
+        if pdf.width(title, _HEAD_MIN_ONE_LINE_PT, bold=True) <= width:
+            lines: tuple[str, ...] = (title,)  # shrunk a little on one line reads better than "VAT / %"
+        else:
+            lines = pdf.wrap(title, width, HEAD_PT, bold=True, break_words=False)
         if len(lines) > 2:
             lines = (lines[0], " ".join(lines[1:]))
         baseline = y + (5.3 if len(lines) == 1 else 3.5)
