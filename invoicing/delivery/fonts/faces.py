@@ -1,7 +1,11 @@
-"""The typeface embedded in invoice PDFs: DejaVu Sans Condensed, regular and bold, parsed once per process.
+"""The typefaces embedded in invoice PDFs, regular and bold, each parsed once per process.
 
-DejaVu Sans Condensed covers Latin-1, Latin Extended-A, Greek, Cyrillic and the currency
-signs we print (licence: ``LICENSE-DejaVu.txt`` next to the TTF files).
+DejaVu Sans Condensed (``FAMILY``) covers Latin, Greek, Cyrillic and the currency signs we
+print (licence: ``LICENSE-DejaVu.txt`` next to the TTF files). ``FALLBACKS`` are the Noto
+faces for Arabic, Hebrew, Thai, Devanagari and CJK (``LICENSE-Noto.txt``; how they were made:
+``make_fallbacks.py``); a document gets one attached only when it prints a character of it
+(``attach_fallback``, ``fallback_for``). DejaVu's own Arabic, Hebrew and Thai glyphs are left
+out of its character map, so those scripts always take the Noto faces, which shape properly.
 
 Why this module exists: fpdf2's ``add_font`` parses a TTF for every document
 (~15 ms a face) and its ``output`` subsets the font in place (~10 ms a face). Here

@@ -78,8 +78,7 @@ def _to_truetype(font: Any) -> None:
             hmtx[name] = (hmtx[name][0], glyph.xMin)
     maxp = ttLib.newTable("maxp")
     maxp.tableVersion = 0x00010000
-    for field in ("maxZones",):
-        setattr(maxp, field, 1)
+    maxp.maxZones = 1
     for field in ("maxTwilightPoints", "maxStorage", "maxFunctionDefs", "maxInstructionDefs",
                   "maxStackElements", "maxSizeOfInstructions", "maxComponentElements"):  # fmt: skip
         setattr(maxp, field, 0)

@@ -17,7 +17,7 @@ from invoicing.delivery.invoice_pdf.formats import Formats
 from invoicing.delivery.invoice_pdf.text import INK, MUTED, TextPDF, clean
 
 __all__ = ["LEFT", "PAGE_H", "RIGHT", "TABLE_TOP_FIRST", "TABLE_TOP_NEXT", "continuation_header", "first_page_header",
-           "title_of"]  # fmt: skip
+           "labelled", "party_lines", "terms", "title_of"]  # fmt: skip
 
 LEFT, RIGHT, PAGE_H = 15.0, 195.0, 297.0
 TABLE_TOP_FIRST, TABLE_TOP_NEXT = 102.0, 29.0
@@ -30,11 +30,10 @@ def title_of(doc: InvoiceDocument, labels: Mapping[str, str]) -> str:
     return labels["credit_note" if doc.kind == "credit_note" else "invoice"]
 
 
-def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: Mapping[str, str], *,
-                      draw: bool = True) -> float:  # fmt: skip
-    """Draw (or with ``draw=False`` only measure) the head of page 1; returns where the table starts."""
+def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: Mapping[str, str]) -> float:
+    """Draw the head of page 1; returns where the table starts."""
     credit = doc.kind == "credit_note"
-    put = pdf.put if draw else _skip
+    put = pdf.put
     seller_name = clean(doc.seller.legal_name)
     size = max(11.0, min(15.0, pdf.fitted_size(seller_name, 108, 15, 11, bold=True)))
     y = 21.0
@@ -42,7 +41,7 @@ def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: 
     for line in name_lines:
         put(LEFT, y, line, size, bold=True)
         y += size * 0.42
-    y = _party_block(pdf, doc.seller, fmt, labels, LEFT, y + 1.5, with_contact=True, draw=draw)
+    y = _party_block(pdf, doc.seller, fmt, labels, LEFT, y + 1.5, with_contact=True)
 
     put(RIGHT, 21, labels["credit_note_title" if credit else "invoice_title"], 18, bold=True, right=True)
     period = doc.period()
@@ -64,8 +63,7 @@ def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: 
             fy += 4.2
         fy += 0.6
     rule = max(60.0, y + 4, fy)
-    if draw:
-        pdf.line(LEFT, rule, RIGHT, rule)
+    pdf.line(LEFT, rule, RIGHT, rule)
 
     y = rule + 6
     put(LEFT, y, labels["bill_to"], 7, bold=True, color=MUTED)
@@ -73,13 +71,13 @@ def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: 
     for line in pdf.wrap(clean(doc.buyer.legal_name), _PARTY_W, 10, bold=True):
         put(LEFT, y, line, 10, bold=True)
         y += 4.4
-    y = _party_block(pdf, doc.buyer, fmt, labels, LEFT, y + 0.2, with_contact=False, draw=draw)
+    y = _party_block(pdf, doc.buyer, fmt, labels, LEFT, y + 0.2, with_contact=False)
 
     put(RIGHT, rule + 6, labels["amount_credited" if credit else "amount_due"], 7, bold=True, color=MUTED, right=True)
     put(RIGHT, rule + 14, fmt.money(doc.gross_total), 18, bold=True, right=True)
     if not credit:
         put(RIGHT, rule + 20, labels["due_on"].format(date=due), 8, color=MUTED, right=True)
-        put(RIGHT, rule + 24, _terms(doc.payment_terms_days, labels), 8, color=MUTED, right=True)
+        put(RIGHT, rule + 24, terms(doc.payment_terms_days, labels), 8, color=MUTED, right=True)
     bottom = max(y, rule + 26)
 
     if credit:
@@ -118,13 +116,12 @@ def _skip(*_args: object, **_kwargs: object) -> None:
 
 
 def _party_block(pdf: TextPDF, party: Party, fmt: Formats, labels: Mapping[str, str], x: float, y: float, *,
-                 with_contact: bool, draw: bool) -> float:  # fmt: skip
-    """Address, country, tax identifiers (in ink) and contact of a party, wrapped; returns the next baseline."""
+                 with_contact: bool) -> float:  # fmt: skip
+    """Address, country, tax identifiers (in ink) and contact of a party, wrapped; returns the last baseline."""
     y += 3.6
     for text, color in party_lines(party, fmt, labels, with_contact=with_contact):
         for line in pdf.wrap(clean(text), _PARTY_W, 8):
-            if draw:
-                pdf.put(x, y, line, 8, color=color)
+            pdf.put(x, y, line, 8, color=color)
             y += 3.8
     return y - 3.6
 
@@ -149,11 +146,9 @@ def labelled(label: str, value: str) -> str:
     return f"{label} {clean(value.strip())}" if value.strip() else ""
 
 
-def _terms(days: int, labels: Mapping[str, str]) -> str:
+def terms(days: int, labels: Mapping[str, str]) -> str:
+    """"Payment due within 30 days" / "on receipt", in the labels' language."""
     return labels["terms_receipt"] if days <= 0 else labels["terms_days"].format(days=days)
-
-
-terms = _terms
 
 
 @lru_cache(maxsize=256)

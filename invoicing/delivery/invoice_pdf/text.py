@@ -172,6 +172,7 @@ class TextPDF(FPDF):
         if self._color != color:
             self.set_text_color(*color)
             self._color = color
+            assert self.text_color is not None
             self._color_op = self.text_color.serialize().lower()
         if _is_plain(text):
             self._use_font(bold, size)

@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from invoicing.delivery.fonts import faces as fonts
@@ -116,3 +118,25 @@ def test_a_seller_in_arabic_is_printed_in_header_footer_and_payment() -> None:
 
     for word in NAMES["Arabic"].split():
         assert pages[0].count(word) >= 3  # head, payment ("Bank transfer to …"), footer
+
+
+_ANY_SCRIPT = st.one_of(
+    st.characters(min_codepoint=0x20, max_codepoint=0x24F),  # Latin
+    st.characters(min_codepoint=0x370, max_codepoint=0x4FF),  # Greek, Cyrillic
+    st.characters(min_codepoint=0x590, max_codepoint=0x6FF),  # Hebrew, Arabic (marks, digits, unassigned too)
+    st.characters(min_codepoint=0x3040, max_codepoint=0x30FF),  # kana
+    st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF),  # CJK ideographs, most outside the subset
+    st.characters(min_codepoint=0xE00, max_codepoint=0xE7F),  # Thai
+    st.sampled_from([" ", "\n", "\u200f", "\u202e", "\u0301", "€"]),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.text(_ANY_SCRIPT, max_size=120), description=st.text(_ANY_SCRIPT, max_size=300))
+def test_any_mix_of_scripts_renders_deterministically(name: str, description: str) -> None:
+    doc = make_doc([make_line(1, description=description), make_line(2)], buyer=replace(BUYER_GB, legal_name=name))
+
+    data = render_invoice_pdf(doc)
+
+    assert data == render_invoice_pdf(doc)
+    assert "INV-00042" in page_texts(data)[0]
