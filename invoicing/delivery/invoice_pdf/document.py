@@ -14,7 +14,7 @@ from fpdf import FPDF
 from invoicing.billing.document import InvoiceDocument
 from invoicing.delivery.invoice_pdf import header, table
 from invoicing.delivery.invoice_pdf.formats import Formats
-from invoicing.delivery.invoice_pdf.labels import labels_for, locale_for
+from invoicing.delivery.invoice_pdf.labels import LANGUAGES, labels_for, locale_for
 from invoicing.delivery.invoice_pdf.text import MUTED, TextPDF, clean
 from invoicing.delivery.invoice_pdf.totals import Totals
 
@@ -44,8 +44,8 @@ class InvoicePDF(TextPDF):
         self.set_author(seller)
         self.set_subject(f"{title} · {buyer}")
         self.set_creator("InvoiceBot")
-        self.set_lang(doc.language if doc.language.strip().lower() in ("en", "de", "fr", "pl", "es", "it", "nl")
-                      else "en")  # fmt: skip
+        language = doc.language.strip().lower()
+        self.set_lang(language if language in LANGUAGES else "en")
         self.set_creation_date(doc.issued_at)
         self.set_line_width(0.2)
         self.page_total = 1  # set by body() before any footer is drawn
@@ -60,10 +60,9 @@ class InvoicePDF(TextPDF):
         self.line(header.LEFT, y, header.RIGHT, y)
         page = self.labels["page"].format(title=header.title_of(self.doc, self.labels), number=clean(self.doc.number),
                                           page=self.page_no(), pages=self.page_total)  # fmt: skip
-        page_w = self.width(page, 7)
-        room = header.RIGHT - header.LEFT - page_w - 6
-        lines = self.wrap(self._footer_left, room, self.fitted_size(self._footer_left, room, 7, 5.5))
+        room = header.RIGHT - header.LEFT - self.width(page, 7) - 6
         size = self.fitted_size(self._footer_left, room, 7, 5.5)
+        lines = self.wrap(self._footer_left, room, size)
         self.put_lines(header.LEFT, y + 4.5, lines, size, 3, color=MUTED)
         self.put(header.RIGHT, y + 4.5, page, 7, color=MUTED, right=True)
         self._font_key = self._color = None  # the next page starts without a font

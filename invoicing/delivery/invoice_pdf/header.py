@@ -81,7 +81,7 @@ def first_page_header(pdf: TextPDF, doc: InvoiceDocument, fmt: Formats, labels: 
     bottom = max(y, rule + 26)
 
     if credit:
-        bottom = max(y + 4, rule + 30)
+        bottom = max(y + 8, rule + 32)
         original = fmt.day(doc.original_issued_at) if doc.original_issued_at else ""
         reference = labels["credits"].format(number=clean(doc.original_number), date=original)
         for line in pdf.wrap(reference, RIGHT - LEFT, 9, bold=True):
