@@ -47,12 +47,16 @@ def locale_for_country(country: str, language: str = "en") -> str:
     return locale_for(language, country)
 
 
-def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
-    """The invoice as PDF bytes; identical bytes for an identical document."""
-    return fonts.output(_compose(doc, fonts.attach))
+def render_invoice_pdf(doc: InvoiceDocument, *, enforce_compliance: str | None = None) -> bytes:
+    """The invoice as PDF bytes; identical bytes for an identical document.
+
+    ``enforce_compliance`` is passed to fpdf2 (e.g. ``"PDF/A-3B"`` for a Factur-X container).
+    """
+    return fonts.output(_compose(doc, fonts.attach, enforce_compliance=enforce_compliance))
 
 
-def _compose(doc: InvoiceDocument, attach_fonts: Callable[[FPDF], None]) -> FPDF:
+def _compose(doc: InvoiceDocument, attach_fonts: Callable[[FPDF], None], *,
+             enforce_compliance: str | None = None) -> FPDF:  # fmt: skip
     """Lay the invoice out on a new FPDF; ``attach_fonts`` puts fonts.FAMILY into it
     (``fonts.attach``, or ``fonts.attach_by_add_font`` to compare with plain fpdf2)."""
-    return compose(doc, attach_fonts)
+    return compose(doc, attach_fonts, enforce_compliance=enforce_compliance)

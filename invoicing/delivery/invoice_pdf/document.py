@@ -24,16 +24,19 @@ KEEP_ROWS = 2
 _GAP = 7.0  # between the last row and the totals
 
 
-def compose(doc: InvoiceDocument, attach_fonts: Callable[[FPDF], None]) -> InvoicePDF:
-    """Lay ``doc`` out on a new FPDF; ``attach_fonts`` puts the main family into it."""
-    pdf = InvoicePDF(doc, attach_fonts)
+def compose(doc: InvoiceDocument, attach_fonts: Callable[[FPDF], None], *,
+            enforce_compliance: str | None = None) -> InvoicePDF:  # fmt: skip
+    """Lay ``doc`` out on a new FPDF; ``attach_fonts`` puts the main family into it; ``enforce_compliance``
+    is fpdf2's (e.g. "PDF/A-3B", for an e-invoice container)."""
+    pdf = InvoicePDF(doc, attach_fonts, enforce_compliance=enforce_compliance)
     pdf.body()
     return pdf
 
 
 class InvoicePDF(TextPDF):
-    def __init__(self, doc: InvoiceDocument, attach_fonts: Callable[[FPDF], None]) -> None:
-        super().__init__(attach_fonts)
+    def __init__(self, doc: InvoiceDocument, attach_fonts: Callable[[FPDF], None], *,
+                 enforce_compliance: str | None = None) -> None:  # fmt: skip
+        super().__init__(attach_fonts, enforce_compliance=enforce_compliance)
         self.doc = doc
         self.labels: Mapping[str, str] = labels_for(doc.language)
         self.fmt = Formats(locale_for(doc.language, doc.buyer.country), doc.currency, doc.timezone)

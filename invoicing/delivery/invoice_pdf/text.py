@@ -73,8 +73,8 @@ def _fallbacks_of(text: str) -> tuple[str, ...]:
 class TextPDF(FPDF):
     """An A4 FPDF that draws single lines at a baseline and wraps paragraphs, in any script."""
 
-    def __init__(self, attach_fonts: Callable[[FPDF], None]) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
+    def __init__(self, attach_fonts: Callable[[FPDF], None], *, enforce_compliance: str | None = None) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4", enforce_compliance=enforce_compliance)
         attach_fonts(self)
         # fpdf2 types ``cw`` as keyed by glyph name; it is indexed by code point.
         self._widths: dict[str, Any] = {style: self.fonts[fonts.FAMILY.lower() + style].cw for style in ("", "B")}

@@ -140,3 +140,19 @@ def test_any_mix_of_scripts_renders_deterministically(name: str, description: st
 
     assert data == render_invoice_pdf(doc)
     assert "INV-00042" in page_texts(data)[0]
+
+
+def test_a_pdfa_invoice_in_several_scripts_embeds_every_face_it_uses() -> None:
+    buyer = replace(BUYER_GB, legal_name=f"{NAMES['Japanese']} {NAMES['Arabic']}")
+    doc = make_doc([make_line(1, description=NAMES["Hebrew"])], buyer=buyer)
+
+    data = render_invoice_pdf(doc, enforce_compliance="PDF/A-3B")
+
+    assert b"<pdfaid:part>3</pdfaid:part>" in data
+    text = page_texts(data)[0]
+    assert NAMES["Japanese"] in text and all(word in text for word in NAMES["Hebrew"].split())
+    fonts_used = {str(font.get_object()["/BaseFont"]).split("+")[-1]
+                  for font in PdfReader(io.BytesIO(data)).pages[0]["/Resources"]["/Font"].values()}  # fmt: skip
+    assert {"DejaVuSansCondensed", "NotoSansCJKJP", "NotoSansArabic", "NotoSansHebrew"} <= {
+        name.replace("-", "").replace("Regular", "").replace("Bold", "") for name in fonts_used}, fonts_used
+    assert data == render_invoice_pdf(doc, enforce_compliance="PDF/A-3B")
