@@ -1,1 +1,1 @@
-"""The typeface embedded in invoice PDFs (DejaVu Sans Condensed) and its per-process cache."""
+"""The typefaces embedded in invoice PDFs (DejaVu Sans Condensed, Noto fallbacks) and their per-process cache."""

@@ -1,7 +1,11 @@
-"""The typeface embedded in invoice PDFs: DejaVu Sans Condensed, regular and bold, parsed once per process.
+"""The typefaces embedded in invoice PDFs, regular and bold, each parsed once per process.
 
-DejaVu Sans Condensed covers Latin-1, Latin Extended-A, Greek, Cyrillic and the currency
-signs we print (licence: ``LICENSE-DejaVu.txt`` next to the TTF files).
+DejaVu Sans Condensed (``FAMILY``) covers Latin, Greek, Cyrillic and the currency signs we
+print (licence: ``LICENSE-DejaVu.txt`` next to the TTF files). ``FALLBACKS`` are the Noto
+faces for Arabic, Hebrew, Thai, Devanagari and CJK (``LICENSE-Noto.txt``; how they were made:
+``make_fallbacks.py``); a document gets one attached only when it prints a character of it
+(``attach_fallback``, ``fallback_for``). DejaVu's own Arabic, Hebrew and Thai glyphs are left
+out of its character map, so those scripts always take the Noto faces, which shape properly.
 
 Why this module exists: fpdf2's ``add_font`` parses a TTF for every document
 (~15 ms a face) and its ``output`` subsets the font in place (~10 ms a face). Here
@@ -53,7 +57,8 @@ from fpdf.output import (
 )
 from fpdf.syntax import Name, PDFArray, PDFContentStream
 
-__all__ = ["FAMILY", "attach", "attach_by_add_font", "covers", "output", "preload"]
+__all__ = ["FALLBACKS", "FAMILY", "attach", "attach_by_add_font", "attach_fallback", "covers", "fallback_for",
+           "output", "preload"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -62,6 +67,19 @@ FAMILY = "DejaVuSansCondensed"
 
 _DIR = Path(__file__).resolve().parent
 _FILES = {"": _DIR / "DejaVuSansCondensed.ttf", "B": _DIR / "DejaVuSansCondensed-Bold.ttf"}
+
+FALLBACKS: dict[str, tuple[str, str]] = {
+    "NotoSansArabic": ("NotoSansArabic-Regular.ttf", "NotoSansArabic-Bold.ttf"),
+    "NotoSansHebrew": ("NotoSansHebrew-Regular.ttf", "NotoSansHebrew-Bold.ttf"),
+    "NotoSansThai": ("NotoSansThai-Regular.ttf", "NotoSansThai-Bold.ttf"),
+    "NotoSansDevanagari": ("NotoSansDevanagari-Regular.ttf", "NotoSansDevanagari-Bold.ttf"),
+    "NotoSansCJKjp": ("NotoSansCJKjp-Regular-subset.ttf", "NotoSansCJKjp-Bold-subset.ttf"),
+}
+"""Fallback families (regular, bold files) in the order a character is looked up in them."""
+
+# Scripts DejaVu has glyphs for but that a Noto face sets far better (joining, marks, RTL
+# metrics): their code points are left out of DejaVu's map, so they fall back.
+_ROUTED = ((0x0590, 0x08FF), (0x0E00, 0x0E7F), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF))
 
 # The options fpdf2 2.8's OutputProducer._add_fonts uses for TrueType subsets.
 _DROP_TABLES = ["FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", "CBDT",
@@ -90,12 +108,18 @@ class _Subset:
 class _Face:
     """One parsed TTF face, shared read-only by every document of the process."""
 
-    def __init__(self, style: str) -> None:
+    def __init__(self, style: str, family: str = FAMILY, path: Path | None = None) -> None:
         self.style = style
-        self.path = _FILES[style]
+        self.path = path or _FILES[style]
         self.raw = self.path.read_bytes()
-        self.fontkey = FAMILY.lower() + style
+        self.fontkey = family.lower() + style
         self.template = TTFFont(FPDF(), self.path, self.fontkey, style)
+        self.shortcut = family == FAMILY  # the cut-down repertoire font only pays off for the main face
+        if family == FAMILY:
+            self.template.cmap = {
+                code: glyph for code, glyph in self.template.cmap.items()
+                if not any(lo <= code <= hi for lo, hi in _ROUTED)
+            }  # fmt: skip
         self._subsets: OrderedDict[frozenset[str], _Subset] = OrderedDict()
         self._lock = threading.Lock()
         self._repertoire: tuple[bytes, frozenset[str]] | None = None
@@ -134,7 +158,7 @@ class _Face:
 
     def _make_subset(self, glyph_names: Sequence[str], *, shortcut: bool = True) -> _Subset:
         source = self.raw
-        if shortcut:
+        if shortcut and self.shortcut:
             repertoire, repertoire_glyphs = self._repertoire_font()
             if repertoire_glyphs.issuperset(glyph_names):
                 source = repertoire
@@ -210,10 +234,31 @@ def _faces() -> dict[str, _Face]:
     return _faces_by_key
 
 
+_fallbacks_by_key: dict[str, _Face] | None = None
+
+
+def _fallback_faces() -> dict[str, _Face]:
+    """The fallback faces by font key ("notosansarabic", "notosansarabicB", …), parsed on first need."""
+    global _fallbacks_by_key
+    if _fallbacks_by_key is None:
+        with _FACES_LOCK:
+            if _fallbacks_by_key is None:
+                faces = (_Face(style, family, _DIR / name) for family, files in FALLBACKS.items()
+                         for style, name in zip(("", "B"), files, strict=True))  # fmt: skip
+                _fallbacks_by_key = {face.fontkey: face for face in faces}
+    return _fallbacks_by_key
+
+
+def _face(fontkey: str) -> _Face:
+    main = _faces()
+    return main[fontkey] if fontkey in main else _fallback_faces()[fontkey]
+
+
 def preload() -> None:
-    """Parse the faces now (~0.1-0.3 s) instead of during the first render of the process."""
+    """Parse the faces now (~0.5 s with the fallbacks) instead of during the first render of the process."""
     for face in _faces().values():
         face._repertoire_font()
+    _fallback_faces()
 
 
 def attach(pdf: FPDF) -> None:
@@ -223,6 +268,35 @@ def attach(pdf: FPDF) -> None:
             pdf.fonts[face.fontkey] = face.new_font(len(pdf.fonts) + 1)
 
 
+def attach_fallback(pdf: FPDF, family: str) -> None:
+    """Make the fallback ``family`` (one of FALLBACKS, both styles) available in ``pdf``.
+
+    Attached only to documents that print a character of it, so other documents embed
+    nothing more; the font numbers follow the order of first use, so the bytes stay
+    those of the same document.
+    """
+    faces = _fallback_faces()
+    for style in ("", "B"):
+        face = faces[family.lower() + style]
+        if face.fontkey not in pdf.fonts:
+            pdf.fonts[face.fontkey] = face.new_font(len(pdf.fonts) + 1)
+
+
+def fallback_for(codepoint: int) -> str | None:
+    """The fallback family that has ``codepoint`` in both styles, or None."""
+    return _fallback_map().get(codepoint)
+
+
+@functools.cache
+def _fallback_map() -> dict[int, str]:
+    faces = _fallback_faces()
+    found: dict[int, str] = {}
+    for family in reversed(FALLBACKS):  # the first family listed wins
+        regular, bold = faces[family.lower()].template.cmap, faces[family.lower() + "B"].template.cmap
+        found.update(dict.fromkeys(regular.keys() & bold.keys(), family))
+    return found
+
+
 def attach_by_add_font(pdf: FPDF) -> None:
     """The plain fpdf2 path (parses the TTFs again); the reference ``attach`` must match."""
     for style, path in _FILES.items():
@@ -230,7 +304,7 @@ def attach_by_add_font(pdf: FPDF) -> None:
 
 
 def covers(codepoint: int) -> bool:
-    """Whether both faces have a glyph for ``codepoint``."""
+    """Whether both DejaVu faces have a glyph for ``codepoint`` (scripts routed to a fallback excluded)."""
     return codepoint in _covered()
 
 
@@ -267,7 +341,7 @@ class _OutputProducer(OutputProducer):
         fontname = f"{_subset_tag(font.name, glyph_names, tags)}+{font.name}"
         if font.missing_glyphs:
             LOGGER.warning("font %s lacks glyphs for %s", fontname, [chr(c) for c in font.missing_glyphs[:10]])
-        face = _faces()[font.fontkey]
+        face = _face(font.fontkey)
         embedded = face.subset(glyph_names)
         code_to_glyph = {
             char_id: embedded.glyph_id[glyph.glyph_name] for glyph, char_id in font.subset.items() if glyph is not None
@@ -325,9 +399,10 @@ def _unshare_tables(fonts: Iterable[CoreFont | TTFFont]) -> None:
     """
     if _faces_by_key is None:  # no face parsed yet, so none shared
         return
+    faces = [*_faces_by_key.values(), *(_fallbacks_by_key or {}).values()]
     for font in fonts:
         if isinstance(font, TTFFont):
-            for face in _faces_by_key.values():
+            for face in faces:
                 if font.ttfont is face.template.ttfont:
                     font.ttfont = face.own_tables()
 
