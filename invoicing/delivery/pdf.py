@@ -32,7 +32,6 @@ from babel.numbers import NumberPattern, parse_pattern
 from fpdf import FPDF
 
 from invoicing.billing.document import DocumentLine, InvoiceDocument, Party
-from invoicing.billing.vat_rules import REVERSE_CHARGE_NOTE, reverse_charge_applies
 from invoicing.delivery.fonts import faces as fonts
 from invoicing.validation import is_control_character
 
@@ -376,10 +375,10 @@ class _Totals:
         self.rows += [(f"VAT {fmt.rate(b.rate)} % on {fmt.money(b.net)}", fmt.money(b.tax)) for b in doc.tax_bands]
         self.rows.append(("VAT total", fmt.money(doc.tax_total)))
         self.payment = pdf.payment_lines()
-        self.notice = reverse_charge_applies(doc)
+        self.notes = [pdf.fit(note, _RIGHT - _LEFT, 8.5, bold=True) for note in doc.notes]
         right = len(self.rows) * 5.5 + 10
         left = 5.5 + 4.8 + (len(self.payment) - 1) * 4.2
-        self.height = max(right, left) + (9 if self.notice else 0) + 2
+        self.height = max(right, left) + (4.5 + 4.5 * len(self.notes) if self.notes else 0) + 2
 
     def draw(self, top: float) -> None:
         pdf, doc = self.pdf, self.doc
@@ -400,8 +399,8 @@ class _Totals:
         for i, text in enumerate(self.payment):
             pdf.put(_LEFT, py, text, 7 if i == 0 else 8.5, bold=i == 0, color=_MUTED if i == 0 else _INK)
             py += 4.8 if i == 0 else 4.2
-        if self.notice:
-            pdf.put(_LEFT, max(y, py - 4.2) + 9, REVERSE_CHARGE_NOTE, 8.5, bold=True)
+        for i, note in enumerate(self.notes):
+            pdf.put(_LEFT, max(y, py - 4.2) + 9 + 4.5 * i, note, 8.5, bold=True)
 
 
 def _row_tops(heights: Sequence[float]) -> Iterator[tuple[float, bool]]:
