@@ -35,7 +35,7 @@ from tortoise.transactions import in_transaction
 
 from invoicing import audit, validation
 from invoicing.billing.document import DocumentTaxBand, FxConversion
-from invoicing.billing.money import ZERO, parse_amount, round_money
+from invoicing.billing.money import ZERO, parse_amount, plain, round_money
 from invoicing.errors import InvalidInput, NotEligible
 from models import FxRate, FxSource, Tenant
 
@@ -107,7 +107,7 @@ async def _direct_or_inverse(tenant_id: int, base: str, quote: str, day: date) -
     if inverse is not None and (direct is None or inverse.day > direct.day):
         return Quote(base, quote, round_rate(Decimal(1) / Decimal(inverse.rate)), inverse.day, inverse.source.value)
     if direct is not None:
-        return Quote(base, quote, Decimal(direct.rate), direct.day, direct.source.value)
+        return Quote(base, quote, plain(Decimal(direct.rate)), direct.day, direct.source.value)
     return None
 
 

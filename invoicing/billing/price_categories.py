@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from invoicing import audit
+from invoicing.billing.money import plain
 from invoicing.billing.vat_rules import check_category
 from invoicing.errors import InvalidInput
 from models import Price
@@ -27,7 +28,7 @@ async def apply_price_category(tenant_id: int, product_id: int, retailer_id: int
     category contradicts the price's rate.
     """
     row = await Price.filter(product_id=product_id, retailer_id=retailer_id).select_for_update().get()
-    rate = Decimal(row.tax_rate)
+    rate = plain(Decimal(row.tax_rate))
     if category is None:
         try:
             check_category(row.vat_category, rate, row.vat_exemption_code)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from invoicing.billing.limits import line_problem
-from invoicing.billing.money import line_net
+from invoicing.billing.money import line_net, plain
 from invoicing.billing.vat_rules import check_category
 from invoicing.errors import InvalidInput
 from models import OrderItem, Price, Product
@@ -112,7 +112,7 @@ def category_problem(price: UnitPrice) -> str | None:
     """
     try:
         check_category(price.vat_category, price.tax_rate, price.exempt_code)
-    except InvalidInput as exc:
-        return f"VAT category {price.vat_category} contradicts its {price.tax_rate} % rate ({exc.reason}); fix " \
-               "the price with `/invoicing price … category=`"
+    except InvalidInput:
+        return (f"VAT category {price.vat_category} contradicts its {plain(price.tax_rate)} % rate; fix the price "
+                "with `/invoicing price … category=`")
     return None

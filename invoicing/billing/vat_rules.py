@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from invoicing.billing.money import plain
 from invoicing.errors import InvalidInput
 from invoicing.parties.countries import eu_member_state as eu_country
 
@@ -87,7 +88,7 @@ def check_category(category: str, rate: Decimal, exemption: str = "", *, field: 
     if category == "S" and rate == ZERO:
         raise InvalidInput(field, "S (standard rate) needs a VAT rate above 0 %; for 0 % use Z, K, G, AE, E or O")
     if category != "S" and rate != ZERO:
-        raise InvalidInput(field, f"{category} is a 0 % category but the VAT rate is {rate} %; use tax=0 or "
+        raise InvalidInput(field, f"{category} is a 0 % category but the VAT rate is {plain(rate)} %; use tax=0 or "
                                   "category=S")
     if category != "E":
         if exemption:
