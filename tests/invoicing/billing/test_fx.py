@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from invoicing import audit
 from invoicing.billing.document import DocumentTaxBand
 from invoicing.billing.ecb import import_ecb, parse_ecb_csv
-from invoicing.billing.fx import Quote, find_rate, required_rate, restate, round_rate, set_rate
+from invoicing.billing.fx import (
+    SIGNIFICANT_DIGITS,
+    Quote,
+    find_rate,
+    required_rate,
+    restate,
+    round_rate,
+    set_rate,
+)
 from invoicing.errors import InvalidInput, NotEligible
 from models import FxRate, FxSource
 from tests import factories as f
@@ -139,3 +149,22 @@ async def test_the_ecb_import_stores_eur_rates_keeps_ops_rates_and_is_idempotent
     assert changed.updated == 1
     assert (await find_rate(t.id, "USD", "GBP", D3)).source == "ecb+ops"  # cross via EUR: 0.86 / 1.04
     assert [e.action for e in await audit.recent(t.id, target="fx:ecb")] == ["fx.import"] * 3
+
+
+@given(st.decimals(min_value=Decimal("0.0000001"), max_value=Decimal("999999"), places=7))
+def test_a_derived_rate_keeps_six_significant_digits_and_is_within_half_a_unit_of_them(rate):
+    rounded = round_rate(rate)
+    assert len(rounded.as_tuple().digits) <= SIGNIFICANT_DIGITS
+    unit = Decimal(1).scaleb(rate.adjusted() - SIGNIFICANT_DIGITS + 1)
+    assert abs(rounded - rate) <= unit / 2
+
+
+@given(st.lists(st.tuples(st.sampled_from([Decimal(0), Decimal(5), Decimal(20)]),
+                          st.decimals(min_value=0, max_value=100000, places=2)), min_size=1, max_size=6),
+       st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("200"), places=4))
+def test_the_restated_total_is_always_the_sum_of_the_restated_rows(rows, rate):
+    bands = [DocumentTaxBand(rate=r, net=tax, tax=tax, category="S" if r else "Z") for r, tax in rows]
+    fx = restate(bands, Quote("EUR", "GBP", rate, D3, "ops"))
+    assert fx.tax_total == sum(t for _, _, t in fx.tax_bands)
+    assert all(t == (b.tax * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+               for b, (_, _, t) in zip(bands, fx.tax_bands, strict=True))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from invoicing.billing.breakdown import CategorizedNet, breakdown_json, tax_breakdown
 from invoicing.billing.languages import LANGUAGES, default_language, invoice_language, parse_language
@@ -138,3 +140,12 @@ def test_languages_parse_and_unknown_ones_are_refused():
     assert parse_language(" DE ") == "de" and parse_language("auto") == ""
     with pytest.raises(InvalidInput, match="not an invoice language"):
         parse_language("pt")
+
+
+@given(st.lists(st.tuples(st.sampled_from(["S", "Z", "K", "G", "AE", "E", "O"]),
+                          st.sampled_from([Decimal(0), Decimal("7.7"), Decimal(20)])), max_size=8),
+       st.sampled_from(["DE", "FR", "GB", "US"]), st.sampled_from(LANGUAGES))
+def test_notes_come_only_from_zero_rated_rows_that_need_one(rows, seller, language):
+    notes = legal_notes([(c, r, "VATEX-EU-132" if c == "E" else "") for c, r in rows], seller, language)
+    needing = {c for c, r in rows if r == ZERO and c in {"K", "G", "AE", "E", "O"}}
+    assert len(notes) == len(needing) and all(note.endswith(".") for note in notes)
