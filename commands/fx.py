@@ -14,6 +14,7 @@ from commands.paging import beyond_end, footer, page_of
 from commands.replies import Reply, context, header, md, mention, message, section
 from invoicing.billing.fx import issue_day, set_rate
 from invoicing.errors import InvalidInput
+from invoicing.ingest.batches import UpsertResult
 from models import FxRate, FxSource
 
 
@@ -37,9 +38,9 @@ async def fx(args: Args, ctx: CommandContext) -> Reply:
     args.only_options(("date",))
     day = _date(args.options["date"]) if "date" in args.options else issue_day(ctx.clock(), ctx.tenant.timezone)
     await ctx.require_admin("set exchange rates")
-    row, changed = await set_rate(ctx.tenant, base, quote, rate, day, source=FxSource.OPS, actor=ctx.actor)
+    row, result = await set_rate(ctx.tenant, base, quote, rate, day, source=FxSource.OPS, actor=ctx.actor)
     what = f"1 {row.base} = {row.rate.normalize():f} {row.quote} on {row.day.isoformat()}"
-    if not changed:
+    if result is UpsertResult.UNCHANGED:
         return message(f"Rate unchanged: {what}", section(f"That rate is already on record: {what}."))
     return message(f"Rate set: {what}", section(f":white_check_mark: Rate set: {what} (source ops)."),
                    context(md("Set by {}. Invoices issued from that day on use it; issued invoices keep theirs.",

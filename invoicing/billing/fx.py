@@ -37,6 +37,7 @@ from invoicing import audit, validation
 from invoicing.billing.document import DocumentTaxBand, FxConversion
 from invoicing.billing.money import ZERO, parse_amount, plain, round_money
 from invoicing.errors import InvalidInput, NotEligible
+from invoicing.ingest.batches import UpsertResult
 from models import FxRate, FxSource, Tenant
 
 #: The largest rate we store (``FxRate.rate`` holds 10 integer digits and 10 decimals).
@@ -70,31 +71,32 @@ def round_rate(rate: Decimal) -> Decimal:
 
 
 async def set_rate(tenant: Tenant, base: str, quote: str, rate: object, day: date, *, source: FxSource,
-                   actor: str) -> tuple[FxRate, bool]:
-    """Record the rate of ``base → quote`` on ``day``, replacing that day's rate; return it and whether it changed.
+                   actor: str) -> tuple[FxRate, UpsertResult]:
+    """Record the rate of ``base → quote`` on ``day``, replacing that day's rate; return it and what happened.
 
     Validates first (ISO 4217 codes, two different currencies, ``parse_rate``). One transaction
     writes the row and, when something changed, an ``fx.set`` audit entry (target ``fx:EUR/GBP``,
     old/new ``{"day", "rate", "source"}``).
     """
-    base = validation.currency(base, "base currency")
-    quote = validation.currency(quote, "quote currency")
+    base = validation.currency(base, "base")
+    quote = validation.currency(quote, "quote")
     if base == quote:
-        raise InvalidInput("quote currency", f"a rate needs two different currencies, not {base} twice")
+        raise InvalidInput("quote", f"a rate needs two different currencies, not {base} twice")
     value = parse_rate(rate)
     async with in_transaction():
         row = await FxRate.filter(tenant_id=tenant.id, base=base, quote=quote, day=day).select_for_update().first()
         old = {"day": day.isoformat(), "rate": str(row.rate), "source": row.source.value} if row else {}
+        result = UpsertResult.CREATED if row is None else UpsertResult.UPDATED
         if row is None:
             row = await FxRate.create(tenant_id=tenant.id, base=base, quote=quote, day=day, rate=value, source=source)
         elif row.rate == value and row.source == source:
-            return row, False
+            return row, UpsertResult.UNCHANGED
         else:
             row.rate, row.source = value, source
             await row.save(update_fields=["rate", "source", "updated_at"])
         await audit.record(tenant.id, actor=actor, action="fx.set", target=f"fx:{base}/{quote}", old=old,
                            new={"day": day.isoformat(), "rate": str(value), "source": source.value})
-    return row, True
+    return row, result
 
 
 async def _latest(tenant_id: int, base: str, quote: str, day: date) -> FxRate | None:

@@ -22,6 +22,7 @@ from invoicing.billing.fx import (
     set_rate,
 )
 from invoicing.errors import InvalidInput, NotEligible
+from invoicing.ingest.batches import UpsertResult
 from models import FxRate, FxSource
 from tests import factories as f
 
@@ -42,10 +43,11 @@ async def ops(t, base, quote, rate, day):
 
 async def test_a_rate_set_by_ops_is_audited_and_replaced_for_the_same_day(db):
     t = await f.tenant()
-    row, changed = await ops(t, "eur", "GBP", "0.8523", D3)
-    assert changed and (row.base, row.quote, row.rate, row.source) == ("EUR", "GBP", Decimal("0.8523"), FxSource.OPS)
-    assert (await ops(t, "EUR", "GBP", "0.85230", D3))[1] is False  # same rate: nothing written
-    await ops(t, "EUR", "GBP", "0.8519", D3)
+    row, result = await ops(t, "eur", "GBP", "0.8523", D3)
+    assert result is UpsertResult.CREATED
+    assert (row.base, row.quote, row.rate, row.source) == ("EUR", "GBP", Decimal("0.8523"), FxSource.OPS)
+    assert (await ops(t, "EUR", "GBP", "0.85230", D3))[1] is UpsertResult.UNCHANGED  # same rate: nothing written
+    assert (await ops(t, "EUR", "GBP", "0.8519", D3))[1] is UpsertResult.UPDATED
     assert await FxRate.filter(tenant_id=t.id).count() == 1
     entries = await audit.recent(t.id, target="fx:EUR/GBP")
     assert [(e.old.get("rate"), e.new["rate"]) for e in entries] == [("0.8523000000", "0.8519"), (None, "0.8523")]
