@@ -454,7 +454,8 @@ class IssuedInvoice(_Reply):
     number: str
     company: str
     currency: str
-    timezone: str = Field(description="the buyer's IANA zone in which the PDF prints dates")
+    timezone: str = Field(description="the IANA zone in which the PDF prints dates: the seller's (the buyer's on "
+                                      "invoices issued before VAT categories existed)")
     issued_at: SentInstant
     period_start: SentInstant | None
     period_end: SentInstant
