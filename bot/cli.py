@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("tenant")
     token_revoke.add_argument("prefix", help="as shown by `token list`, e.g. ibt_AbCd1234")
 
-    importer = sub.add_parser("import", help="import orders or prices from CSV (all-or-nothing; see docs/feed.md)")
-    importer.add_argument("kind", choices=["orders", "prices"])
+    importer = sub.add_parser("import", help="import orders or prices from CSV, or the ECB exchange rates (fx: "
+                                             "eurofxref.csv / eurofxref-hist.csv); all-or-nothing, see docs/feed.md")
+    importer.add_argument("kind", choices=["orders", "prices", "fx"])
     importer.add_argument("file", type=Path, metavar="FILE.csv")
     importer.add_argument("--tenant", required=True, help="tenant name")
 
@@ -280,6 +281,8 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"invoicebot: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    if args.kind == "fx":
+        return await _import_fx(args, settings, data)
     async with database(settings.resolved_database_url()):
         tenant = await get_tenant(args.tenant)
         with _ImportProgress() as progress:
@@ -296,4 +299,17 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     stale = f", {report.stale} stale (older than stored, ignored)" if report.stale else ""
     console.print(f"Imported {report.kind} from {args.file.name} ({report.rows} rows, {report.encoding}): "
                   f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged{stale}.")
+    return 0
+
+
+async def _import_fx(args: argparse.Namespace, settings: Settings, data: bytes) -> int:
+    """``import fx FILE``: the ECB reference rates (``invoicing.billing.ecb``); errors exit 2 via ``main``."""
+    from invoicing.billing.ecb import import_ecb
+
+    async with database(settings.resolved_database_url()):
+        tenant = await get_tenant(args.tenant)
+        result = await import_ecb(tenant, data, actor="cli")
+    kept = f", {result.kept} kept (set by ops or the feed)" if result.kept else ""
+    console.print(f"Imported ECB rates from {args.file.name} ({result.days} day(s), {result.rates} rates): "
+                  f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged{kept}.")
     return 0

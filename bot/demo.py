@@ -14,6 +14,7 @@ from pathlib import Path
 
 from invoicing import audit
 from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.fx import issue_day, set_rate
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.mail import attachment_filename, mail_domain
 from invoicing.delivery.outbox import Outbox
@@ -24,7 +25,7 @@ from invoicing.ingest.order_sync import ItemInput, upsert_order
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.parties.companies import create_company
 from invoicing.parties.tenants import create_tenant
-from models import Company, Integration, IntegrationKind, Invoice, Tenant
+from models import Company, FxSource, Integration, IntegrationKind, Invoice, Tenant
 
 TENANT = "inkwell"
 SELLER = {
@@ -86,6 +87,7 @@ PRODUCTS: dict[str, tuple[str, str, str, str, dict[str, tuple[str, str]]]] = {
     "TOTE-NAT": ("Tote bag, natural", "3.05", "1.10", "20",
                  {"druckhaus": ("3.60", "1.30"), "maplewood": ("3.95", "1.80")}),
 }
+DEMO_RATES = {"EUR": "0.8523", "USD": "0.7874"}
 NO_PRICE_SKU = "PHONE-CASE-14"  # in the catalogue feed but never priced: orders are skipped
 
 
@@ -105,6 +107,11 @@ async def seed(now: datetime) -> Tenant:
         # Exports from the UK (DE, US buyers) are zero-rated.
         prices += [PriceInput(short, c, s, "0") for short, (c, s) in overrides.items()]
         await set_product(tenant, sku, name=name, prices=prices, actor="demo")
+    # EUR and USD invoices show their VAT in GBP too, so the demo needs rates on record
+    # (illustrative, as ops would set them with `/invoicing fx set`).
+    for base, rate in DEMO_RATES.items():
+        await set_rate(tenant, base, "GBP", rate, issue_day(now, tenant.timezone) - timedelta(days=1),
+                       source=FxSource.OPS, actor="demo")
     rng = random.Random(20261125)
     skus = list(PRODUCTS)
     weights = [30, 25, 8, 20, 5, 12]  # canvases and kids tees are the rare ones

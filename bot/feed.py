@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -39,6 +39,8 @@ from bot.feed_schemas import (
     ConflictingOrder,
     Error,
     FieldError,
+    FxRateBody,
+    FxRateSet,
     InternalError,
     IssuedInvoice,
     IssuedLine,
@@ -59,6 +61,7 @@ from bot.feed_schemas import (
 )
 from bot.rendering import render_in_thread
 from invoicing.billing.document import InvoiceDocument, Party
+from invoicing.billing.fx import set_rate
 from invoicing.billing.money import minor_unit, round_money
 from invoicing.billing.queries import (
     InvoiceDetail,
@@ -88,7 +91,7 @@ from invoicing.ingest.order_sync import (
 )
 from invoicing.ingest.tokens import Principal, authenticate
 from invoicing.parties.companies import upsert_company
-from models import OrderStatus
+from models import FxSource, OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +271,20 @@ async def put_product(request: web.Request) -> web.Response:
                   _created_or_ok(outcome.result))
 
 
+async def put_fx_rate(request: web.Request) -> web.Response:
+    """The feed pushes a rate (source ``feed``; audited as ``fx.set`` by ``invoicing.billing.fx.set_rate``)."""
+    principal = _principal(request)
+    body = await _parse(request, FxRateBody)
+    try:
+        day = date.fromisoformat(request.match_info["day"])
+    except ValueError:
+        raise InvalidInput("day", f"{request.match_info['day']!r} is not a calendar date (YYYY-MM-DD)") from None
+    row, result = await set_rate(await principal.tenant(), request.match_info["base"], request.match_info["quote"],
+                                 body.rate, day, source=FxSource.FEED, actor=principal.actor)
+    return _reply(FxRateSet(result=_applied(result), base=row.base, quote=row.quote, day=row.day.isoformat(),
+                            rate=format(Decimal(row.rate).normalize(), "f")), _created_or_ok(result))
+
+
 def _order_input(company: str, ref: str, body: OrderBody) -> OrderInput:
     return OrderInput(
         company=company, ref=ref, items=[ItemInput(i.sku, i.quantity, i.description) for i in body.items],
@@ -418,6 +435,7 @@ def create_feed_app(
     app[_OPENAPI] = openapi(FEED_PREFIX)
     app.router.add_put("/companies/{co}", put_company)
     app.router.add_put("/products/{sku}", put_product)
+    app.router.add_put("/fx-rates/{base}/{quote}/{day}", put_fx_rate)
     app.router.add_post("/orders:batch", post_orders_batch)
     app.router.add_put("/orders/{co}/{ref}", put_order)
     app.router.add_get("/orders", get_orders)

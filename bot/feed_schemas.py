@@ -100,6 +100,8 @@ DATE = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}$"
 #: RFC 3339 as both pydantic and ``datetime.fromisoformat`` read it: upper-case T and Z, no leap second.
 INSTANT = (rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
            r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+#: An exchange rate: at most 9 integer digits and 10 decimals (``invoicing.billing.fx.parse_rate``).
+FX_RATE = r"^[0-9]{1,9}(\.[0-9]{1,10})?$"
 #: Decimal strings the feed writes (rounded to the currency's minor unit, or as stored).
 DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 
@@ -130,8 +132,9 @@ Sku = Annotated[str, WithJsonSchema(SKU_SCHEMA)]
 Ref = Annotated[str, WithJsonSchema(REF_SCHEMA)]
 Country = Annotated[str, WithJsonSchema({"type": "string", "enum": COUNTRIES, "examples": ["GB"],
                                          "description": "ISO 3166-1 alpha-2"})]
-Currency = Annotated[str, WithJsonSchema({"type": "string", "enum": CURRENCIES, "examples": ["GBP"],
-                                          "description": "ISO 4217"})]
+CURRENCY_SCHEMA: dict[str, Any] = {"type": "string", "enum": CURRENCIES, "examples": ["GBP"],
+                                   "description": "ISO 4217"}
+Currency = Annotated[str, WithJsonSchema(CURRENCY_SCHEMA)]
 TimeZone = Annotated[str, WithJsonSchema({"type": "string", "enum": TIMEZONES, "examples": ["Europe/London"],
                                           "description": "IANA time zone"})]
 Amount = Annotated[str, _pattern(AMOUNT, max_length=_UNIT_DIGITS + 1 + AMOUNT_PLACES, examples=["12.50"])]
@@ -215,6 +218,11 @@ class PriceBody(_Body):
     currency: Currency | None = Field(
         default=None, description="optional; refused when it contradicts the implied one (default price: the "
                                   "seller's currency, retailer price: the retailer's)")
+
+
+class FxRateBody(_Body):
+    rate: Annotated[str, _pattern(FX_RATE, max_length=20, examples=["0.8523"])] = Field(
+        description="units of the quote currency one unit of the base currency buys; above 0")
 
 
 class ProductBody(_Body):
@@ -331,6 +339,16 @@ class CompanyUpserted(_Reply):
     company: str
 
 
+class FxRateSet(_Reply):
+    applied: Literal[True] = True
+    result: AppliedResult
+    base: str
+    quote: str
+    day: str = Field(description="YYYY-MM-DD")
+    rate: DecimalText
+    source: Literal["feed"] = "feed"
+
+
 class PriceCounts(_Reply):
     created: int
     updated: int
@@ -436,7 +454,8 @@ class IssuedInvoice(_Reply):
     number: str
     company: str
     currency: str
-    timezone: str = Field(description="the buyer's IANA zone in which the PDF prints dates")
+    timezone: str = Field(description="the IANA zone in which the PDF prints dates: the seller's (the buyer's on "
+                                      "invoices issued before VAT categories existed)")
     issued_at: SentInstant
     period_start: SentInstant | None
     period_end: SentInstant
@@ -451,10 +470,10 @@ class IssuedInvoice(_Reply):
     pdf: str = Field(description="path of the PDF", examples=["/api/v1/invoices/INK-000001.pdf"])
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (CompanyBody, ProductBody, OrderBody, BatchBody)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (CompanyBody, ProductBody, OrderBody, BatchBody, FxRateBody)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, InternalError, ValidationErrors, OrderConflict, CompanyUpserted, ProductUpserted, OrderUpserted,
-    OrderStale, BatchResult, OrderPage, IssuedInvoice)
+    OrderStale, BatchResult, OrderPage, IssuedInvoice, FxRateSet)
 
 
 # --- OpenAPI -----------------------------------------------------------------------------------
@@ -547,6 +566,16 @@ def openapi(server_url: str = "/api/v1") -> dict[str, Any]:
                 "parameters": [{"name": n, "in": "query", "required": False, "schema": s, "description": d}
                                for n, s, d in _QUERY],
                 "responses": {"200": _json("one page", OrderPage), **_401, **_404, **_422, **_500}}},
+            "/fx-rates/{base}/{quote}/{day}": {"put": {
+                "summary": "Record an exchange rate (1 base = rate quote on day); replaces that day's rate",
+                "description": "Used to show the VAT of invoices in another currency also in the seller's "
+                               "(docs/legal.md, FX rates). Base and quote differ; the day is a calendar date.",
+                "parameters": [path_param("base", CURRENCY_SCHEMA, "ISO 4217, e.g. EUR"),
+                               path_param("quote", CURRENCY_SCHEMA, "ISO 4217, e.g. GBP"),
+                               path_param("day", DATE_SCHEMA, "the day the rate is for (YYYY-MM-DD)")],
+                "requestBody": body(FxRateBody), "responses": {
+                    "200": _json("updated or unchanged", FxRateSet), "201": _json("created", FxRateSet),
+                    **_401, "409": _json(_RACE, Error), **_413, **_422, **_500}}},
             "/invoices/{number}": {"get": {
                 "summary": "An issued invoice", "parameters": [number],
                 "responses": {"200": _json("the invoice as issued", IssuedInvoice), **_401, **_404, **_500}}},

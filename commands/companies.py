@@ -19,12 +19,14 @@ from commands.replies import (
     section,
 )
 from commands.seller import change_summary, missing_line, party_fields
+from invoicing.billing.languages import invoice_language, parse_language, set_company_language
 from invoicing.errors import InvalidInput
 from invoicing.parties.accounting import missing_fields
 from invoicing.parties.companies import create_company, find_company, set_accounting
 from models import ACCOUNTING_KEYS, Company, Integration, IntegrationKind
 
-COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel")
+COMPANY_ADD_OPTIONS = ("name", "country", "currency", "timezone", "channel", "language")
+COMPANY_SET_OPTIONS = ("language",)
 MODAL_CALLBACK = "accounting_edit"
 
 
@@ -57,11 +59,15 @@ async def companies(args: Args, ctx: CommandContext) -> Reply:
 
 async def company(args: Args, ctx: CommandContext) -> Reply:
     action = args.word(0, "action").lower()
+    if action == "set":
+        return await company_set(args, ctx)
     if action != "add":
-        raise InvalidInput("company", f"unknown action {action!r}; use `company add <co> name=… country=… …`")
+        raise InvalidInput("company", f"unknown action {action!r}; use `company add <co> name=… country=… …` or "
+                                      "`company set <co> language=de`")
     short = args.word(1, "company short name")
     args.no_extra_words(2)
     args.only_options(COMPANY_ADD_OPTIONS)
+    language = parse_language(args.options.get("language", ""))
     for required in ("name", "country", "currency"):
         if required not in args.options:
             raise InvalidInput(required, f"is required, e.g. company add {short} name=\"Acme Gifts Ltd\" country=GB "
@@ -72,6 +78,8 @@ async def company(args: Args, ctx: CommandContext) -> Reply:
         currency=args.options["currency"], timezone=args.options.get("timezone", "UTC"),
         channel=args.options.get("channel", ""), actor=ctx.actor,
     )
+    if language:
+        await set_company_language(created, language, actor=ctx.actor)
     return message(
         f"Company {created.short_name} added.",
         section(f":white_check_mark: Added *{created.short_name}* — {created.name} ({created.country}, "
@@ -81,12 +89,39 @@ async def company(args: Args, ctx: CommandContext) -> Reply:
     )
 
 
+async def company_set(args: Args, ctx: CommandContext) -> Reply:
+    """``company set <co> language=de|…|auto``: the company's invoice language (audited)."""
+    c = await find_company(ctx.tenant, args.word(1, "company"))
+    args.no_extra_words(2)
+    if not args.options:
+        raise InvalidInput("company set", f"give a key=value; keys: {', '.join(COMPANY_SET_OPTIONS)}")
+    args.only_options(COMPANY_SET_OPTIONS)
+    parse_language(args.options["language"])  # refused before the admin check answers
+    await ctx.require_admin("change companies")
+    changed = await set_company_language(c, args.options["language"], actor=ctx.actor)
+    shown = _language_text(c)
+    if changed is None:
+        return message(f"{c.short_name}: invoice language unchanged ({shown})",
+                       section(md("Invoices to {} are already in {}.", c.short_name, shown)))
+    return message(f"{c.short_name}: invoice language {shown}",
+                   section(md(":white_check_mark: Invoices to {} are now in {}. Issued invoices keep theirs.",
+                              c.short_name, shown)),
+                   context(md("Updated by {}: language {} → {}", mention(ctx.user_id), changed[0] or "auto",
+                              changed[1] or "auto")))
+
+
+def _language_text(c: Company) -> str:
+    language = invoice_language(c.language, c.country)
+    return language if c.language else f"{language} (default for {c.country or 'its country'})"
+
+
 def show_accounting(c: Company) -> Reply:
     details = c.accounting_dict()
     return message(
         f"Accounting details of {c.short_name}",
         header(f"Accounting: {c.short_name}"),
-        fields_section(party_fields(details) + [("Currency", c.currency), ("Time zone", c.timezone)]),
+        fields_section(party_fields(details) + [("Currency", c.currency), ("Time zone", c.timezone),
+                                              ("Invoice language", _language_text(c))]),
         context(missing_line(missing_fields(details, "buyer"), f"/invoicing accounting {c.short_name} set key=value")),
     )
 

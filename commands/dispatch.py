@@ -18,6 +18,7 @@ from commands import (
     companies,
     deliveries,
     emailer,
+    fx,
     invoices,
     orders,
     prices,
@@ -75,13 +76,19 @@ COMMANDS: dict[str, Command] = {
         Command("help", "help [command]", "this list, or the details of one command", lambda a, c: _help(a)),
         Command("seller", "seller [set key=value …]", "the seller details printed on every invoice", seller.seller,
                 "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
-                "company_number email phone payment_terms_days iban bic currency invoice_prefix. "
+                "company_number email phone payment_terms_days iban bic currency invoice_prefix timezone. "
+                "`currency` is the seller's accounting currency (VAT of other-currency invoices is also shown "
+                "in it); `timezone` is the zone invoice dates are printed in. "
                 "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`.",
                 _word_is(0, "set")),
         Command("companies", "companies [page=N]", "list the dropship companies", companies.companies),
         Command("company",
-                "company add <co> name=\"…\" country=GB currency=GBP timezone=Europe/London [channel=#billing]",
-                "add a dropship company", companies.company, mutates=_word_is(0, "add")),
+                "company add <co> name=\"…\" country=GB currency=GBP timezone=Europe/London [channel=#billing] "
+                "[language=de] · company set <co> language=en|de|fr|pl|es|it|nl|auto",
+                "add a dropship company, or set its invoice language", companies.company,
+                "`language` is the invoice language (labels, dates, legal notes); auto (default) follows the "
+                "buyer's country: DE/AT/CH de, FR/BE/LU fr, PL pl, ES es, IT it, NL nl, else en.",
+                _word_is(0, "add", "set")),
         Command("accounting", "accounting <co> [edit | set key=value …]",
                 "show or change a company's accounting details (edit opens a form)", companies.accounting,
                 "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
@@ -104,10 +111,19 @@ COMMANDS: dict[str, Command] = {
                 invoices.invoices),
         Command("invoice", "invoice <number> [resend]", "show an invoice and its PDF, or e-mail it again",
                 invoices.invoice, mutates=_word_is(1, "resend")),
-        Command("price", "price <co|default> <sku> cost= shipping= tax= [name=\"…\"]",
+        Command("price", "price <co|default> <sku> cost= shipping= tax= [name=\"…\"] [category=S|Z|E|AE|K|G|O|auto] "
+                "[exemption=VATEX-…]",
                 "set a product's price (default or for one company)", prices.price,
-                "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %.",
+                "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %. "
+                "`category=` sets the EN 16931 VAT category (default auto: derived per invoice from the seller's "
+                "and buyer's countries and the buyer's VAT number); S needs tax above 0, the others tax=0; "
+                "E needs `exemption=` with its VATEX code (e.g. VATEX-EU-132).",
                 _always),
+        Command("fx", "fx [list | set <BASE> <QUOTE> <rate> [date=YYYY-MM-DD]] [page=N]",
+                "exchange rates used to show VAT in the seller's currency", fx.fx,
+                "`fx set EUR GBP 0.8523` records 1 EUR = 0.8523 GBP for today (seller time zone) or `date=`. "
+                "An invoice uses the latest rate on or before its issue date (direct, inverse, or crossed via "
+                "EUR); a run without one is refused.", _word_is(0, "set")),
         Command("schedule", "schedule [page=N]", "upcoming invoice runs across companies", runs.schedule),
         Command("audit", "audit [<co>] [page=N]", "recent configuration changes", audit.audit),
         Command("deliveries", "deliveries [<co>] [failed] [page=N]",

@@ -45,7 +45,8 @@ def show_seller(tenant: Tenant) -> Reply:
         f"Seller details of {tenant.name}",
         header(f"Seller: {tenant.legal_name or tenant.name}"),
         fields_section(party_fields(details)
-                       + [("Currency", tenant.currency), ("Invoice numbers", tenant.format_number(1) + ", …")]),
+                       + [("Currency", tenant.currency), ("Time zone", tenant.timezone),
+                          ("Invoice numbers", tenant.format_number(1) + ", …")]),
         context(missing_line(missing_fields(details, "seller"), "/invoicing seller set key=value")),
     )
 

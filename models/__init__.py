@@ -11,6 +11,7 @@ from models.audit import AuditEntry
 from models.catalog import Price, Product
 from models.company import Company
 from models.delivery import Delivery, DeliveryKind, DeliveryStatus
+from models.fx import FxRate, FxSource
 from models.integration import Integration, IntegrationKind
 from models.invoice import Invoice, InvoiceLine
 from models.notice import NoticeKind, NoticeStatus, SlackNotice
@@ -34,6 +35,7 @@ MODEL_MODULES = [
     "models.approval",
     "models.token",
     "models.seen_request",
+    "models.fx",
 ]
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "Delivery",
     "DeliveryKind",
     "DeliveryStatus",
+    "FxRate",
+    "FxSource",
     "Integration",
     "IntegrationKind",
     "Invoice",

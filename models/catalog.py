@@ -31,8 +31,9 @@ class Price(Model):
 
     ``retailer`` null is the default price, in the currency of the tenant; a retailer
     price is in the currency of that retailer. Cost and shipping are per unit, tax rate
-    in percent. Amounts keep 4 decimals; rounding to the minor unit of the currency
-    happens once per invoice line (``invoicing.billing.money``).
+    in percent; ``vat_category`` overrides the derived VAT category. Amounts keep 4
+    decimals; rounding to the minor unit of the currency happens once per invoice line
+    (``invoicing.billing.money``).
     """
 
     id = fields.IntField(primary_key=True)
@@ -48,6 +49,11 @@ class Price(Model):
     cost_price = fields.DecimalField(max_digits=14, decimal_places=4)
     shipping = fields.DecimalField(max_digits=14, decimal_places=4, default=0)
     tax_rate = fields.DecimalField(max_digits=7, decimal_places=3, default=0)
+    # EN 16931 VAT category (S, Z, E, AE, K, G, O) set per price; "" derives it per invoice
+    # from seller/buyer country and the buyer's VAT number (``invoicing.billing.vat_rules``).
+    vat_category = fields.CharField(max_length=2, default="", db_default="")
+    # VATEX code of an exempt (E) price, e.g. ``VATEX-EU-132``; "" for every other category.
+    vat_exemption_code = fields.CharField(max_length=30, default="", db_default="")
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -25,6 +25,9 @@ class Company(AccountingFields):
     # IANA zone used for schedules, ``starting_from`` and printed dates.
     timezone = fields.CharField(max_length=64, default="UTC")
     slack_channel = fields.CharField(max_length=80, default="")
+    # Invoice language (en, de, fr, pl, es, it, nl); "" = the default of ``country``
+    # (``invoicing.billing.languages``), decided at issue time and snapshotted on the invoice.
+    language = fields.CharField(max_length=2, default="", db_default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -38,7 +38,15 @@ class Invoice(_Immutable):
 
     Seller and buyer are JSON snapshots of the accounting details at issue time;
     amounts are in ``currency`` and already rounded (see ``invoicing.billing.money``).
-    ``tax_breakdown`` is a list of ``{"rate", "net", "tax"}`` with decimal strings.
+    ``tax_breakdown`` is a list of ``{"rate", "net", "tax", "category", "exemption_reason",
+    "exemption_code"}`` with decimal strings, one per (VAT category, rate); invoices issued
+    before categories existed lack the last three keys (readers derive them).
+    ``timezone`` is the seller's zone in which the document's dates are printed (the buyer's
+    on invoices issued before issue 14). ``language`` is the invoice language, ``notes`` the
+    legal notes printed on it (already in that language; ``None`` on older invoices), ``fx``
+    the VAT restated in the seller's accounting currency (``None`` when the invoice is in it):
+    ``{"currency", "rate", "rate_date", "source", "tax_bands": [{"rate", "category", "tax"}],
+    "tax_total"}``.
     """
 
     id = fields.IntField(primary_key=True)
@@ -65,6 +73,9 @@ class Invoice(_Immutable):
     tax_breakdown: fields.JSONField[list[dict[str, str]]] = fields.JSONField()
     order_count = fields.IntField()
     payment_terms_days = fields.IntField()
+    language = fields.CharField(max_length=2, default="en", db_default="en")
+    notes: fields.JSONField[list[str] | None] = fields.JSONField(null=True)
+    fx: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
 
     lines: fields.ReverseRelation[InvoiceLine]
 
@@ -94,6 +105,8 @@ class InvoiceLine(_Immutable):
     unit_shipping = fields.DecimalField(max_digits=14, decimal_places=4)
     tax_rate = fields.DecimalField(max_digits=7, decimal_places=3)
     net = fields.DecimalField(max_digits=16, decimal_places=4)
+    # EN 16931 VAT category (BT-151); "" on lines issued before categories existed.
+    vat_category = fields.CharField(max_length=2, default="", db_default="")
 
     class Meta:
         table = "invoice_line"

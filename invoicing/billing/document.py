@@ -8,13 +8,15 @@ the e-mail and the PDF state the same dates; each medium only formats them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from invoicing.billing.legal_notes import exemption_reason, legal_notes
+from invoicing.billing.vat_rules import derive_category, exemption_code
 from models import Invoice, InvoiceLine
 
 
@@ -121,7 +123,7 @@ def invoice_period(start: datetime | None, cutoff: datetime, timezone: str, *,
 @dataclass(frozen=True)
 class InvoiceDocument:
     """Everything printed on one invoice. Datetimes are aware UTC; ``timezone`` is the
-    buyer's IANA zone in which dates are printed."""
+    seller's IANA zone in which dates are printed (the buyer's on invoices issued before issue 14)."""
 
     tenant_name: str
     number: str
@@ -163,6 +165,21 @@ class InvoiceDocument:
 
     @classmethod
     def from_models(cls, invoice: Invoice, lines: Iterable[InvoiceLine], *, tenant_name: str) -> InvoiceDocument:
+        """The document of a stored invoice, exactly as snapshotted at issue time.
+
+        Invoices issued before VAT categories existed have none stored: their lines and rows get
+        the category ``vat_rules.derive_category`` gives their snapshotted seller, buyer and rate,
+        and their notes follow from those rows (``legal_notes``), in English.
+        """
+        seller, buyer = Party.from_snapshot(invoice.seller), Party.from_snapshot(invoice.buyer)
+        language = invoice.language or "en"
+
+        def derived(rate: Decimal) -> str:
+            return derive_category(seller.country, buyer.country, buyer.vat_number, rate)
+
+        bands = tuple(_band(b, derived, seller.country, language) for b in invoice.tax_breakdown)
+        notes = (tuple(invoice.notes) if invoice.notes is not None
+                 else legal_notes(((b.category, b.rate, b.exemption_code) for b in bands), seller.country, language))
         return cls(
             tenant_name=tenant_name,
             number=invoice.display_number,
@@ -171,8 +188,8 @@ class InvoiceDocument:
             period_end=invoice.period_end,
             timezone=invoice.timezone,
             currency=invoice.currency,
-            seller=Party.from_snapshot(invoice.seller),
-            buyer=Party.from_snapshot(invoice.buyer),
+            seller=seller,
+            buyer=buyer,
             lines=tuple(
                 DocumentLine(
                     order_ref=line.order_ref,
@@ -184,18 +201,19 @@ class InvoiceDocument:
                     unit_shipping=Decimal(line.unit_shipping),
                     tax_rate=Decimal(line.tax_rate),
                     net=Decimal(line.net),
+                    vat_category=line.vat_category or derived(Decimal(line.tax_rate)),
                 )
                 for line in sorted(lines, key=lambda l: l.position)
             ),
-            tax_bands=tuple(
-                DocumentTaxBand(rate=Decimal(b["rate"]), net=Decimal(b["net"]), tax=Decimal(b["tax"]))
-                for b in invoice.tax_breakdown
-            ),
+            tax_bands=bands,
             net_total=Decimal(invoice.net_total),
             tax_total=Decimal(invoice.tax_total),
             gross_total=Decimal(invoice.gross_total),
             payment_terms_days=invoice.payment_terms_days,
             order_count=invoice.order_count,
+            language=language,
+            notes=notes,
+            fx=fx_from_json(invoice.fx) if invoice.fx else None,
         )
 
     @classmethod
@@ -204,3 +222,26 @@ class InvoiceDocument:
         await invoice.fetch_related("tenant")
         lines = await InvoiceLine.filter(invoice_id=invoice.id).order_by("position")
         return cls.from_models(invoice, lines, tenant_name=invoice.tenant.name)
+
+
+def _band(stored: Mapping[str, str], derived: Callable[[Decimal], str], seller_country: str,
+          language: str) -> DocumentTaxBand:
+    """One stored ``tax_breakdown`` row; a row without ``category`` (older invoices) gets the derived one."""
+    rate = Decimal(stored["rate"])
+    category = stored.get("category") or derived(rate)
+    if "category" in stored:
+        reason, code = stored.get("exemption_reason", ""), stored.get("exemption_code", "")
+    else:
+        reason = exemption_reason(category, seller_country, language) if category != "S" else ""
+        code = exemption_code(category)
+    return DocumentTaxBand(rate=rate, net=Decimal(stored["net"]), tax=Decimal(stored["tax"]), category=category,
+                           exemption_reason=reason, exemption_code=code)
+
+
+def fx_from_json(data: Mapping[str, Any]) -> FxConversion:
+    """The ``FxConversion`` snapshotted in ``Invoice.fx`` (``invoicing.billing.fx.fx_json`` writes it)."""
+    return FxConversion(
+        currency=data["currency"], rate=Decimal(data["rate"]), rate_date=date.fromisoformat(data["rate_date"]),
+        source=data["source"], tax_total=Decimal(data["tax_total"]),
+        tax_bands=tuple((Decimal(b["rate"]), b["category"], Decimal(b["tax"])) for b in data["tax_bands"]),
+    )

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from invoicing.billing.limits import line_problem
-from invoicing.billing.money import line_net
+from invoicing.billing.money import line_net, plain
+from invoicing.billing.vat_rules import check_category
+from invoicing.errors import InvalidInput
 from models import OrderItem, Price, Product
 
 
@@ -24,6 +26,9 @@ class UnitPrice:
     shipping: Decimal
     tax_rate: Decimal
     product_name: str
+    #: The price's own VAT category ("" = derive it per invoice) and, for ``E``, its VATEX code.
+    vat_category: str = ""
+    exempt_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class PriceBook:
                     shipping=Decimal(price.shipping),
                     tax_rate=Decimal(price.tax_rate),
                     product_name=self.names.get(sku, sku),
+                    vat_category=price.vat_category,
+                    exempt_code=price.vat_exemption_code,
                 )
         if sku in self.retailer or sku in self.default:
             return f"no {self.currency} price for SKU {sku}"
@@ -78,8 +85,9 @@ class PricedItem:
 def price_items(items: Sequence[OrderItem], book: PriceBook) -> tuple[PricedItem, ...] | str:
     """Every item of one order priced into a line, or the reason the order cannot be invoiced.
 
-    The reason is the first item's: no price in the buyer's currency, or a quantity or price
-    that an invoice line cannot hold (``limits.line_problem``, checked before multiplying).
+    The reason is the first item's: no price in the buyer's currency, a quantity or price
+    that an invoice line cannot hold (``limits.line_problem``, checked before multiplying), or
+    a VAT category that contradicts the rate (``category_problem``).
     """
     priced: list[PricedItem] = []
     for item in items:
@@ -87,8 +95,24 @@ def price_items(items: Sequence[OrderItem], book: PriceBook) -> tuple[PricedItem
         if isinstance(price, str):
             return price
         problem = line_problem(item.quantity, price.cost_price, price.shipping, price.tax_rate)
+        if problem is None:
+            problem = category_problem(price)
         if problem is not None:
             return f"SKU {item.sku}: {problem}"
         priced.append(PricedItem(item, price, line_net(item.quantity, price.cost_price, price.shipping,
                                                         book.currency)))
     return tuple(priced)
+
+
+def category_problem(price: UnitPrice) -> str | None:
+    """Why the price's VAT category cannot be invoiced (it contradicts the rate), or None.
+
+    ``price … category=`` refuses such a pair, but a feed or CSV update may change the rate of a
+    price that has a category; the order is then skipped until ops fix the price.
+    """
+    try:
+        check_category(price.vat_category, price.tax_rate, price.exempt_code)
+    except InvalidInput:
+        return (f"VAT category {price.vat_category} contradicts its {plain(price.tax_rate)} % rate; fix the price "
+                "with `/invoicing price … category=`")
+    return None

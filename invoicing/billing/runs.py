@@ -25,8 +25,11 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from invoicing.billing.breakdown import breakdown_json
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
+from invoicing.billing.fx import fx_json, required_rate
+from invoicing.billing.legal import legal_content
 from invoicing.billing.limits import InvoiceRoom
 from invoicing.billing.money import Totals, totals
 from invoicing.billing.numbering import take_next_number
@@ -53,9 +56,14 @@ SKIPPED_KEEP = 200
 
 @dataclass(frozen=True)
 class PlannedLine(DocumentLine):
-    """A line as it will be printed, plus the order it bills."""
+    """A line as it will be printed, plus the order it bills.
+
+    ``vat_category`` is the price's own category, "" until ``issue`` derives it
+    (``vat_rules.derive_category``); ``exempt_code`` is an ``E`` price's VATEX code.
+    """
 
     order_id: int = 0
+    exempt_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,8 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
                     unit_shipping=p.price.shipping,
                     tax_rate=p.price.tax_rate,
                     net=p.net,
+                    vat_category=p.price.vat_category,
+                    exempt_code=p.price.exempt_code,
                 )
             )
     return InvoicePlan(lines=tuple(lines), order_ids=tuple(order_ids), skipped=tuple(skipped))
@@ -235,19 +245,28 @@ async def issue(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str
     prices and totals. Raises ``Conflict`` (so the caller rolls back) when another run
     invoiced one of the orders meanwhile. ``on_step`` is told ``numbered``,
     ``invoice_created`` and ``orders_marked`` (fault-injection trials crash there). The invoice
-    is dated ``ctx.started_at`` and covers up to ``ctx.cutoff``.
+    is dated ``ctx.started_at`` and covers up to ``ctx.cutoff``; its dates are printed in the
+    seller's time zone (``tenant.timezone``), so one run's invoices never run backwards in date.
+
+    The legal content is snapshotted too (``legal``): each line's VAT category, the breakdown per
+    (category, rate) with exemption reasons and VATEX codes, the notes in the buyer's invoice
+    language, and — for an invoice not in the seller's currency — the VAT restated with the rate
+    on record (``fx.required_rate``; raises ``NotEligible`` before a number is taken when none is).
     """
     tenant, company, integration, cutoff = ctx.tenant, ctx.company, ctx.integration, ctx.cutoff
+    quote = await required_rate(tenant, company.currency, ctx.started_at)
     number, display = await take_next_number(tenant)
     on_step("numbered")
     money = totals(((line.net, line.tax_rate) for line in planned.lines), company.currency)
+    content = legal_content(tenant, company, planned.lines, quote)
     invoice = await Invoice.create(
         tenant_id=tenant.id, company_id=company.id, number=number, display_number=display,
         issued_at=ctx.started_at, period_start=period_start(integration), period_end=cutoff, currency=company.currency,
-        timezone=company.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
+        timezone=tenant.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
         buyer={"name": company.name, **company.accounting_dict()},
         net_total=money.net, tax_total=money.tax, gross_total=money.gross,
-        tax_breakdown=[{"rate": str(b.rate), "net": str(b.net), "tax": str(b.tax)} for b in money.bands],
+        tax_breakdown=breakdown_json(content.bands), language=content.language, notes=list(content.notes),
+        fx=fx_json(content.fx) if content.fx else None,
         order_count=len(planned.order_ids), payment_terms_days=company.payment_terms_days,
     )
     await InvoiceLine.bulk_create(
@@ -256,9 +275,9 @@ async def issue(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str
                 invoice_id=invoice.id, position=pos, order_id_ref=line.order_id, order_ref=line.order_ref,
                 dispatched_at=line.dispatched_at, sku=line.sku, description=line.description[:300],
                 quantity=line.quantity, unit_cost=line.unit_cost, unit_shipping=line.unit_shipping,
-                tax_rate=line.tax_rate, net=line.net,
+                tax_rate=line.tax_rate, net=line.net, vat_category=category,
             )
-            for pos, line in enumerate(planned.lines, start=1)
+            for pos, (line, category) in enumerate(zip(planned.lines, content.categories, strict=True), start=1)
         ]
     )
     on_step("invoice_created")

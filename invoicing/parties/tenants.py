@@ -20,7 +20,7 @@ from invoicing.parties.accounting import accounting_changes, copy_accounting, lo
 from models import ACCOUNTING_KEYS, Plan, Tenant
 
 #: Seller details beyond the accounting keys.
-SELLER_ONLY_KEYS: tuple[str, ...] = ("currency", "invoice_prefix")
+SELLER_ONLY_KEYS: tuple[str, ...] = ("currency", "invoice_prefix", "timezone")
 SELLER_KEYS: tuple[str, ...] = (*ACCOUNTING_KEYS, *SELLER_ONLY_KEYS)
 #: A Slack user id (``U…``; ``W…`` on Enterprise Grid).
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -57,10 +57,12 @@ async def get_tenant(name: str) -> Tenant:
 
 
 def _seller_only(updates: Mapping[str, Any]) -> dict[str, str]:
-    """The validated ``currency`` and ``invoice_prefix`` among ``updates``."""
+    """The validated ``currency``, ``invoice_prefix`` and ``timezone`` among ``updates``."""
     clean: dict[str, str] = {}
     if "currency" in updates:
         clean["currency"] = validation.currency(str(updates["currency"]))
+    if "timezone" in updates:  # the zone invoice dates are printed in (issue 14)
+        clean["timezone"] = validation.timezone(str(updates["timezone"]))
     if "invoice_prefix" in updates:
         prefix = validation.text(str(updates["invoice_prefix"]), "invoice_prefix", max_len=20, required=False)
         if prefix and not all(ch.isalnum() or ch in "-_/." for ch in prefix):
@@ -73,7 +75,7 @@ async def set_seller_details(tenant: Tenant, updates: Mapping[str, Any], *, acto
     """Change the seller details (``SELLER_KEYS``); return ``{key: (old, new)}`` of what changed.
 
     All-or-nothing: every value is validated before anything is written (accounting
-    keys as in ``invoicing.parties.accounting``; ``currency`` ISO 4217;
+    keys as in ``invoicing.parties.accounting``; ``currency`` ISO 4217; ``timezone`` IANA;
     ``invoice_prefix`` letters, digits and ``- _ / .``). One ``in_transaction()``
     (nested in the caller's when there is one) locks the tenant row, reads the old
     values under the lock, writes, and records one ``seller.set`` audit entry (target

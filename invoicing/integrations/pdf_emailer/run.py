@@ -34,6 +34,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from invoicing.billing import runs
+from invoicing.billing.fx import required_rate
 from invoicing.billing.numbering import peek_next_number
 from invoicing.billing.runs import InvoicePlan, RunContext, RunReport
 from invoicing.clock import Clock, utc_now
@@ -104,6 +105,7 @@ async def run_company(
     ctx = RunContext(tenant, company, integration, trigger, actor, now, cutoff)
     try:
         runs.check_can_invoice(tenant, company)
+        await required_rate(tenant, company.currency, now)  # refused, naming pair and day, when none is on record
     except NotEligible as refusal:
         if not dry_run:
             async with in_transaction():

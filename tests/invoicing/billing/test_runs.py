@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from invoicing.billing.fx import set_rate
 from invoicing.errors import IncompleteDetails, NotEligible, NotFound
 from invoicing.integrations.pdf_emailer.run import run_by_name
-from models import Delivery, Invoice, InvoiceLine, InvoiceRun, Order, RunOutcome, Tenant
+from models import Delivery, FxSource, Invoice, InvoiceLine, InvoiceRun, Order, RunOutcome, Tenant
 from tests import factories as f
 from tests.factories import T0
 
@@ -105,6 +106,7 @@ async def test_an_order_without_a_price_is_skipped_and_reported_never_invoiced_a
 async def test_no_conversion_an_order_without_a_price_in_the_buyer_currency_is_skipped(db):
     t = await f.tenant()
     pl = await f.company(t, "druk", country="PL", currency="PLN", timezone="Europe/Warsaw")
+    await set_rate(t, "PLN", "GBP", "0.1975", T0.date(), source=FxSource.OPS, actor="test")  # VAT shown in GBP too
     await f.price(t, "MUG", "5.00")  # default price: GBP only
     await f.order(pl, sku="MUG")
     report = await run_by_name(t, "druk", clock=at(T0))

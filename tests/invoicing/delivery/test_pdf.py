@@ -27,11 +27,7 @@ from invoicing.billing.document import (
     InvoiceDocument,
     Party,
 )
-from invoicing.billing.vat_rules import (
-    REVERSE_CHARGE_NOTE,
-    eu_country,
-    reverse_charge_applies,
-)
+from invoicing.billing.vat_rules import eu_country
 from invoicing.delivery.fonts import faces as fonts
 from invoicing.delivery.mail import compose_invoice_email, period_text
 from invoicing.delivery.pdf import (
@@ -558,34 +554,16 @@ def test_subsetting_from_the_repertoire_font_equals_subsetting_the_full_font() -
             assert face._make_subset(chosen) == face._make_subset(chosen, shortcut=False)
 
 
-# -- reverse charge --------------------------------------------------------------------
-
-ZERO_RATED = [make_line(1, rate="0")]
+# -- legal notes (their wording: tests/invoicing/billing/test_legal_notes.py) -------------
 
 
-@pytest.mark.parametrize(
-    ("seller", "buyer", "lines", "applies"),
-    [
-        pytest.param(SELLER_DE, BUYER_FR, ZERO_RATED, True, id="DE seller, FR buyer with VAT no, 0 %"),
-        pytest.param(SELLER_DE, replace(BUYER_FR, country="EL"), ZERO_RATED, True, id="Greek VAT prefix EL"),
-        pytest.param(SELLER_GB, BUYER_FR, ZERO_RATED, False, id="GB seller is outside the EU"),
-        pytest.param(SELLER_DE, replace(BUYER_FR, country="DE"), ZERO_RATED, False, id="same country"),
-        pytest.param(SELLER_DE, replace(BUYER_FR, vat_number=""), ZERO_RATED, False, id="buyer without VAT no"),
-        pytest.param(SELLER_DE, BUYER_FR, [make_line(1, rate="20")], False, id="no 0 % band"),
-        pytest.param(SELLER_DE, replace(BUYER_FR, country="XI"), ZERO_RATED, False, id="Northern Ireland"),
-    ],
-)
-def test_the_pdf_prints_the_documents_notes_not_a_wording_of_its_own(
-    seller: Party, buyer: Party, lines: list[DocumentLine], applies: bool
-) -> None:
-    # The legal wording per VAT category is the document's (doc.notes, in its language);
-    # the old blanket "Reverse charge … Article 196" line is never printed by the PDF itself.
-    doc = make_doc(lines, seller=seller, buyer=buyer, currency="EUR")
-    note = "Exempt intra-Community supply of goods (Article 138 Directive 2006/112/EC)."
+def test_the_documents_legal_notes_are_printed_and_no_others() -> None:
+    note = "Steuerfreie innergemeinschaftliche Lieferung (§ 4 Nr. 1b i. V. m. § 6a UStG)."
+    with_note = make_doc([make_line(1, rate="0")], seller=SELLER_DE, buyer=BUYER_FR, currency="EUR", notes=(note,))
+    without = make_doc([make_line(1, rate="0")], seller=SELLER_DE, buyer=BUYER_FR, currency="EUR")
 
-    assert reverse_charge_applies(doc) is applies
-    assert REVERSE_CHARGE_NOTE not in text_of(doc)
-    assert note in text_of(replace(doc, notes=(note,)))
+    assert note in text_of(with_note)
+    assert "Lieferung" not in text_of(without) and "Article 196" not in text_of(without)
 
 
 def test_eu_country_accepts_codes_and_the_greek_vat_prefix() -> None:
