@@ -75,7 +75,7 @@ COMMANDS: dict[str, Command] = {
         Command("help", "help [command]", "this list, or the details of one command", lambda a, c: _help(a)),
         Command("seller", "seller [set key=value …]", "the seller details printed on every invoice", seller.seller,
                 "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
-                "company_number email phone payment_terms_days iban bic currency invoice_prefix. "
+                "company_number email phone payment_terms_days iban bic currency invoice_prefix credit_note_prefix. "
                 "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`.",
                 _word_is(0, "set")),
         Command("companies", "companies [page=N]", "list the dropship companies", companies.companies),

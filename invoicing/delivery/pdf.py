@@ -164,9 +164,10 @@ class _InvoicePDF(FPDF):
         self.set_margins(_LEFT, 15, _PAGE_H - _RIGHT)
         self.set_auto_page_break(False)
         seller, buyer = _clean(doc.seller.legal_name), _clean(doc.buyer.legal_name)
-        self.set_title(f"Invoice {doc.number}")
+        self.kind = "Credit note" if doc.kind == "credit_note" else "Invoice"
+        self.set_title(f"{self.kind} {doc.number}")
         self.set_author(seller)
-        self.set_subject(f"Invoice {doc.number} for {buyer}")
+        self.set_subject(f"{self.kind} {doc.number} for {buyer}")
         self.set_creator("InvoiceBot")
         self.set_lang("en")
         self.set_creation_date(doc.issued_at)
@@ -253,7 +254,7 @@ class _InvoicePDF(FPDF):
         y = _PAGE_H - 13
         self.line(_LEFT, y, _RIGHT, y)
         self.put(_LEFT, y + 4.5, self.fit(self._footer_left, 120, 7), 7, color=_MUTED)
-        page = f"Invoice {self.doc.number} · Page {self.page_no()} of {self.page_total}"
+        page = f"{self.kind} {self.doc.number} · Page {self.page_no()} of {self.page_total}"
         self.put(_RIGHT, y + 4.5, page, 7, color=_MUTED, right=True)
         self._font_key = self._color = None  # the next page starts without a font
 
@@ -262,7 +263,7 @@ class _InvoicePDF(FPDF):
         self.add_page()
         doc = self.doc
         self.put(_LEFT, 20, self.fit(_clean(doc.seller.legal_name), 110, 10, True), 10, bold=True)
-        self.put(_RIGHT, 20, f"Invoice {doc.number} (continued)", 9, color=_MUTED, right=True)
+        self.put(_RIGHT, 20, f"{self.kind} {doc.number} (continued)", 9, color=_MUTED, right=True)
         self.line(_LEFT, 24, _RIGHT, 24)
         return _TABLE_TOP_NEXT
 
@@ -273,13 +274,17 @@ class _InvoicePDF(FPDF):
         while name_size > 11 and self.width(seller_name, name_size, True) > 112:
             name_size -= 0.5
         self.put(_LEFT, 21, self.fit(seller_name, 112, name_size, True), name_size, bold=True)
-        self.put(_RIGHT, 21, "INVOICE", 20, bold=True, right=True)
+        self.put(_RIGHT, 21, self.kind.upper(), 20, bold=True, right=True)
         self._lines(_LEFT, 27.5, _party_lines(doc.seller, with_contact=True), 8, 3.9, 100, 7)
 
         due = fmt.calendar_date(doc.due_date())
         facts = (("Invoice no.", doc.number), ("Issue date", fmt.day(doc.issued_at)),
                  ("Period", _period(doc, fmt)), ("Due date", due),
                  ("Currency", doc.currency))  # fmt: skip
+        if doc.kind == "credit_note":  # the invoice it credits instead of period and due date
+            original = fmt.day(doc.original_issued_at) if doc.original_issued_at else ""
+            facts = (("Credit note no.", doc.number), ("Issue date", fmt.day(doc.issued_at)),
+                     ("Credits invoice", doc.original_number), ("Invoice date", original), ("Currency", doc.currency))
         for i, (label, value) in enumerate(facts):
             y = 30 + i * 4.8
             self.put(125, y, label, 8, color=_MUTED)
@@ -289,8 +294,13 @@ class _InvoicePDF(FPDF):
         self.put(_LEFT, 66, "BILL TO", 7, bold=True, color=_MUTED)
         self.put(_LEFT, 70.5, self.fit(_clean(doc.buyer.legal_name), 100, 10, True), 10, bold=True)
         self._lines(_LEFT, 75, _party_lines(doc.buyer, with_contact=False), 8, 3.8, 100, 7)
-        self.put(_RIGHT, 66, "AMOUNT DUE", 7, bold=True, color=_MUTED, right=True)
+        credit = doc.kind == "credit_note"
+        self.put(_RIGHT, 66, "AMOUNT CREDITED" if credit else "AMOUNT DUE", 7, bold=True, color=_MUTED, right=True)
         self.put(_RIGHT, 74, fmt.money(doc.gross_total), 18, bold=True, right=True)
+        if credit:
+            for i, line in enumerate(self.wrap(f"Reason: {_clean(doc.reason)}", 75, 8, 3)):
+                self.put(_RIGHT, 80 + i * 3.8, line, 8, color=_MUTED, right=True)
+            return
         self.put(_RIGHT, 80, f"Due {due}", 8, color=_MUTED, right=True)
         self.put(_RIGHT, 84, _terms(doc.payment_terms_days), 8, color=_MUTED, right=True)
 
