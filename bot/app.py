@@ -93,7 +93,8 @@ class Service:
 
     def services(self) -> Services:
         return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
-                        resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain)
+                        resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain,
+                        kick_outbox=self.kick_outbox)
 
     async def kick_outbox(self) -> None:
         self._kick.set()

@@ -16,6 +16,7 @@ from commands import (
     admins,
     audit,
     companies,
+    credit,
     deliveries,
     emailer,
     invoices,
@@ -101,6 +102,13 @@ COMMANDS: dict[str, Command] = {
                 invoices.invoices),
         Command("invoice", "invoice <number> [resend]", "show an invoice and its PDF, or e-mail it again",
                 invoices.invoice, mutates=_word_is(1, "resend")),
+        Command("credit", "credit <number> [lines=1,4-6 | all] reason=\"…\" [reinvoice=yes]",
+                "credit (part of) an issued invoice with a credit note (admins; confirm button)", credit.credit,
+                "Lines are the invoice's line numbers as printed; `2:1` credits one unit of line 2. Shows a preview "
+                "with an *Issue credit note* button: nothing is issued until an admin confirms. `reinvoice=yes` "
+                "lets the next run invoice the credited orders again (every line of each order must be credited)."),
+        Command("void", "void <number> reason=\"…\" [reinvoice=yes]",
+                "credit everything that remains on an invoice (admins; confirm button)", credit.void),
         Command("price", "price <co|default> <sku> cost= shipping= tax= [name=\"…\"]",
                 "set a product's price (default or for one company)", prices.price,
                 "Amounts are per unit in the company's currency (default prices: the seller currency); tax in %.",
