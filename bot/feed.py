@@ -37,9 +37,12 @@ from bot.feed_schemas import (
     CompanyBody,
     CompanyUpserted,
     ConflictingOrder,
+    CreditedLine,
+    CreditedTaxBand,
     Error,
     FieldError,
     InternalError,
+    IssuedCreditNote,
     IssuedInvoice,
     IssuedLine,
     IssuedParty,
@@ -58,6 +61,7 @@ from bot.feed_schemas import (
     openapi,
 )
 from bot.rendering import render_in_thread
+from invoicing.billing.credit_document import CreditNoteDetail, get_credit_note
 from invoicing.billing.document import InvoiceDocument, Party
 from invoicing.billing.money import minor_unit, round_money
 from invoicing.billing.queries import (
@@ -399,6 +403,44 @@ async def get_invoice_pdf(request: web.Request) -> web.Response:
         "Content-Disposition": f'inline; filename="{attachment_filename(detail.document.number)}"'})
 
 
+def _credit_note_json(detail: CreditNoteDetail) -> IssuedCreditNote:
+    doc, note = detail.document, detail.note
+    cur = doc.currency
+
+    def money(amount: Decimal) -> str:
+        return str(round_money(amount, cur))
+
+    assert doc.original_issued_at is not None
+    return IssuedCreditNote(
+        number=doc.number, company=detail.company, invoice_number=doc.original_number,
+        invoice_issued_at=doc.original_issued_at, issued_at=doc.issued_at, currency=cur, timezone=doc.timezone,
+        reason=doc.reason, reinvoice=note.reinvoice, seller=_party(doc.seller), buyer=_party(doc.buyer),
+        totals=IssuedTotals(net=money(doc.net_total), tax=money(doc.tax_total), gross=money(doc.gross_total)),
+        tax_breakdown=[CreditedTaxBand(rate=format(b.rate.normalize(), "f"), category=b.category, net=money(b.net),
+                                       tax=money(b.tax)) for b in doc.tax_bands],
+        lines=[CreditedLine(invoice_line=line.invoice_position, order_ref=line.order_ref,
+                            dispatched_at=line.dispatched_at, sku=line.sku, description=line.description,
+                            quantity=line.quantity, unit_cost=_unit(Decimal(line.unit_cost), cur),
+                            unit_shipping=_unit(Decimal(line.unit_shipping), cur),
+                            tax_rate=format(Decimal(line.tax_rate).normalize(), "f"), vat_category=line.vat_category,
+                            net=money(Decimal(line.net)))
+               for line in detail.lines],
+        pdf=f"{FEED_PREFIX}/credit-notes/{doc.number}.pdf",
+    )
+
+
+async def get_credit_note_json(request: web.Request) -> web.Response:
+    detail = await get_credit_note(_principal(request).tenant_id, request.match_info["number"])
+    return _reply(_credit_note_json(detail))
+
+
+async def get_credit_note_pdf(request: web.Request) -> web.Response:
+    detail = await get_credit_note(_principal(request).tenant_id, request.match_info["number"])
+    data = await request.app[RENDERER](detail.document)
+    return web.Response(body=data, content_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{attachment_filename(detail.document.number)}"'})
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[_OPENAPI], dumps=_dumps)
 
@@ -424,5 +466,7 @@ def create_feed_app(
     # The .pdf route first: ``{number}`` alone would also match "INK-000001.pdf".
     app.router.add_get("/invoices/{number}.pdf", get_invoice_pdf)
     app.router.add_get("/invoices/{number}", get_invoice_json)
+    app.router.add_get("/credit-notes/{number}.pdf", get_credit_note_pdf)
+    app.router.add_get("/credit-notes/{number}", get_credit_note_json)
     app.router.add_get("/openapi.json", get_openapi, name="openapi")
     return app

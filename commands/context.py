@@ -57,6 +57,8 @@ class Services:
     after_run: Callable[[RunReport], Awaitable[None]] = _no_after_run
     # Queue a new e-mail of an issued invoice (``Outbox.resend``) and kick delivery.
     resend_invoice: Resend = _no_resend
+    # The same for an issued credit note (``Outbox.resend_credit_note``).
+    resend_credit_note: Resend = _no_resend
     # Render an invoice PDF (the service uses a process pool; plain callers a thread).
     render_pdf: Callable[[InvoiceDocument], Awaitable[bytes]] = _render_in_thread
     # Domain of MAIL_FROM, used in Message-IDs of invoices issued by manual runs.

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from invoicing.billing.document import DocumentLine, DocumentTaxBand, FxConversion, InvoiceDocument
 from invoicing.billing.money import plain, round_money
+from invoicing.errors import NotFound
+from invoicing.validation import storable
 from models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 
 
@@ -59,3 +62,28 @@ async def load_credit_document(note: CreditNote) -> InvoiceDocument:
     original = InvoiceDocument.from_models(invoice, await InvoiceLine.filter(invoice_id=invoice.id),
                                            tenant_name=invoice.tenant.name)
     return credit_document(note, await CreditNoteLine.filter(credit_note_id=note.id), original)
+
+
+@dataclass(frozen=True)
+class CreditNoteDetail:
+    """A stored credit note (the printable document) plus its lines as stored and its company."""
+
+    note: CreditNote
+    lines: tuple[CreditNoteLine, ...]
+    document: InvoiceDocument
+    company: str
+
+
+async def get_credit_note(tenant_id: int, number: str) -> CreditNoteDetail:
+    """The tenant's credit note ``number`` (e.g. ``CN-000001``); another tenant's is ``NotFound``."""
+    wanted = number.strip()
+    note = await CreditNote.filter(tenant_id=tenant_id, display_number=wanted).select_related("company").first() \
+        if storable(wanted, 40) else None
+    if note is None:
+        raise NotFound(f"No credit note {wanted}.")
+    lines = tuple(await CreditNoteLine.filter(credit_note_id=note.id).order_by("position"))
+    invoice = await Invoice.get(id=note.invoice_id).prefetch_related("tenant")
+    original = InvoiceDocument.from_models(invoice, await InvoiceLine.filter(invoice_id=invoice.id),
+                                           tenant_name=invoice.tenant.name)
+    return CreditNoteDetail(note=note, lines=lines, document=credit_document(note, lines, original),
+                            company=note.company.short_name)

@@ -148,9 +148,10 @@ def message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) ->
     return f"<invoice.{tenant_id}.{number}{suffix}@{domain}>"
 
 
-def credit_message_id_for(tenant_id: int, number: int, domain: str) -> str:
+def credit_message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) -> str:
     """Stable Message-ID of a credit note's e-mail (its own namespace: numbers repeat across sequences)."""
-    return f"<credit-note.{tenant_id}.{number}@{domain}>"
+    suffix = f".r{resend}" if resend else ""
+    return f"<credit-note.{tenant_id}.{number}{suffix}@{domain}>"
 
 
 def envelope_recipients(to: str, bcc: list[str]) -> list[str]:

@@ -76,6 +76,7 @@ from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import (
     compose_invoice_email,
+    credit_message_id_for,
     envelope_recipients,
     envelope_sender,
     mail_domain,
@@ -265,6 +266,39 @@ class Outbox:
                  previous + 1)
         return delivery
 
+    async def resend_credit_note(self, number_display: str, tenant_id: int, *, to: str | None = None,
+                                 dedupe_key: str | None = None) -> Delivery:
+        """Queue a new e-mail of an issued credit note, exactly like ``resend`` does for an invoice.
+
+        Locks the credited invoice's row (the same lock as ``resend``), so resends of one credit
+        note are numbered one after another; ``dedupe_key`` as in ``resend``.
+        """
+        address = normalise_email(to, field="to") if to is not None else None
+        number = number_display.strip()
+        async with in_transaction():
+            note = await CreditNote.get_or_none(tenant_id=tenant_id, display_number=number)
+            if note is None:
+                raise NotFound(f"No credit note {number!r} in this workspace.")
+            await Invoice.filter(id=note.invoice_id).select_for_update(no_key=True).first()
+            recipient = address or str(note.buyer.get("email") or "")
+            if not recipient:
+                raise InvalidInput("to", f"credit note {number} has no buyer e-mail; give an address to send it to")
+            if dedupe_key is not None and await Delivery.exists(dedupe_key=dedupe_key):
+                raise _already_queued(number, "Credit note")
+            previous = await Delivery.filter(credit_note_id=note.id, kind=DeliveryKind.RESEND).count()
+            integration = await Integration.get_or_none(company_id=note.company_id, kind=IntegrationKind.PDF_EMAILER)
+            try:
+                delivery = await Delivery.create(
+                    invoice_id=note.invoice_id, credit_note_id=note.id, kind=DeliveryKind.RESEND,
+                    message_id=credit_message_id_for(tenant_id, note.number, self._domain, resend=previous + 1),
+                    to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=self._clock(),
+                    dedupe_key=dedupe_key,
+                )
+            except IntegrityError:
+                raise _already_queued(number, "Credit note") from None
+        log.info("credit note resend queued delivery=%d credit_note=%s tenant=%d", delivery.id, number, tenant_id)
+        return delivery
+
     async def _deliver(
         self, delivery: Delivery, doc: InvoiceDocument, unreachable: asyncio.Event
     ) -> DeliveryOutcome | None:
@@ -387,8 +421,8 @@ async def _queue_failure_notice(delivery: Delivery, reason: str, now: datetime) 
                                         to=delivery.to_addr, error=reason, now=now)
 
 
-def _already_queued(number: str) -> Conflict:
-    return Conflict(f"Invoice {number} was already queued for sending again from this message; nothing new was "
+def _already_queued(number: str, what: str = "Invoice") -> Conflict:
+    return Conflict(f"{what} {number} was already queued for sending again from this message; nothing new was "
                     "queued. `/invoicing deliveries` shows it.")
 
 

@@ -16,10 +16,10 @@ from bot.slack import ChannelPoster, web_client
 from commands.context import CommandContext, Services
 from commands.dispatch import dispatch
 from invoicing.delivery.slack_notices import NoticeOutbox
-from models import AuditEntry, CreditNote, Delivery, Tenant
+from models import AuditEntry, CreditNote, Delivery, DeliveryKind, DeliveryStatus, Tenant
 from tests import factories as f
 from tests.bot.slack_harness import SlackHarness, start_harness, stop_harness
-from tests.bot.test_invoice_buttons import CHANNEL, answer, buttons, issued, press
+from tests.bot.test_invoice_buttons import CHANNEL, answer, buttons, issued, outbox, press
 from tests.factories import T0
 from tests.fakes.slack_api import text_of
 
@@ -180,3 +180,24 @@ async def test_invoices_lists_credit_notes_under_their_invoice_with_what_remains
 
 async def _no_pdf(_doc) -> bytes:
     return b"%PDF"
+
+
+async def test_retry_of_a_failed_credit_note_email_resends_the_credit_note_not_the_invoice(db, acme):
+    mail = outbox()
+    harness = await start_harness(services=Services(resend_invoice=mail.resend,
+                                                    resend_credit_note=mail.resend_credit_note),
+                                  admins={"UADMIN"}, clock=lambda: T0)
+    try:
+        await issued(harness, acme)
+        shown = await preview(harness, 'void 000001 reason="x"')
+        await press(harness, shown, CONFIRM)
+        await harness.fake.wait_for("chat.update")
+        failed = await Delivery.get(credit_note_id__not_isnull=True)
+        await Delivery.filter(id=failed.id).update(status=DeliveryStatus.FAILED)
+        await harness.click("ib:delivery_retry", str(failed.id), channel=CHANNEL, message_ts="9.9", message_blocks=[])
+        await harness.fake.wait_for("chat.update", 2)
+        again = await Delivery.get(kind=DeliveryKind.RESEND)
+        assert again.credit_note_id == failed.credit_note_id and again.invoice_id == failed.invoice_id
+        assert again.message_id.startswith("<credit-note.") and again.message_id.endswith(".r1@inkwell.example>")
+    finally:
+        await stop_harness(harness)
