@@ -204,15 +204,16 @@ def bands_of(breakdown: list[dict[str, str]]) -> list[Band]:
 
 async def _plan(invoice: Invoice, request: CreditRequest) -> CreditPlan:
     earlier = [band for note in await CreditNote.filter(invoice_id=invoice.id) for band in bands_of(note.tax_breakdown)]
-    return plan_credit(invoice.display_number, invoice.currency, await creditable_lines(invoice),
+    plan = plan_credit(invoice.display_number, invoice.currency, await creditable_lines(invoice),
                        bands_of(invoice.tax_breakdown), earlier, request.selection)
-
-
-async def _lock_orders(plan: CreditPlan) -> None:
-    if plan.partly_credited_orders:
+    if request.reinvoice and plan.partly_credited_orders:
         refs = ", ".join(plan.partly_credited_orders[:5])
         raise Conflict(f"reinvoice=yes needs every line of an order credited; order(s) {refs} would stay partly on "
                        "the invoice. Credit all their lines, or leave out reinvoice (the orders then stay invoiced).")
+    return plan
+
+
+async def _lock_orders(plan: CreditPlan) -> None:
     await Order.filter(id__in=list(plan.cleared_orders)).order_by("id").select_for_update()
 
 

@@ -366,6 +366,9 @@ class _InvoicePDF(FPDF):
 
     def payment_lines(self) -> list[str]:
         seller, doc = self.doc.seller, self.doc
+        if doc.kind == "credit_note":  # nothing to pay: say what it credits
+            return [self.fit(line, 95, 8.5) for line in (
+                "CREDIT NOTE", f"Credits invoice {_clean(doc.original_number)}", "Nothing to pay for this amount")]
         lines = ["PAYMENT"]
         if seller.iban.strip():
             lines += [f"Bank transfer to {_clean(seller.legal_name)}", f"IBAN: {_clean(seller.iban)}"]
@@ -403,7 +406,8 @@ class _Totals:
         pdf.line(118, y, _RIGHT, y)
         pdf.set_draw_color(*_RULE)
         y += 6.5
-        pdf.put(118, y, f"Total due ({doc.currency})", 10, bold=True)
+        total = "Total credited" if doc.kind == "credit_note" else "Total due"
+        pdf.put(118, y, f"{total} ({doc.currency})", 10, bold=True)
         pdf.put(_RIGHT, y, self.fmt.money(doc.gross_total), 10, bold=True, right=True)
 
         py = top + 5.5
