@@ -201,3 +201,12 @@ async def test_retry_of_a_failed_credit_note_email_resends_the_credit_note_not_t
         assert again.message_id.startswith("<credit-note.") and again.message_id.endswith(".r1@inkwell.example>")
     finally:
         await stop_harness(harness)
+
+
+async def test_deliveries_name_the_credit_note_whose_email_is_waiting(slack: SlackHarness, acme):
+    await issued(slack, acme)
+    shown = await preview(slack, 'void 000001 reason="x"')
+    await press(slack, shown, CONFIRM)
+    await slack.fake.wait_for("chat.update")
+    listed = text_of(await slack.reply("deliveries acme", channel=CHANNEL))
+    assert "*CN-000001* (acme) → ap@acme.example" in listed and "*000001* (acme) → ap@acme.example" in listed
