@@ -210,3 +210,14 @@ async def test_deliveries_name_the_credit_note_whose_email_is_waiting(slack: Sla
     await slack.fake.wait_for("chat.update")
     listed = text_of(await slack.reply("deliveries acme", channel=CHANNEL))
     assert "*CN-000001* (acme) → ap@acme.example" in listed and "*000001* (acme) → ap@acme.example" in listed
+
+
+async def test_a_hostile_reason_is_shown_escaped_and_stored_as_typed(slack: SlackHarness, acme):
+    await issued(slack, acme)
+    shown = await preview(slack, 'void 000001 reason="<!channel> & <https://evil.example|click>"')
+    note_text = str(shown["blocks"])
+    assert "<!channel>" not in note_text and "<https://" not in note_text and "&amp;" in note_text
+    await press(slack, shown, CONFIRM)
+    await slack.fake.wait_for("chat.update")
+    note = await CreditNote.get(display_number="CN-000001")
+    assert "&" in note.reason and "<!channel>" not in text_of(slack.fake.message(CHANNEL, shown["ts"]))
