@@ -42,6 +42,7 @@ from bot.feed_schemas import (
     Error,
     FieldError,
     InternalError,
+    InvoiceCredit,
     IssuedCreditNote,
     IssuedInvoice,
     IssuedLine,
@@ -61,7 +62,7 @@ from bot.feed_schemas import (
     openapi,
 )
 from bot.rendering import render_in_thread
-from invoicing.billing.credit_document import CreditNoteDetail, get_credit_note
+from invoicing.billing.credit_document import CreditNoteDetail, CreditSummary, credits_of, get_credit_note
 from invoicing.billing.document import InvoiceDocument, Party
 from invoicing.billing.money import minor_unit, round_money
 from invoicing.billing.queries import (
@@ -366,7 +367,7 @@ def _party(party: Party) -> IssuedParty:
     return IssuedParty(**{k: v for k, v in vars(party).items() if v})  # type: ignore[typeddict-item]
 
 
-def _invoice_json(detail: InvoiceDetail) -> IssuedInvoice:
+def _invoice_json(detail: InvoiceDetail, credits: tuple[CreditSummary, ...] = ()) -> IssuedInvoice:
     doc = detail.document
     cur = doc.currency
 
@@ -387,13 +388,16 @@ def _invoice_json(detail: InvoiceDetail) -> IssuedInvoice:
                for line in doc.lines],
         order_count=doc.order_count,
         order_refs=list(detail.order_refs),
+        credit_notes=[InvoiceCredit(number=c.number, issued_at=c.issued_at, gross=money(c.gross)) for c in credits],
+        remaining_gross=money(doc.gross_total - sum((c.gross for c in credits), Decimal(0))),
         pdf=f"{FEED_PREFIX}/invoices/{doc.number}.pdf",
     )
 
 
 async def get_invoice_json(request: web.Request) -> web.Response:
-    detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
-    return _reply(_invoice_json(detail))
+    tenant_id = _principal(request).tenant_id
+    detail = await get_invoice(tenant_id, request.match_info["number"])
+    return _reply(_invoice_json(detail, await credits_of(tenant_id, detail.document.number)))
 
 
 async def get_invoice_pdf(request: web.Request) -> web.Response:

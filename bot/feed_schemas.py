@@ -430,6 +430,12 @@ class IssuedLine(_Reply):
     net: DecimalText
 
 
+class InvoiceCredit(_Reply):
+    number: str = Field(description="the credit note's number", examples=["CN-000001"])
+    issued_at: SentInstant
+    gross: DecimalText = Field(description="what it credits (positive)")
+
+
 class IssuedInvoice(_Reply):
     """An issued invoice as stored: amounts in ``currency``, rounded as printed."""
 
@@ -448,6 +454,9 @@ class IssuedInvoice(_Reply):
     lines: list[IssuedLine]
     order_count: int
     order_refs: list[str]
+    credit_notes: list[InvoiceCredit] = Field(description="credit notes of this invoice, oldest first "
+                                                          "(`GET /credit-notes/{number}`)")
+    remaining_gross: DecimalText = Field(description="gross total minus what its credit notes credit")
     pdf: str = Field(description="path of the PDF", examples=["/api/v1/invoices/INK-000001.pdf"])
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from invoicing.billing.document import DocumentLine, DocumentTaxBand, FxConversion, InvoiceDocument
@@ -87,3 +88,19 @@ async def get_credit_note(tenant_id: int, number: str) -> CreditNoteDetail:
                                            tenant_name=invoice.tenant.name)
     return CreditNoteDetail(note=note, lines=lines, document=credit_document(note, lines, original),
                             company=note.company.short_name)
+
+
+@dataclass(frozen=True)
+class CreditSummary:
+    """One credit note of an invoice, as listed with it."""
+
+    number: str
+    issued_at: datetime
+    gross: Decimal
+
+
+async def credits_of(tenant_id: int, invoice_number: str) -> tuple[CreditSummary, ...]:
+    """The credit notes of the tenant's invoice ``invoice_number``, oldest first (none: empty)."""
+    notes = await CreditNote.filter(tenant_id=tenant_id, invoice__display_number=invoice_number.strip()
+                                    ).order_by("number")
+    return tuple(CreditSummary(n.display_number, n.issued_at, Decimal(n.gross_total)) for n in notes)

@@ -47,3 +47,13 @@ async def test_another_tenants_token_gets_404(feed):  # noqa: F811
     assert (await feed.call("GET", "/credit-notes/CN-000001", token=feed.rival_token)).status == 404
     assert (await feed.call("GET", "/credit-notes/CN-000001.pdf", token=feed.rival_token)).status == 404
     assert (await feed.call("GET", "/credit-notes/CN-000001", token=None)).status == 401
+
+
+async def test_the_invoice_lists_its_credit_notes_and_what_remains(feed):  # noqa: F811
+    await _credited(feed, "2")
+    body = (await feed.call("GET", "/invoices/INK-000001")).body
+    (note,) = body["credit_notes"]
+    assert note["number"] == "CN-000001" and note["issued_at"] == "2026-11-03T09:00:00Z"
+    credited = float(note["gross"])
+    assert abs(float(body["remaining_gross"]) - (float(body["totals"]["gross"]) - credited)) < 0.001
+    assert 0 < credited < float(body["totals"]["gross"])
