@@ -106,7 +106,8 @@ class Service:
 
     def services(self) -> Services:
         return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
-                        resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain)
+                        resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain,
+                        kick_outbox=self.kick_outbox, resend_credit_note=self._resend_credit_note)
 
     async def kick_outbox(self) -> None:
         self._kick.set()
@@ -119,6 +120,12 @@ class Service:
     async def _resend(self, number: str, tenant_id: int, /, *, to: str | None = None,
                       dedupe_key: str | None = None) -> object:
         delivery = await self.outbox.resend(number, tenant_id, to=to, dedupe_key=dedupe_key)
+        self._kick.set()
+        return delivery
+
+    async def _resend_credit_note(self, number: str, tenant_id: int, /, *, to: str | None = None,
+                                  dedupe_key: str | None = None) -> object:
+        delivery = await self.outbox.resend_credit_note(number, tenant_id, to=to, dedupe_key=dedupe_key)
         self._kick.set()
         return delivery
 

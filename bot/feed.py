@@ -37,11 +37,15 @@ from bot.feed_schemas import (
     CompanyBody,
     CompanyUpserted,
     ConflictingOrder,
+    CreditedLine,
+    CreditedTaxBand,
     Error,
     FieldError,
     FxRateBody,
     FxRateSet,
     InternalError,
+    InvoiceCredit,
+    IssuedCreditNote,
     IssuedInvoice,
     IssuedLine,
     IssuedParty,
@@ -60,6 +64,7 @@ from bot.feed_schemas import (
     openapi,
 )
 from bot.rendering import render_in_thread
+from invoicing.billing.credit_document import CreditNoteDetail, CreditSummary, credits_of, get_credit_note
 from invoicing.billing.document import InvoiceDocument, Party
 from invoicing.billing.fx import set_rate
 from invoicing.billing.money import minor_unit, round_money
@@ -379,7 +384,7 @@ def _party(party: Party) -> IssuedParty:
     return IssuedParty(**{k: v for k, v in vars(party).items() if v})  # type: ignore[typeddict-item]
 
 
-def _invoice_json(detail: InvoiceDetail) -> IssuedInvoice:
+def _invoice_json(detail: InvoiceDetail, credits: tuple[CreditSummary, ...] = ()) -> IssuedInvoice:
     doc = detail.document
     cur = doc.currency
 
@@ -400,18 +405,59 @@ def _invoice_json(detail: InvoiceDetail) -> IssuedInvoice:
                for line in doc.lines],
         order_count=doc.order_count,
         order_refs=list(detail.order_refs),
+        credit_notes=[InvoiceCredit(number=c.number, issued_at=c.issued_at, gross=money(c.gross)) for c in credits],
+        remaining_gross=money(doc.gross_total - sum((c.gross for c in credits), Decimal(0))),
         pdf=f"{FEED_PREFIX}/invoices/{doc.number}.pdf",
     )
 
 
 async def get_invoice_json(request: web.Request) -> web.Response:
-    detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
-    return _reply(_invoice_json(detail))
+    tenant_id = _principal(request).tenant_id
+    detail = await get_invoice(tenant_id, request.match_info["number"])
+    return _reply(_invoice_json(detail, await credits_of(tenant_id, detail.document.number)))
 
 
 async def get_invoice_pdf(request: web.Request) -> web.Response:
     detail = await get_invoice(_principal(request).tenant_id, request.match_info["number"])
     data = await request.app[RENDERER](detail.document)  # CPU-bound: a thread or the service's process pool
+    return web.Response(body=data, content_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{attachment_filename(detail.document.number)}"'})
+
+
+def _credit_note_json(detail: CreditNoteDetail) -> IssuedCreditNote:
+    doc, note = detail.document, detail.note
+    cur = doc.currency
+
+    def money(amount: Decimal) -> str:
+        return str(round_money(amount, cur))
+
+    assert doc.original_issued_at is not None
+    return IssuedCreditNote(
+        number=doc.number, company=detail.company, invoice_number=doc.original_number,
+        invoice_issued_at=doc.original_issued_at, issued_at=doc.issued_at, currency=cur, timezone=doc.timezone,
+        reason=doc.reason, reinvoice=note.reinvoice, seller=_party(doc.seller), buyer=_party(doc.buyer),
+        totals=IssuedTotals(net=money(doc.net_total), tax=money(doc.tax_total), gross=money(doc.gross_total)),
+        tax_breakdown=[CreditedTaxBand(rate=format(b.rate.normalize(), "f"), category=b.category, net=money(b.net),
+                                       tax=money(b.tax)) for b in doc.tax_bands],
+        lines=[CreditedLine(invoice_line=line.invoice_position, order_ref=line.order_ref,
+                            dispatched_at=line.dispatched_at, sku=line.sku, description=line.description,
+                            quantity=line.quantity, unit_cost=_unit(Decimal(line.unit_cost), cur),
+                            unit_shipping=_unit(Decimal(line.unit_shipping), cur),
+                            tax_rate=format(Decimal(line.tax_rate).normalize(), "f"), vat_category=line.vat_category,
+                            net=money(Decimal(line.net)))
+               for line in detail.lines],
+        pdf=f"{FEED_PREFIX}/credit-notes/{doc.number}.pdf",
+    )
+
+
+async def get_credit_note_json(request: web.Request) -> web.Response:
+    detail = await get_credit_note(_principal(request).tenant_id, request.match_info["number"])
+    return _reply(_credit_note_json(detail))
+
+
+async def get_credit_note_pdf(request: web.Request) -> web.Response:
+    detail = await get_credit_note(_principal(request).tenant_id, request.match_info["number"])
+    data = await request.app[RENDERER](detail.document)
     return web.Response(body=data, content_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{attachment_filename(detail.document.number)}"'})
 
@@ -442,5 +488,7 @@ def create_feed_app(
     # The .pdf route first: ``{number}`` alone would also match "INK-000001.pdf".
     app.router.add_get("/invoices/{number}.pdf", get_invoice_pdf)
     app.router.add_get("/invoices/{number}", get_invoice_json)
+    app.router.add_get("/credit-notes/{number}.pdf", get_credit_note_pdf)
+    app.router.add_get("/credit-notes/{number}", get_credit_note_json)
     app.router.add_get("/openapi.json", get_openapi, name="openapi")
     return app

@@ -448,6 +448,12 @@ class IssuedLine(_Reply):
     net: DecimalText
 
 
+class InvoiceCredit(_Reply):
+    number: str = Field(description="the credit note's number", examples=["CN-000001"])
+    issued_at: SentInstant
+    gross: DecimalText = Field(description="what it credits (positive)")
+
+
 class IssuedInvoice(_Reply):
     """An issued invoice as stored: amounts in ``currency``, rounded as printed."""
 
@@ -467,13 +473,57 @@ class IssuedInvoice(_Reply):
     lines: list[IssuedLine]
     order_count: int
     order_refs: list[str]
+    credit_notes: list[InvoiceCredit] = Field(description="credit notes of this invoice, oldest first "
+                                                          "(`GET /credit-notes/{number}`)")
+    remaining_gross: DecimalText = Field(description="gross total minus what its credit notes credit")
     pdf: str = Field(description="path of the PDF", examples=["/api/v1/invoices/INK-000001.pdf"])
+
+
+class CreditedTaxBand(_Reply):
+    rate: DecimalText = Field(description="percent")
+    category: str = Field(description="EN 16931 VAT category code (S, Z, E, AE, K, G, O)")
+    net: DecimalText
+    tax: DecimalText
+
+
+class CreditedLine(_Reply):
+    invoice_line: int = Field(description="the credited line's position on the invoice as printed (1-based)")
+    order_ref: str
+    dispatched_at: SentInstant
+    sku: str
+    description: str
+    quantity: int = Field(description="units credited (at most what remained of the invoice line)")
+    unit_cost: DecimalText
+    unit_shipping: DecimalText
+    tax_rate: DecimalText = Field(description="percent")
+    vat_category: str
+    net: DecimalText
+
+
+class IssuedCreditNote(_Reply):
+    """An issued credit note as stored: positive amounts that credit ``invoice_number``."""
+
+    number: str
+    company: str
+    invoice_number: str = Field(description="the invoice it credits")
+    invoice_issued_at: SentInstant
+    issued_at: SentInstant
+    currency: str
+    timezone: str
+    reason: str
+    reinvoice: bool = Field(description="true when the credited orders were made eligible for invoicing again")
+    seller: IssuedParty
+    buyer: IssuedParty
+    totals: IssuedTotals
+    tax_breakdown: list[CreditedTaxBand]
+    lines: list[CreditedLine]
+    pdf: str = Field(description="path of the PDF", examples=["/api/v1/credit-notes/CN-000001.pdf"])
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (CompanyBody, ProductBody, OrderBody, BatchBody, FxRateBody)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error, InternalError, ValidationErrors, OrderConflict, CompanyUpserted, ProductUpserted, OrderUpserted,
-    OrderStale, BatchResult, OrderPage, IssuedInvoice, FxRateSet)
+    OrderStale, BatchResult, OrderPage, IssuedInvoice, FxRateSet, IssuedCreditNote)
 
 
 # --- OpenAPI -----------------------------------------------------------------------------------
@@ -491,7 +541,7 @@ def _json(description: str, *models: type[BaseModel]) -> dict[str, Any]:
 
 
 _401 = {"401": _json("missing, unknown or revoked token", Error)}
-_404 = {"404": _json("no such company/invoice for this token's tenant", Error)}
+_404 = {"404": _json("no such company/invoice/credit note for this token's tenant", Error)}
 _413 = {"413": _json("body larger than the configured limit", Error)}
 _422 = {"422": _json("invalid JSON, types or values; nothing was written", ValidationErrors)}
 _500 = {"500": _json("unexpected error; quote the id", InternalError)}
@@ -529,10 +579,13 @@ def openapi(server_url: str = "/api/v1") -> dict[str, Any]:
     sku = path_param("sku", SKU_SCHEMA, "SKU")
     number = path_param("number", {"type": "string", "minLength": 1, **_NOT_DOT_SEGMENT},
                         "display number, e.g. INK-000001")
+    credit_number = path_param("number", {"type": "string", "minLength": 1, **_NOT_DOT_SEGMENT},
+                               "display number, e.g. CN-000001")
     return {
         "openapi": "3.1.0",
         "info": {"title": "InvoiceBot order feed", "version": "1",
-                 "description": "Push companies, prices and orders; read invoiced orders and invoices. "
+                 "description": "Push companies, prices and orders; read invoiced orders, invoices and "
+                                "credit notes. "
                                 "Money is a decimal string; instants are ISO 8601 with an offset (UTC preferred)."},
         "servers": [{"url": server_url}],
         "components": {"schemas": generated.get("$defs", {}),
@@ -581,6 +634,13 @@ def openapi(server_url: str = "/api/v1") -> dict[str, Any]:
                 "responses": {"200": _json("the invoice as issued", IssuedInvoice), **_401, **_404, **_500}}},
             "/invoices/{number}.pdf": {"get": {
                 "summary": "The invoice PDF", "parameters": [number],
+                "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **_401, **_404,
+                              **_500}}},
+            "/credit-notes/{number}": {"get": {
+                "summary": "An issued credit note", "parameters": [credit_number],
+                "responses": {"200": _json("the credit note as issued", IssuedCreditNote), **_401, **_404, **_500}}},
+            "/credit-notes/{number}.pdf": {"get": {
+                "summary": "The credit note PDF", "parameters": [credit_number],
                 "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **_401, **_404,
                               **_500}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [],

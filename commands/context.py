@@ -22,6 +22,10 @@ async def _no_after_run(_: RunReport) -> None:
     return None
 
 
+async def _no_kick() -> None:
+    return None
+
+
 async def _render_in_thread(document: InvoiceDocument) -> bytes:
     from invoicing.delivery.pdf import (
         render_invoice_pdf,  # heavy (fpdf2 + fonts): only when asked
@@ -53,10 +57,14 @@ class Services:
     after_run: Callable[[RunReport], Awaitable[None]] = _no_after_run
     # Queue a new e-mail of an issued invoice (``Outbox.resend``) and kick delivery.
     resend_invoice: Resend = _no_resend
+    # The same for an issued credit note (``Outbox.resend_credit_note``).
+    resend_credit_note: Resend = _no_resend
     # Render an invoice PDF (the service uses a process pool; plain callers a thread).
     render_pdf: Callable[[InvoiceDocument], Awaitable[bytes]] = _render_in_thread
     # Domain of MAIL_FROM, used in Message-IDs of invoices issued by manual runs.
     mail_domain: str = "invoicebot.local"
+    # Deliver what a command just committed to the outboxes (a credit note's e-mail and notice) now.
+    kick_outbox: Callable[[], Awaitable[None]] = _no_kick
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,14 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     if not mail_total and not note_total:
         return message(f"Nothing waiting or failed{scope}.", section(
             f":white_check_mark: Every e-mail and Slack notice{scope} has been delivered."))
-    mail_rows = await mails.order_by("-id").offset(page.offset).limit(page.size).prefetch_related("invoice")
+    mail_rows = await mails.order_by("-id").offset(page.offset).limit(page.size).prefetch_related("invoice",
+                                                                                                 "credit_note")
     note_rows = await notes.order_by("-id").offset(page.offset).limit(page.size)
     ids = {d.invoice.company_id for d in mail_rows} | {n.company_id for n in note_rows if n.company_id}
     names = dict(await Company.filter(id__in=ids).values_list("id", "short_name"))
     zone = only.timezone if only else "UTC"
     mail_lines = [
-        f"{_ICON[d.status]} *{d.invoice.display_number}* ({names.get(d.invoice.company_id, '?')}) → "
+        f"{_ICON[d.status]} *{(d.credit_note or d.invoice).display_number}* ({names.get(d.invoice.company_id, '?')}) → "
         f"{d.to_addr} · {d.status} · {d.attempts} attempt(s) · "
         f"{local(d.next_attempt_at or d.created_at, zone)}{_reason(d.last_error)}"
         for d in mail_rows

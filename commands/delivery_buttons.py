@@ -31,7 +31,7 @@ from commands.replies import Block, Mrkdwn, Reply, md, mention, message, section
 from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.parties.accounting import normalise_email
 from invoicing.parties.companies import set_accounting
-from models import Company, Delivery, DeliveryStatus, Invoice
+from models import Company, CreditNote, Delivery, DeliveryStatus, Invoice
 
 ADDRESS_CALLBACK = "delivery_address"
 #: The one input of the address form (its block and action id): field errors name it.
@@ -60,9 +60,11 @@ async def _failed(ctx: CommandContext, value: str) -> Failed:
 
 async def _resend(ctx: CommandContext, failed: Failed, to: str) -> bool:
     """Queue the one re-send of this failure; False if it was already queued (by a click or a form)."""
+    credit_note = await CreditNote.get_or_none(id=failed.delivery.credit_note_id or 0)
+    resend = ctx.services.resend_credit_note if credit_note else ctx.services.resend_invoice
     try:
-        await ctx.services.resend_invoice(failed.invoice.display_number, ctx.tenant.id, to=to,
-                                          dedupe_key=f"retry:{failed.delivery.id}")
+        await resend(credit_note.display_number if credit_note else failed.invoice.display_number, ctx.tenant.id,
+                     to=to, dedupe_key=f"retry:{failed.delivery.id}")
     except Conflict:
         return False
     return True

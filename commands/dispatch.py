@@ -16,6 +16,7 @@ from commands import (
     admins,
     audit,
     companies,
+    credit,
     deliveries,
     emailer,
     fx,
@@ -76,7 +77,8 @@ COMMANDS: dict[str, Command] = {
         Command("help", "help [command]", "this list, or the details of one command", lambda a, c: _help(a)),
         Command("seller", "seller [set key=value …]", "the seller details printed on every invoice", seller.seller,
                 "Keys: legal_name address_line1 address_line2 city region postcode country vat_number "
-                "company_number email phone payment_terms_days iban bic currency invoice_prefix timezone. "
+                "company_number email phone payment_terms_days iban bic currency invoice_prefix credit_note_prefix "
+                "timezone. "
                 "`currency` is the seller's accounting currency (VAT of other-currency invoices is also shown "
                 "in it); `timezone` is the zone invoice dates are printed in. "
                 "Values with spaces go in quotes: `seller set legal_name=\"Inkwell Print & Ship Ltd\"`.",
@@ -111,6 +113,13 @@ COMMANDS: dict[str, Command] = {
                 invoices.invoices),
         Command("invoice", "invoice <number> [resend]", "show an invoice and its PDF, or e-mail it again",
                 invoices.invoice, mutates=_word_is(1, "resend")),
+        Command("credit", "credit <number> [lines=1,4-6 | all] reason=\"…\" [reinvoice=yes]",
+                "credit (part of) an issued invoice with a credit note (admins; confirm button)", credit.credit,
+                "Lines are the invoice's line numbers as printed; `2:1` credits one unit of line 2. Shows a preview "
+                "with an *Issue credit note* button: nothing is issued until an admin confirms. `reinvoice=yes` "
+                "lets the next run invoice the credited orders again (every line of each order must be credited)."),
+        Command("void", "void <number> reason=\"…\" [reinvoice=yes]",
+                "credit everything that remains on an invoice (admins; confirm button)", credit.void),
         Command("price", "price <co|default> <sku> cost= shipping= tax= [name=\"…\"] [category=S|Z|E|AE|K|G|O|auto] "
                 "[exemption=VATEX-…]",
                 "set a product's price (default or for one company)", prices.price,

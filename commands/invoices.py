@@ -1,6 +1,12 @@
-"""``invoices <co>`` and ``invoice <number> [resend]``: issued invoices, their PDFs, re-sending."""
+"""``invoices <co>`` and ``invoice <number> [resend]``: issued invoices, their PDFs, re-sending.
+
+Credit notes are listed under the invoice they credit, and an invoice shows what was
+credited and what remains on it (gross, in its currency).
+"""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from commands.context import Args, CommandContext
 from commands.formatting import local, money
@@ -20,7 +26,26 @@ from invoicing.delivery.mail import attachment_filename
 from invoicing.errors import InvalidInput, NotFound
 from invoicing.parties.companies import find_company
 from invoicing.validation import storable
-from models import Company, Delivery, Invoice
+from models import Company, CreditNote, Delivery, Invoice
+
+
+async def credit_notes_of(invoice_ids: list[int]) -> dict[int, list[CreditNote]]:
+    """The credit notes of these invoices, oldest first, by invoice id."""
+    found: dict[int, list[CreditNote]] = {}
+    for note in await CreditNote.filter(invoice_id__in=invoice_ids).order_by("number") if invoice_ids else []:
+        found.setdefault(note.invoice_id, []).append(note)
+    return found
+
+
+def credit_lines(gross: Decimal, currency: str, notes: list[CreditNote], timezone: str) -> list[str]:
+    """One line per credit note and what remains; nothing for an invoice never credited."""
+    if not notes:
+        return []
+    credited = sum((Decimal(n.gross_total) for n in notes), Decimal(0))
+    rows = [f"    ↳ credit note *{n.display_number}* · {local(n.issued_at, timezone, with_time=False)} · "
+            f"{money(n.gross_total, currency)} credited · {n.reason}" for n in notes]
+    rows.append(f"    ↳ remains {money(gross - credited, currency)} of {money(gross, currency)}")
+    return rows
 
 
 async def invoices(args: Args, ctx: CommandContext) -> Reply:
@@ -37,12 +62,16 @@ async def invoices(args: Args, ctx: CommandContext) -> Reply:
     if not total:
         return message(f"No invoices for {c.short_name}.", section(f"No invoices for *{c.short_name}* in that range."))
     rows = await query.order_by("-number").offset(page.offset).limit(page.size).values(
-        "display_number", "issued_at", "order_count", "gross_total", "currency")
+        "id", "display_number", "issued_at", "order_count", "gross_total", "currency")
     if not rows:
         return message(f"No invoices of {c.short_name} on that page.",
                        section(beyond_end(page, total, "invoices", f"invoices {c.short_name}")))
-    lines = [f"*{r['display_number']}* · {local(r['issued_at'], c.timezone, with_time=False)} · "
-             f"{r['order_count']} orders · {money(r['gross_total'], r['currency'])}" for r in rows]
+    notes = await credit_notes_of([r["id"] for r in rows])
+    lines: list[str] = []
+    for r in rows:
+        lines.append(f"*{r['display_number']}* · {local(r['issued_at'], c.timezone, with_time=False)} · "
+                     f"{r['order_count']} orders · {money(r['gross_total'], r['currency'])}")
+        lines.extend(credit_lines(Decimal(r["gross_total"]), r["currency"], notes.get(r["id"], []), c.timezone))
     return message(f"Invoices of {c.short_name} ({page.span(total)})",
                    header(f"Invoices of {c.short_name} · {page.span(total)}"), section("\n".join(lines)),
                    *footer(page, total, command="invoices", words=[c.short_name], options=args.options))
@@ -79,8 +108,14 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
             "(a new message with its own Message-ID; same PDF)."), ephemeral=False)
     if action:
         raise InvalidInput("invoice", f"unknown action {action!r}; use `invoice {number}` or `invoice {number} resend`")
-    deliveries = await Delivery.filter(invoice_id=found.id).order_by("id")
+    deliveries = await Delivery.filter(invoice_id=found.id, credit_note_id=None).order_by("id")
     sent = "; ".join(f"{d.kind} {d.status}{' (' + d.last_error + ')' if d.last_error else ''}" for d in deliveries)
+    notes = (await credit_notes_of([found.id])).get(found.id, [])
+    credited = sum((Decimal(n.gross_total) for n in notes), Decimal(0))
+    credit_fields = [("Credited", money(credited, found.currency)),
+                     ("Remains", money(Decimal(found.gross_total) - credited, found.currency))] if notes else []
+    credit_blocks = [section("\n".join(credit_lines(Decimal(found.gross_total), found.currency, notes,
+                                                   company.timezone)))] if notes else []
     return message(
         f"Invoice {number}",
         header(f"Invoice {number} — {company.short_name}"),
@@ -88,7 +123,9 @@ async def invoice(args: Args, ctx: CommandContext) -> Reply:
             ("Issued", local(found.issued_at, found.timezone)), ("Orders", str(found.order_count)),
             ("Net", money(found.net_total, found.currency)), ("VAT", money(found.tax_total, found.currency)),
             ("Total", money(found.gross_total, found.currency)), ("Buyer", str(found.buyer.get("legal_name"))),
+            *credit_fields,
         ]),
+        *credit_blocks,
         context(f"E-mail: {sent or 'none'}"),
         ephemeral=False,
         file=await pdf_upload(found, ctx),

@@ -8,6 +8,7 @@ looked up again in the clicking workspace's tenant.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from commands.approvals import KINDS as APPROVAL_KINDS
@@ -39,7 +40,7 @@ RETRY, EDIT_ADDRESS = "delivery_retry", "delivery_address"
 
 
 def invoice_actions(number: str) -> Block:
-    """The buttons of an issued invoice's notice. Issue 14's Credit note / Void go here (admin, ``confirm=``)."""
+    """The buttons of an issued invoice's notice (credit notes: the typed `credit`/`void`, with a confirm)."""
     return actions(
         button("PDF", action_id(PDF), number),
         button("Orders", action_id(ORDERS), number),
@@ -159,10 +160,33 @@ def delivery_failed_reply(invoice_number: str, to: str, error: str, company: str
     )
 
 
+def credit_reply(payload: dict[str, Any]) -> Reply:
+    """The channel message of an issued credit note (``invoicing.billing.credit_notes.credit_payload``)."""
+    cur = str(payload["currency"])
+    number, invoice, company = str(payload["credit_note"]), str(payload["invoice_number"]), str(payload["company"])
+    title = f"{company} — credit note {number} issued for invoice {invoice}"
+    actor = str(payload.get("actor") or "")
+    who = md(" · by {}", mention(actor.removeprefix("slack:"))) if actor.startswith("slack:") else Mrkdwn("")
+    again = "yes: the next run invoices the credited orders again" if payload.get("reinvoice") else "no"
+    return message(
+        title, header(title),
+        fields_section([
+            ("Credited", money(Decimal(payload["gross"]), cur)), ("VAT", money(Decimal(payload["tax"]), cur)),
+            ("Remains on invoice", money(Decimal(payload["remaining_gross"]), cur)),
+            ("Lines", str(payload.get("lines", 0))), ("Reason", str(payload.get("reason", ""))),
+            ("Re-invoice", again),
+        ]),
+        context(md("E-mailed to the buyer with the PDF{}", who)),
+        ephemeral=False,
+    )
+
+
 def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
     """The channel message of a queued Slack notice (``invoicing.delivery.notices`` payloads)."""
     if kind in APPROVAL_KINDS:
         return approval_message(kind, payload)
+    if kind == NoticeKind.CREDIT_ISSUED:
+        return credit_reply(payload)
     if kind == NoticeKind.RUN_ISSUED:
         actor = str(payload.get("actor") or "")
         user = actor.removeprefix("slack:") if actor.startswith("slack:") else ""

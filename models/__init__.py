@@ -10,6 +10,7 @@ from models.approval import ApprovalState, OnTimeout, RunApproval
 from models.audit import AuditEntry
 from models.catalog import Price, Product
 from models.company import Company
+from models.credit_note import CreditNote, CreditNoteLine
 from models.delivery import Delivery, DeliveryKind, DeliveryStatus
 from models.fx import FxRate, FxSource
 from models.integration import Integration, IntegrationKind
@@ -28,6 +29,7 @@ MODEL_MODULES = [
     "models.order",
     "models.integration",
     "models.invoice",
+    "models.credit_note",
     "models.run",
     "models.delivery",
     "models.audit",
@@ -45,6 +47,8 @@ __all__ = [
     "ApprovalState",
     "AuditEntry",
     "Company",
+    "CreditNote",
+    "CreditNoteLine",
     "Delivery",
     "DeliveryKind",
     "DeliveryStatus",

@@ -9,6 +9,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 if TYPE_CHECKING:
+    from models.credit_note import CreditNote
     from models.invoice import Invoice
 
 
@@ -30,6 +31,10 @@ class Delivery(Model):
 
     ``message_id`` is stable per invoice (and per resend) so a retry after an
     unknown outcome can be recognised by the receiving side.
+
+    A credit note's e-mail is a delivery with ``credit_note`` set; ``invoice`` is then the
+    invoice it credits (so every delivery still names an invoice), and the e-mail carries
+    the credit note's PDF.
     """
 
     id = fields.IntField(primary_key=True)
@@ -37,6 +42,10 @@ class Delivery(Model):
         "models.Invoice", related_name="deliveries", on_delete=fields.RESTRICT
     )
     invoice_id: int
+    credit_note: fields.ForeignKeyNullableRelation[CreditNote] = fields.ForeignKeyField(
+        "models.CreditNote", related_name="deliveries", null=True, on_delete=fields.RESTRICT
+    )
+    credit_note_id: int | None
     kind = fields.CharEnumField(DeliveryKind, default=DeliveryKind.INITIAL, max_length=10)
     status = fields.CharEnumField(DeliveryStatus, default=DeliveryStatus.PENDING, max_length=10)
     message_id = fields.CharField(max_length=200)

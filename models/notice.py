@@ -21,6 +21,7 @@ class NoticeKind(StrEnum):
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_REMINDER = "approval_reminder"
     APPROVAL_TIMED_OUT = "approval_timed_out"
+    CREDIT_ISSUED = "credit_issued"
 
 
 class NoticeStatus(StrEnum):

@@ -21,6 +21,8 @@ class Tenant(AccountingFields):
     ``last_invoice_number`` *is* the invoice number sequence: a run locks this row,
     increments it and writes the invoice in the same transaction, so a number is
     either used by a committed invoice or was never taken (gapless).
+    ``last_credit_note_number`` is the credit notes' own sequence, kept the same way
+    (``invoicing.billing.numbering.take_next_credit_number``).
     """
 
     id = fields.IntField(primary_key=True)
@@ -34,6 +36,8 @@ class Tenant(AccountingFields):
     # Minimum number of digits of the printed number (zero padded).
     number_padding = fields.IntField(default=6)
     last_invoice_number = fields.IntField(default=0)
+    credit_note_prefix = fields.CharField(max_length=20, default="CN-", db_default="CN-")
+    last_credit_note_number = fields.IntField(default=0, db_default=0)
     # Slack user ids allowed to change configuration besides workspace admins/owners.
     admin_user_ids: fields.JSONField[list[Any]] = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -44,6 +48,10 @@ class Tenant(AccountingFields):
     def format_number(self, number: int) -> str:
         """The printed invoice number, e.g. ``INV-000042``."""
         return f"{self.invoice_prefix}{number:0{self.number_padding}d}"
+
+    def format_credit_number(self, number: int) -> str:
+        """The printed credit-note number, e.g. ``CN-000003`` (same padding as invoices)."""
+        return f"{self.credit_note_prefix}{number:0{self.number_padding}d}"
 
     def __str__(self) -> str:
         return self.name

@@ -10,6 +10,11 @@ What a caller may rely on:
 * **No header injection**: every value placed in a header has its control
   characters and line breaks replaced by spaces, and the ``SMTP`` policy refuses
   any that slip through.
+* **RFC 2047 holds** for any seller or buyer name: ``Subject`` and ``From`` are encoded
+  and folded by ``invoicing.delivery.headers`` (encoded-words ≤ 75 characters, never
+  empty, lines ≤ 76, every space kept), so strict parsers read back the exact text.
+* A **credit note** (``doc.kind == "credit_note"``) gets its own subject and text
+  ("Credit note CN-000001 for invoice 000042 …"), with its reason and the amount credited.
 * Dates are printed in the document's time zone; the invoice period is
   ``InvoiceDocument.period()`` — the same days the PDF prints — whose last day is the
   day before a midnight cutoff ("01 Nov–07 Nov 2026" for a Sunday-to-Sunday weekly run).
@@ -30,12 +35,14 @@ from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import parseaddr
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from babel.numbers import format_currency
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.delivery.addresses import NeedsSmtpUtf8, ascii_domain
+from invoicing.delivery.headers import address_header, folded_header
 from invoicing.errors import InvalidInput
 from invoicing.validation import has_control_characters, without_control_characters
 
@@ -88,6 +95,14 @@ class _Facts:
     orders: str
     order_count: str
     filename: str
+    #: Credit notes only: the invoice credited, its date, and why.
+    original: str = ""
+    original_date: str = ""
+    reason: str = ""
+
+    @property
+    def credit(self) -> bool:
+        return bool(self.original)
 
 
 def compose_invoice_email(
@@ -104,9 +119,9 @@ def compose_invoice_email(
     facts = _facts(doc)
     alternative, mixed = _stable_boundaries(message_id)
     message = EmailMessage(policy=POLICY)
-    message["From"] = _from_header(mail_from, facts.seller)
+    message["From"] = address_header("From", _from_header(mail_from, facts.seller))
     message["To"] = _one_line(to)
-    message["Subject"] = _subject(facts, resend=resend)
+    message["Subject"] = folded_header("Subject", _subject(facts, resend=resend))
     message["Date"] = doc.issued_at
     message["Message-ID"] = _one_line(message_id)
     # Lets mailbox rules and the .eml outbox find the invoice without parsing the subject.
@@ -115,8 +130,10 @@ def compose_invoice_email(
     message["MIME-Version"] = _MIME_VERSION
     bodies = _multipart(
         "alternative", alternative,
-        _leaf(_TEXT_PLAIN, _QUOTED_PRINTABLE, _quoted_printable(_text_body(facts, resend=resend))),
-        _leaf(_TEXT_HTML, _QUOTED_PRINTABLE, _quoted_printable(_html_body(facts, resend=resend))),
+        _leaf(_TEXT_PLAIN, _QUOTED_PRINTABLE, _quoted_printable(
+            (_credit_text if facts.credit else _text_body)(facts, resend=resend))),
+        _leaf(_TEXT_HTML, _QUOTED_PRINTABLE, _quoted_printable(
+            (_credit_html if facts.credit else _html_body)(facts, resend=resend))),
     )
     attachment = _leaf(_APPLICATION_PDF, _BASE64, base64.encodebytes(pdf).decode("ascii"))
     attachment["Content-Disposition"] = f'attachment; filename="{facts.filename}"'
@@ -129,6 +146,12 @@ def message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) ->
     """Stable Message-ID of an invoice e-mail (a resend gets its own, numbered)."""
     suffix = f".r{resend}" if resend else ""
     return f"<invoice.{tenant_id}.{number}{suffix}@{domain}>"
+
+
+def credit_message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) -> str:
+    """Stable Message-ID of a credit note's e-mail (its own namespace: numbers repeat across sequences)."""
+    suffix = f".r{resend}" if resend else ""
+    return f"<credit-note.{tenant_id}.{number}{suffix}@{domain}>"
 
 
 def envelope_recipients(to: str, bcc: list[str]) -> list[str]:
@@ -200,11 +223,18 @@ def _facts(doc: InvoiceDocument) -> _Facts:
         orders=f"{count} order{'s' if count != 1 else ''}",
         order_count=str(count),
         filename=attachment_filename(doc.number),
+        original=_one_line(doc.original_number) if doc.kind == "credit_note" else "",
+        original_date=_day(doc.original_issued_at.astimezone(ZoneInfo(doc.timezone)).date())
+        if doc.kind == "credit_note" and doc.original_issued_at is not None else "",
+        reason=_one_line(doc.reason),
     )
 
 
 def _subject(facts: _Facts, *, resend: bool = False) -> str:
     copy = " (copy)" if resend else ""
+    if facts.credit:
+        return _one_line(f"Credit note {facts.number}{copy} for invoice {facts.original} from {facts.seller} — "
+                         f"{facts.total} credited")
     return _one_line(f"Invoice {facts.number}{copy} from {facts.seller} — {facts.period} — {facts.total}")
 
 
@@ -250,6 +280,44 @@ def _html_body(facts: _Facts, *, resend: bool) -> str:
         f"{e['period']}.</p>\n"
         f"<table>\n{rows}</table>\n"
         f"<p>The invoice is attached as {e['filename']}.</p>\n"
+        f"<p>{e['seller']}</p>\n</body></html>\n"
+    )
+
+
+def _credit_text(facts: _Facts, *, resend: bool) -> str:
+    copy = f"This is a copy of credit note {facts.number}, sent again on request.\n\n" if resend else ""
+    return (
+        f"Hello {facts.buyer},\n\n"
+        f"{copy}"
+        f"Please find attached credit note {facts.number} from {facts.seller}. It credits invoice "
+        f"{facts.original} of {facts.original_date}; nothing needs to be paid for the amount credited.\n\n"
+        f"Credit note number: {facts.number}\n"
+        f"Credits invoice:    {facts.original} ({facts.original_date})\n"
+        f"Amount credited:    {facts.total}\n"
+        f"Reason:             {facts.reason}\n\n"
+        f"The credit note is attached as {facts.filename}.\n\n"
+        f"{facts.seller}\n"
+    )
+
+
+def _credit_html(facts: _Facts, *, resend: bool) -> str:
+    e = {name: html.escape(value) for name, value in vars(facts).items() if isinstance(value, str)}
+    copy = f"<p><strong>This is a copy of credit note {e['number']}</strong>, sent again on request.</p>\n" \
+        if resend else ""
+    rows = "".join(
+        f"<tr><th align=\"left\">{label}</th><td>{value}</td></tr>\n"
+        for label, value in (
+            ("Credit note number", e["number"]), ("Credits invoice", f"{e['original']} ({e['original_date']})"),
+            ("Amount credited", e["total"]), ("Reason", e["reason"]),
+        )
+    )
+    return (
+        "<!DOCTYPE html>\n<html><body>\n"
+        f"<p>Hello {e['buyer']},</p>\n{copy}"
+        f"<p>Please find attached credit note {e['number']} from {e['seller']}. It credits invoice "
+        f"{e['original']} of {e['original_date']}; nothing needs to be paid for the amount credited.</p>\n"
+        f"<table>\n{rows}</table>\n"
+        f"<p>The credit note is attached as {e['filename']}.</p>\n"
         f"<p>{e['seller']}</p>\n</body></html>\n"
     )
 

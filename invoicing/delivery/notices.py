@@ -10,8 +10,8 @@ Rules a caller may rely on:
 * Only a company with a Slack channel gets a row; without one the functions here
   write nothing and return ``None``.
 * The ``dedupe_key`` names the event (``run:<run id>``, ``delivery-failed:<delivery
-  id>``, ``schedule:<integration id>:<slot>``, ``approval:<id>``, ``approval-reminder:<id>``,
-  ``approval-timeout:<id>``); queuing the same event twice keeps the
+  id>``, ``credit:<credit note id>``, ``schedule:<integration id>:<slot>``, ``approval:<id>``,
+  ``approval-reminder:<id>``, ``approval-timeout:<id>``); queuing the same event twice keeps the
   first row (``get_or_create`` on the unique key).
 * The payload holds plain JSON values (Decimals and instants as strings), not Slack
   blocks: the message is rendered when it is posted (``commands.notifications``), so
@@ -112,6 +112,12 @@ async def queue_delivery_failed(company: Company, delivery_id: int, *, invoice_n
     payload = {"company": company.short_name, "invoice_number": invoice_number, "to": to, "error": error,
                "delivery_id": delivery_id}
     return await _queue(company, NoticeKind.DELIVERY_FAILED, f"delivery-failed:{delivery_id}", payload, now)
+
+
+async def queue_credit_issued(company: Company, credit_note_id: int, payload: dict[str, Any], *,
+                              now: datetime) -> SlackNotice | None:
+    """Queue the announcement of an issued credit note (``invoicing.billing.credit_notes.credit_payload``)."""
+    return await _queue(company, NoticeKind.CREDIT_ISSUED, f"credit:{credit_note_id}", payload, now)
 
 
 def approval_payload(company: Company, approval: RunApproval) -> dict[str, Any]:

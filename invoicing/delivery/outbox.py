@@ -44,6 +44,11 @@ cannot be reached at all (no SMTP reply), the rest of the batch is not tried: it
 stays due, untouched, instead of each row burning an attempt on a connect timeout.
 A 5xx reply, or an e-mail that cannot be rendered or composed, fails at once.
 
+**Credit notes.** A credit note's e-mail is a delivery with ``credit_note`` set (and
+``invoice`` the invoice it credits), queued in the credit note's transaction
+(``invoicing.billing.credit_notes``) and sent here like any other: the PDF is the credit
+note's, its Message-ID ``credit_message_id_for``, a failure notice names the credit note.
+
 **Resend.** ``resend`` queues a *new* delivery (kind ``resend``) with its own,
 numbered Message-ID: it is a new message on purpose (someone asked for it again),
 so receivers must not drop it as a duplicate. The PDF bytes are the same because
@@ -64,12 +69,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from invoicing.billing.credit_document import credit_document
 from invoicing.billing.document import InvoiceDocument
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import (
     compose_invoice_email,
+    credit_message_id_for,
     envelope_recipients,
     envelope_sender,
     mail_domain,
@@ -84,6 +91,8 @@ from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.parties.accounting import normalise_email
 from models import (
     Company,
+    CreditNote,
+    CreditNoteLine,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -165,7 +174,7 @@ class Outbox:
             .limit(limit)
             .prefetch_related("invoice")
         )
-        documents = await _load_documents([delivery.invoice for delivery in due])
+        documents = await _load_documents(due)
         queue = iter(due)  # shared by the lanes: each delivery is taken by exactly one
         outcomes: dict[int, DeliveryOutcome] = {}
         unreachable = asyncio.Event()
@@ -175,7 +184,7 @@ class Outbox:
                 if unreachable.is_set():
                     # No point in waiting for 99 more connect timeouts; the rest stay due for the next tick.
                     return
-                outcome = await self._deliver(delivery, documents[delivery.invoice_id], unreachable)
+                outcome = await self._deliver(delivery, documents[delivery.id], unreachable)
                 if outcome is not None:
                     outcomes[delivery.id] = outcome
 
@@ -241,7 +250,8 @@ class Outbox:
                 raise InvalidInput("to", f"invoice {number} has no buyer e-mail; give an address to send it to")
             if dedupe_key is not None and await Delivery.exists(dedupe_key=dedupe_key):
                 raise _already_queued(number)
-            previous = await Delivery.filter(invoice_id=invoice.id, kind=DeliveryKind.RESEND).count()
+            previous = await Delivery.filter(invoice_id=invoice.id, kind=DeliveryKind.RESEND,
+                                             credit_note_id=None).count()
             integration = await Integration.get_or_none(company_id=invoice.company_id, kind=IntegrationKind.PDF_EMAILER)
             try:
                 delivery = await Delivery.create(
@@ -254,6 +264,39 @@ class Outbox:
                 raise _already_queued(number) from None
         log.info("resend queued delivery=%d invoice=%s tenant=%d resend=%d", delivery.id, number, tenant_id,
                  previous + 1)
+        return delivery
+
+    async def resend_credit_note(self, number_display: str, tenant_id: int, *, to: str | None = None,
+                                 dedupe_key: str | None = None) -> Delivery:
+        """Queue a new e-mail of an issued credit note, exactly like ``resend`` does for an invoice.
+
+        Locks the credited invoice's row (the same lock as ``resend``), so resends of one credit
+        note are numbered one after another; ``dedupe_key`` as in ``resend``.
+        """
+        address = normalise_email(to, field="to") if to is not None else None
+        number = number_display.strip()
+        async with in_transaction():
+            note = await CreditNote.get_or_none(tenant_id=tenant_id, display_number=number)
+            if note is None:
+                raise NotFound(f"No credit note {number!r} in this workspace.")
+            await Invoice.filter(id=note.invoice_id).select_for_update(no_key=True).first()
+            recipient = address or str(note.buyer.get("email") or "")
+            if not recipient:
+                raise InvalidInput("to", f"credit note {number} has no buyer e-mail; give an address to send it to")
+            if dedupe_key is not None and await Delivery.exists(dedupe_key=dedupe_key):
+                raise _already_queued(number, "Credit note")
+            previous = await Delivery.filter(credit_note_id=note.id, kind=DeliveryKind.RESEND).count()
+            integration = await Integration.get_or_none(company_id=note.company_id, kind=IntegrationKind.PDF_EMAILER)
+            try:
+                delivery = await Delivery.create(
+                    invoice_id=note.invoice_id, credit_note_id=note.id, kind=DeliveryKind.RESEND,
+                    message_id=credit_message_id_for(tenant_id, note.number, self._domain, resend=previous + 1),
+                    to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=self._clock(),
+                    dedupe_key=dedupe_key,
+                )
+            except IntegrityError:
+                raise _already_queued(number, "Credit note") from None
+        log.info("credit note resend queued delivery=%d credit_note=%s tenant=%d", delivery.id, number, tenant_id)
         return delivery
 
     async def _deliver(
@@ -342,16 +385,28 @@ class Outbox:
         return bool(updated)
 
 
-async def _load_documents(invoices: list[Invoice]) -> dict[int, InvoiceDocument]:
-    """The documents of ``invoices`` by invoice id, in two queries whatever their number."""
-    ids = [invoice.id for invoice in invoices]
+async def _load_documents(deliveries: list[Delivery]) -> dict[int, InvoiceDocument]:
+    """The document each delivery carries, by delivery id: its invoice's, or its credit note's
+    (built on the invoice's); a few queries whatever their number."""
+    invoices = {d.invoice_id: d.invoice for d in deliveries}
+    ids = list(invoices)
     lines: dict[int, list[InvoiceLine]] = defaultdict(list)
     for line in await InvoiceLine.filter(invoice_id__in=ids):
         lines[line.invoice_id].append(line)
-    names = dict(await Tenant.filter(id__in={i.tenant_id for i in invoices}).values_list("id", "name"))
-    return {
+    names = dict(await Tenant.filter(id__in={i.tenant_id for i in invoices.values()}).values_list("id", "name"))
+    by_invoice = {
         invoice.id: InvoiceDocument.from_models(invoice, lines[invoice.id], tenant_name=names[invoice.tenant_id])
-        for invoice in invoices
+        for invoice in invoices.values()
+    }
+    credit_ids = [d.credit_note_id for d in deliveries if d.credit_note_id is not None]
+    notes = {n.id: n for n in await CreditNote.filter(id__in=credit_ids)} if credit_ids else {}
+    credit_lines: dict[int, list[CreditNoteLine]] = defaultdict(list)
+    for credit_line in await CreditNoteLine.filter(credit_note_id__in=credit_ids) if credit_ids else []:
+        credit_lines[credit_line.credit_note_id].append(credit_line)
+    return {
+        d.id: by_invoice[d.invoice_id] if d.credit_note_id is None else credit_document(
+            notes[d.credit_note_id], credit_lines[d.credit_note_id], by_invoice[d.invoice_id])
+        for d in deliveries
     }
 
 
@@ -359,12 +414,15 @@ async def _queue_failure_notice(delivery: Delivery, reason: str, now: datetime) 
     """Queue the Slack follow-up of a delivery that failed for good (in the caller's transaction)."""
     invoice = await Invoice.get(id=delivery.invoice_id)
     company = await Company.get(id=invoice.company_id)
-    await notices.queue_delivery_failed(company, delivery.id, invoice_number=invoice.display_number,
+    number = invoice.display_number
+    if delivery.credit_note_id is not None:
+        number = (await CreditNote.get(id=delivery.credit_note_id)).display_number
+    await notices.queue_delivery_failed(company, delivery.id, invoice_number=number,
                                         to=delivery.to_addr, error=reason, now=now)
 
 
-def _already_queued(number: str) -> Conflict:
-    return Conflict(f"Invoice {number} was already queued for sending again from this message; nothing new was "
+def _already_queued(number: str, what: str = "Invoice") -> Conflict:
+    return Conflict(f"{what} {number} was already queued for sending again from this message; nothing new was "
                     "queued. `/invoicing deliveries` shows it.")
 
 

@@ -20,7 +20,7 @@ from invoicing.parties.accounting import accounting_changes, copy_accounting, lo
 from models import ACCOUNTING_KEYS, Plan, Tenant
 
 #: Seller details beyond the accounting keys.
-SELLER_ONLY_KEYS: tuple[str, ...] = ("currency", "invoice_prefix", "timezone")
+SELLER_ONLY_KEYS: tuple[str, ...] = ("currency", "invoice_prefix", "credit_note_prefix", "timezone")
 SELLER_KEYS: tuple[str, ...] = (*ACCOUNTING_KEYS, *SELLER_ONLY_KEYS)
 #: A Slack user id (``U…``; ``W…`` on Enterprise Grid).
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -63,11 +63,13 @@ def _seller_only(updates: Mapping[str, Any]) -> dict[str, str]:
         clean["currency"] = validation.currency(str(updates["currency"]))
     if "timezone" in updates:  # the zone invoice dates are printed in (issue 14)
         clean["timezone"] = validation.timezone(str(updates["timezone"]))
-    if "invoice_prefix" in updates:
-        prefix = validation.text(str(updates["invoice_prefix"]), "invoice_prefix", max_len=20, required=False)
+    for key, example in (("invoice_prefix", "INK-"), ("credit_note_prefix", "CN-")):
+        if key not in updates:
+            continue
+        prefix = validation.text(str(updates[key]), key, max_len=20, required=False)
         if prefix and not all(ch.isalnum() or ch in "-_/." for ch in prefix):
-            raise InvalidInput("invoice_prefix", "letters, digits and - _ / . only (e.g. INK-)")
-        clean["invoice_prefix"] = prefix
+            raise InvalidInput(key, f"letters, digits and - _ / . only (e.g. {example})")
+        clean[key] = prefix
     return clean
 
 

@@ -143,7 +143,8 @@ async def test_the_openapi_description_is_public_and_lists_every_route(feed):
     assert reply.status == 200 and reply.body["openapi"].startswith("3.1")
     assert set(reply.body["paths"]) == {"/companies/{co}", "/products/{sku}", "/orders/{co}/{ref}", "/orders:batch",
                                         "/orders", "/invoices/{number}", "/invoices/{number}.pdf", "/openapi.json",
-                                        "/fx-rates/{base}/{quote}/{day}"}
+                                        "/fx-rates/{base}/{quote}/{day}", "/credit-notes/{number}",
+                                        "/credit-notes/{number}.pdf"}
     assert "OrderBody" in reply.body["components"]["schemas"]
 
 

@@ -54,7 +54,8 @@ from tests.reliability.test_hostile_input import FUZZ_SCALE
 #: Generated requests per operation and mode; 15-40 s per backend in all (2 shared cores).
 EXAMPLES = {GenerationMode.POSITIVE: 40 * FUZZ_SCALE, GenerationMode.NEGATIVE: 25 * FUZZ_SCALE}
 #: Operations without input a request could get wrong (any non-empty invoice number is valid).
-ANY_INPUT = {"/invoices/{number}", "/invoices/{number}.pdf", "/openapi.json"}
+ANY_INPUT = {"/invoices/{number}", "/invoices/{number}.pdf", "/credit-notes/{number}", "/credit-notes/{number}.pdf",
+             "/openapi.json"}
 #: Lists of objects with lists (batches of orders of items, prices) are slow to generate; fewer of them.
 SCALE = {"/orders:batch": 0.4, "/products/{sku}": 0.6}
 INVOICE = "INK-000001"
