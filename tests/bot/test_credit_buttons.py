@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from bot.notifier import SlackNoticeChannel, notice_client
-from bot.slack import ChannelPoster, web_client
+from bot.slack_web import ChannelPoster, web_client
 from commands.context import CommandContext, Services
 from commands.dispatch import dispatch
 from invoicing.delivery.slack_notices import NoticeOutbox
