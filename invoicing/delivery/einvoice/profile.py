@@ -1,0 +1,145 @@
+"""What an EN 16931 e-invoice of ours always contains, and when one cannot be made.
+
+Both syntaxes (CII for Factur-X, UBL for Peppol) are built from the same
+``InvoiceDocument`` with the same conventions, stated here once:
+
+* one invoice line per document line (BT-126 = position from 1), quantity in unit
+  ``C62`` ("one"), net price (BT-146) = unit cost + unit shipping, line net (BT-131)
+  as stored; the order reference and dispatch date go in the line note (BT-127);
+* a credit note is type code 381 with positive amounts and the credited invoice as
+  preceding-invoice reference (BT-25/BT-26); an invoice is 380;
+* the due date (BT-9) is ``InvoiceDocument.due_date()``; the period (BG-14) is
+  ``InvoiceDocument.period()``; an intra-Community supply (K) also names the
+  deliver-to country (BT-80, the buyer's country: rule BR-IC-12);
+* payment means (BG-16) only when the seller has an IBAN: 58 (SEPA credit transfer)
+  for an IBAN of a SEPA country, else 30 (credit transfer), BIC when known;
+* with ``doc.fx`` the VAT accounting currency (BT-6) and the total VAT in it (BT-111).
+
+``refusal(doc)`` is the one place that decides an e-invoice cannot be made. EN 16931
+allows at most two decimals on every amount (rules BR-DEC-*), so an invoice in a
+three-decimal currency (BHD, KWD, …) gets no e-invoice — rounding it would make the XML
+disagree with the legal PDF. The PDF still goes; the caller reports the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from invoicing.billing.document import DocumentLine, InvoiceDocument
+from invoicing.billing.money import minor_unit
+from invoicing.parties.countries import EU_MEMBER_STATES, vat_prefix
+
+#: BT-24 specification identifier of the EN 16931 core (Factur-X profile EN 16931 = "COMFORT").
+EN16931 = "urn:cen.eu:en16931:2017"
+#: BT-24 and BT-23 of Peppol BIS Billing 3.0 (UBL).
+PEPPOL_CUSTOMIZATION = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+PEPPOL_PROFILE = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+INVOICE_TYPE, CREDIT_NOTE_TYPE = "380", "381"
+UNIT = "C62"
+
+_CENT = Decimal("0.01")
+# IBAN country prefixes of the SEPA scheme outside the EU (the EU states are added below).
+_SEPA_EXTRA = frozenset({"GB", "CH", "NO", "IS", "LI", "MC", "SM", "AD", "VA", "GI"})
+
+
+class EInvoiceUnavailable(Exception):
+    """``build_cii``/``build_ubl`` refused ``doc``; ``reason`` is written for ops (see ``refusal``)."""
+
+    def __init__(self, number: str, reason: str) -> None:
+        super().__init__(f"no e-invoice for {number}: {reason}")
+        self.number = number
+        self.reason = reason
+
+
+def refusal(doc: InvoiceDocument) -> str | None:
+    """None if ``doc`` can be an EN 16931 e-invoice, else why not (one sentence for ops)."""
+    if minor_unit(doc.currency) < _CENT:
+        return (f"EN 16931 allows at most 2 decimals and {doc.currency} has "
+                f"{-minor_unit(doc.currency).as_tuple().exponent}; the PDF is the invoice (no e-invoice attached)")
+    if not doc.lines:
+        return "the document has no lines"
+    if not doc.seller.country or not doc.buyer.country:
+        return "the seller's and the buyer's country are both required"
+    if doc.kind == "credit_note" and not doc.original_number:
+        return "a credit note must name the credited invoice"
+    return None
+
+
+def check(doc: InvoiceDocument) -> None:
+    """Raise ``EInvoiceUnavailable`` if ``refusal(doc)`` gives a reason."""
+    reason = refusal(doc)
+    if reason is not None:
+        raise EInvoiceUnavailable(doc.number, reason)
+
+
+def is_credit_note(doc: InvoiceDocument) -> bool:
+    return doc.kind == "credit_note"
+
+
+def amount(value: Decimal) -> str:
+    """An amount as EN 16931 wants it: exactly two decimals, no exponent ("12.50", "1000.00")."""
+    return f"{value.quantize(_CENT):f}"
+
+
+def number(value: Decimal) -> str:
+    """A price, rate or quantity without exponent notation and without trailing zeros past 2 decimals."""
+    text = f"{value.normalize():f}"
+    if "." not in text:
+        return f"{value.quantize(_CENT):f}"
+    whole, frac = text.split(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def unit_price(line: DocumentLine) -> Decimal:
+    """BT-146: what one unit costs, shipping included (the line net is quantity × this, rounded once)."""
+    return line.unit_cost + line.unit_shipping
+
+
+def item_name(line: DocumentLine) -> str:
+    """BT-153 (required): the description, or the SKU for a line without one."""
+    return line.description or line.sku or "Item"
+
+
+def header_notes(doc: InvoiceDocument) -> list[str]:
+    """BT-22: a credit note's reason first, then the legal notes as printed on the PDF."""
+    notes = [note for note in doc.notes if note]
+    if is_credit_note(doc) and doc.reason:
+        notes.insert(0, f"Reason: {doc.reason}")
+    return notes
+
+
+def ships_intra_community(doc: InvoiceDocument) -> bool:
+    """Whether BT-80 (deliver-to country) is required: any intra-Community supply line (BR-IC-12)."""
+    return any(line.vat_category == "K" for line in doc.lines)
+
+
+def terms_text(doc: InvoiceDocument) -> str:
+    """BT-20, in English like the rest of the structured data."""
+    if doc.payment_terms_days <= 0:
+        return "Due on receipt"
+    return f"Payment within {doc.payment_terms_days} days of the invoice date"
+
+
+def payment_means_code(iban: str) -> str:
+    """58 (SEPA credit transfer) for an IBAN of a SEPA country, 30 (credit transfer) otherwise."""
+    prefix = iban.replace(" ", "")[:2].upper()
+    return "58" if prefix in EU_MEMBER_STATES or prefix in _SEPA_EXTRA else "30"
+
+
+def compact(identifier: str) -> str:
+    """IBAN/BIC/VAT ids without the spaces people type."""
+    return identifier.replace(" ", "").upper()
+
+
+def line_note(order_ref: str, dispatched: date) -> str:
+    """BT-127: which order the line invoices and when it left (local date)."""
+    return f"Order {order_ref}, dispatched {dispatched.isoformat()}"
+
+
+def vat_id(vat_number: str, country: str) -> str:
+    """BT-31/BT-48: the VAT number with its country prefix (rule BR-CO-09), e.g. ``DE123456789``."""
+    value = compact(vat_number)
+    if value and not value[:2].isalpha():
+        value = vat_prefix(country.strip().upper()) + value
+    return value
