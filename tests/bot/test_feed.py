@@ -142,7 +142,8 @@ async def test_the_openapi_description_is_public_and_lists_every_route(feed):
     reply = await feed.call("GET", "/openapi.json", token=None)
     assert reply.status == 200 and reply.body["openapi"].startswith("3.1")
     assert set(reply.body["paths"]) == {"/companies/{co}", "/products/{sku}", "/orders/{co}/{ref}", "/orders:batch",
-                                        "/orders", "/invoices/{number}", "/invoices/{number}.pdf", "/openapi.json"}
+                                        "/orders", "/invoices/{number}", "/invoices/{number}.pdf",
+                                        "/invoices/{number}.xml", "/openapi.json"}
     assert "OrderBody" in reply.body["components"]["schemas"]
 
 
