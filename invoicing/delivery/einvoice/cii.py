@@ -34,8 +34,15 @@ CII_NAMESPACES = {"rsm": RSM, "ram": RAM, "udt": UDT, "qdt": QDT}
 
 
 
+_SUB = etree.SubElement
+_RAM_TAGS: dict[str, str] = {}
+
+
 def _ram(parent: _Element, tag: str, text: str | None = None, **attrib: str) -> _Element:
-    node = etree.SubElement(parent, f"{{{RAM}}}{tag}", attrib)
+    name = _RAM_TAGS.get(tag)
+    if name is None:
+        name = _RAM_TAGS[tag] = f"{{{RAM}}}{tag}"
+    node = _SUB(parent, name, attrib) if attrib else _SUB(parent, name)
     if text is not None:
         node.text = text
     return node
