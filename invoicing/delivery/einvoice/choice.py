@@ -73,4 +73,4 @@ def run_note(settings: Mapping[str, Any], buyer_country: str, currency: str) -> 
     if not wants_facturx(stored_choice(settings), buyer_country):
         return ""
     reason = currency_refusal(currency)
-    return f"E-invoice: {reason}." if reason else ""
+    return f"{reason[0].upper()}{reason[1:]}." if reason else ""
