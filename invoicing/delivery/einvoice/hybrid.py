@@ -8,6 +8,7 @@ Pure and deterministic like the renderer it post-processes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from invoicing.billing.document import InvoiceDocument
@@ -15,7 +16,7 @@ from invoicing.delivery.einvoice import profile
 from invoicing.delivery.einvoice.cii import build_cii
 from invoicing.delivery.einvoice.facturx import attach_facturx
 
-__all__ = ["HybridPdf", "facturx_pdf", "render_facturx_pdf"]
+__all__ = ["HybridPdf", "facturx_pdf", "render_facturx_pdf", "render_hybrid"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ def facturx_pdf(pdf: bytes, doc: InvoiceDocument) -> HybridPdf:
     if reason is not None:
         return HybridPdf(pdf, facturx=False, refusal=reason)
     return HybridPdf(attach_facturx(pdf, doc, build_cii(doc)), facturx=True)
+
+
+def render_hybrid(renderer: Callable[[InvoiceDocument], bytes], doc: InvoiceDocument) -> HybridPdf:
+    """``renderer(doc)`` made a Factur-X where possible (``facturx_pdf``): the delivery path's one call."""
+    return facturx_pdf(renderer(doc), doc)
 
 
 def render_facturx_pdf(doc: InvoiceDocument) -> bytes:
