@@ -70,8 +70,9 @@ def build_cii(doc: InvoiceDocument) -> bytes:
     for position, line in enumerate(doc.lines, start=1):
         _line(trade, position, line, zone)
     agreement = _ram(trade, "ApplicableHeaderTradeAgreement")
-    _party(_ram(agreement, "SellerTradeParty"), doc.seller)
-    _party(_ram(agreement, "BuyerTradeParty"), doc.buyer)
+    vat_ids = not p.outside_scope(doc)
+    _party(_ram(agreement, "SellerTradeParty"), doc.seller, vat_ids)
+    _party(_ram(agreement, "BuyerTradeParty"), doc.buyer, vat_ids)
     delivery = _ram(trade, "ApplicableHeaderTradeDelivery")
     if p.ships_intra_community(doc):
         _ram(_ram(_ram(delivery, "ShipToTradeParty"), "PostalTradeAddress"), "CountryID", doc.buyer.country.upper())
@@ -96,12 +97,12 @@ def _line(trade: _Element, position: int, line: DocumentLine, zone: ZoneInfo) ->
     tax = _ram(settlement, "ApplicableTradeTax")
     _ram(tax, "TypeCode", "VAT")
     _ram(tax, "CategoryCode", line.vat_category)
-    if line.vat_category != "O":
+    if p.has_rate(line.vat_category):
         _ram(tax, "RateApplicablePercent", p.number(line.tax_rate))
     _ram(_ram(settlement, "SpecifiedTradeSettlementLineMonetarySummation"), "LineTotalAmount", p.amount(line.net))
 
 
-def _party(node: _Element, party: Party) -> None:
+def _party(node: _Element, party: Party, vat_ids: bool) -> None:
     _ram(node, "Name", party.legal_name)
     if party.company_number:
         _ram(_ram(node, "SpecifiedLegalOrganization"), "ID", party.company_number)
@@ -115,7 +116,7 @@ def _party(node: _Element, party: Party) -> None:
         _ram(address, "CountrySubDivisionName", party.region)
     if party.email:
         _ram(_ram(node, "URIUniversalCommunication"), "URIID", party.email, schemeID="EM")
-    vat = p.vat_id(party.vat_number, party.country)
+    vat = p.vat_id(party.vat_number, party.country) if vat_ids else ""
     if vat:
         _ram(_ram(node, "SpecifiedTaxRegistration"), "ID", vat, schemeID="VA")
 
@@ -137,13 +138,14 @@ def _settlement(settlement: _Element, doc: InvoiceDocument, zone: ZoneInfo) -> N
         tax = _ram(settlement, "ApplicableTradeTax")
         _ram(tax, "CalculatedAmount", p.amount(band.tax))
         _ram(tax, "TypeCode", "VAT")
-        if band.exemption_reason:
+        exempt = p.states_exemption(band.category)
+        if exempt and band.exemption_reason:
             _ram(tax, "ExemptionReason", band.exemption_reason)
         _ram(tax, "BasisAmount", p.amount(band.net))
         _ram(tax, "CategoryCode", band.category)
-        if band.exemption_code:
+        if exempt and band.exemption_code:
             _ram(tax, "ExemptionReasonCode", band.exemption_code)
-        if band.category != "O":
+        if p.has_rate(band.category):
             _ram(tax, "RateApplicablePercent", p.number(band.rate))
     period = doc.period()
     billing = _ram(settlement, "BillingSpecifiedPeriod")

@@ -147,6 +147,26 @@ def line_note(order_ref: str, dispatched: date) -> str:
     return f"Order {order_ref}, dispatched {dispatched.isoformat()}"
 
 
+#: Categories whose breakdown must state an exemption reason or VATEX code (BR-E-10, BR-AE-10, BR-IC-10,
+#: BR-G-10, BR-O-10); on S and Z EN 16931 forbids one (BR-S-10, BR-Z-10), so a reason the PDF prints
+#: beside a zero-rated band stays on the PDF only.
+EXEMPT_CATEGORIES = frozenset({"E", "AE", "K", "G", "O"})
+
+
+def states_exemption(category: str) -> bool:
+    return category in EXEMPT_CATEGORIES
+
+
+def has_rate(category: str) -> bool:
+    """"Not subject to VAT" (O) has no rate (BR-O-05, BR-O-09); every other category does."""
+    return category != "O"
+
+
+def outside_scope(doc: InvoiceDocument) -> bool:
+    """Whether the whole invoice is "not subject to VAT" (O): then no VAT identifiers (BR-O-02…04)."""
+    return all(line.vat_category == "O" for line in doc.lines)
+
+
 def vat_id(vat_number: str, country: str) -> str:
     """BT-31/BT-48: the VAT number with its country prefix (rule BR-CO-09), e.g. ``DE123456789``."""
     value = compact(vat_number)

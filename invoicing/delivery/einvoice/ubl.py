@@ -71,8 +71,9 @@ def build_ubl(doc: InvoiceDocument) -> bytes:
         _cbc(reference, "ID", doc.original_number)
         if doc.original_issued_at is not None:
             _cbc(reference, "IssueDate", doc.original_issued_at.astimezone(zone).date().isoformat())
-    _party(_cac(root, "AccountingSupplierParty"), doc.seller)
-    _party(_cac(root, "AccountingCustomerParty"), doc.buyer)
+    vat_ids = not p.outside_scope(doc)
+    _party(_cac(root, "AccountingSupplierParty"), doc.seller, vat_ids)
+    _party(_cac(root, "AccountingCustomerParty"), doc.buyer, vat_ids)
     if p.ships_intra_community(doc):
         location = _cac(_cac(root, "Delivery"), "DeliveryLocation")
         _cbc(_cac(_cac(location, "Address"), "Country"), "IdentificationCode", doc.buyer.country.upper())
@@ -89,7 +90,7 @@ def build_ubl(doc: InvoiceDocument) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def _party(role: _Element, party: Party) -> None:
+def _party(role: _Element, party: Party, vat_ids: bool) -> None:
     node = _cac(role, "Party")
     if party.email:
         _cbc(node, "EndpointID", party.email, schemeID="EM")
@@ -99,7 +100,7 @@ def _party(role: _Element, party: Party) -> None:
         if value:
             _cbc(address, tag, value)
     _cbc(_cac(address, "Country"), "IdentificationCode", party.country.upper())
-    vat = p.vat_id(party.vat_number, party.country)
+    vat = p.vat_id(party.vat_number, party.country) if vat_ids else ""
     if vat:
         scheme = _cac(node, "PartyTaxScheme")
         _cbc(scheme, "CompanyID", vat)
@@ -143,12 +144,13 @@ def _taxes(root: _Element, doc: InvoiceDocument) -> None:
         _cbc(subtotal, "TaxableAmount", p.amount(band.net), **money)
         _cbc(subtotal, "TaxAmount", p.amount(band.tax), **money)
         category = _cac(subtotal, "TaxCategory")
+        exempt = p.states_exemption(band.category)
         _cbc(category, "ID", band.category)
-        if band.category != "O":
+        if p.has_rate(band.category):
             _cbc(category, "Percent", p.number(band.rate))
-        if band.exemption_code:
+        if exempt and band.exemption_code:
             _cbc(category, "TaxExemptionReasonCode", band.exemption_code)
-        if band.exemption_reason:
+        if exempt and band.exemption_reason:
             _cbc(category, "TaxExemptionReason", band.exemption_reason)
         _cbc(_cac(category, "TaxScheme"), "ID", "VAT")
     if doc.fx is not None:  # BT-111: only the total, in the VAT accounting currency (BR-53)
@@ -167,7 +169,7 @@ def _line(root: _Element, currency: str, position: int, line: DocumentLine, zone
         _cbc(_cac(item, "SellersItemIdentification"), "ID", line.sku)
     category = _cac(item, "ClassifiedTaxCategory")
     _cbc(category, "ID", line.vat_category)
-    if line.vat_category != "O":
+    if p.has_rate(line.vat_category):
         _cbc(category, "Percent", p.number(line.tax_rate))
     _cbc(_cac(category, "TaxScheme"), "ID", "VAT")
     _cbc(_cac(node, "Price"), "PriceAmount", p.number(p.unit_price(line)), currencyID=currency)

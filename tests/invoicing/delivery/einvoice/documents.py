@@ -28,6 +28,11 @@ BUYER_BH = Party(legal_name="Gulf Apparel W.L.L.", address_line1="Road 1701", ci
 REASONS = {
     "K": ("Intra-Community supply, exempt under Article 138 Directive 2006/112/EC", "VATEX-EU-IC"),
     "G": ("Export outside the EU, exempt under Article 146 Directive 2006/112/EC", "VATEX-EU-G"),
+    "AE": ("Reverse charge, Article 196 Directive 2006/112/EC", "VATEX-EU-AE"),
+    "E": ("Exempt under Article 132(1)(q) Directive 2006/112/EC", "VATEX-EU-132-1Q"),
+    "O": ("Not subject to VAT", "VATEX-EU-O"),
+    # The contract sets a reason on every 0 % band; on Z EN 16931 forbids one in the XML (BR-Z-10).
+    "Z": ("Zero-rated goods", ""),
 }
 
 
@@ -101,7 +106,22 @@ def bhd() -> InvoiceDocument:
     return document(SELLER_GB, BUYER_BH, lines(3, rate="0", category="G", currency="BHD"), currency="BHD")
 
 
+def category(code: str, rate: str = "0") -> InvoiceDocument:
+    """A DE→DE invoice whose lines all have VAT category ``code``."""
+    return document(SELLER_DE, BUYER_DE, lines(3, rate=rate, category=code))
+
+
+def mixed_rates() -> InvoiceDocument:
+    """Standard and zero-rated lines on one invoice: two breakdown rows."""
+    return document(SELLER_DE, BUYER_DE, lines(3, rate="19", category="S") + lines(2, rate="0", category="Z"))
+
+
 CASES = {
+    "zero-rated-Z": lambda: category("Z"),
+    "exempt-E": lambda: category("E"),
+    "reverse-charge-AE": lambda: category("AE"),
+    "outside-scope-O": lambda: category("O"),
+    "S-and-Z": mixed_rates,
     "domestic-S": domestic_de,
     "intra-EU-K": intra_eu_de_fr,
     "export-G": export_gb_us,

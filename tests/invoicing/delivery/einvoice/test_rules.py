@@ -91,3 +91,20 @@ def test_foreign_currency_invoice_states_vat_in_the_accounting_currency() -> Non
     assert root.findtext("cbc:TaxCurrencyCode", namespaces=ns) == "GBP"
     amounts = {a.get("currencyID"): a.text for a in root.findall("cac:TaxTotal/cbc:TaxAmount", ns)}
     assert amounts == {"EUR": str(doc.tax_total), "GBP": str(doc.fx.tax_total)}
+
+
+def test_zero_rated_and_standard_bands_carry_no_exemption_reason_in_the_xml() -> None:
+    """EN 16931 forbids BT-120/121 on S and Z (BR-S-10, BR-Z-10): the PDF may print a note, the XML must not."""
+    doc = documents.mixed_rates()
+    assert any(band.exemption_reason for band in doc.tax_bands if band.category == "Z")
+    assert b"ExemptionReason" not in build_cii(doc)
+    assert b"TaxExemptionReason" not in build_ubl(doc)
+
+
+def test_an_invoice_not_subject_to_vat_names_no_vat_identifiers() -> None:
+    """BR-O-02…04: with category O only, neither seller nor buyer VAT identifier is stated."""
+    doc = documents.category("O")
+    assert doc.seller.vat_number and doc.buyer.vat_number
+    for xml in (build_cii(doc), build_ubl(doc)):
+        assert doc.seller.vat_number.encode() not in xml and doc.buyer.vat_number.encode() not in xml
+        assert b"RateApplicablePercent" not in xml and b"<cbc:Percent>" not in xml
