@@ -63,6 +63,41 @@ def refusal(doc: InvoiceDocument) -> str | None:
         return "the seller's and the buyer's country are both required"
     if doc.kind == "credit_note" and not doc.original_number:
         return "a credit note must name the credited invoice"
+    return _category_refusal(doc)
+
+
+#: What EN 16931 requires of each VAT category beyond the rate (BR-S/Z/E/AE/IC/G/O-*): whether the
+#: rate must be positive (True), zero (False) or absent (None), and whose VAT number must be stated.
+_CATEGORY_RULES: dict[str, tuple[bool | None, tuple[str, ...]]] = {
+    "S": (True, ("seller",)), "Z": (False, ("seller",)), "E": (False, ("seller",)),
+    "AE": (False, ("seller", "buyer")), "K": (False, ("seller", "buyer")), "G": (False, ("seller",)),
+    "O": (None, ()),
+}
+
+
+def _category_refusal(doc: InvoiceDocument) -> str | None:
+    """The VAT categories contradict the rates or the parties (the XML would break the CEN rules)."""
+    categories = {line.vat_category for line in doc.lines} | {band.category for band in doc.tax_bands}
+    if "O" in categories and len(categories) > 1:
+        return "an invoice with lines not subject to VAT (category O) cannot have other VAT categories"
+    for category in sorted(categories):
+        if category not in _CATEGORY_RULES:
+            return f"VAT category {category!r} is not an EN 16931 code (S, Z, E, AE, K, G, O)"
+        positive, vat_numbers = _CATEGORY_RULES[category]
+        for party in vat_numbers:
+            if not getattr(doc, party).vat_number:
+                return f"VAT category {category} requires the {party}'s VAT number"
+    rates = [(line.vat_category, line.tax_rate) for line in doc.lines]
+    rates += [(band.category, band.rate) for band in doc.tax_bands]
+    for category, rate in rates:
+        positive = _CATEGORY_RULES[category][0]
+        if positive is True and rate <= 0:
+            return f"VAT category {category} needs a rate above 0 % (a 0 % line needs its exemption category)"
+        if positive is False and rate != 0:
+            return f"VAT category {category} must have a 0 % rate, not {rate} %"
+    for band in doc.tax_bands:
+        if states_exemption(band.category) and not (band.exemption_reason or band.exemption_code):
+            return f"the {band.category} VAT breakdown needs an exemption reason or VATEX code"
     return None
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from drafthorse.models.document import Document
 
+from invoicing.billing.document import InvoiceDocument
 from invoicing.delivery.einvoice.cii import build_cii
 from invoicing.delivery.einvoice.profile import EN16931, EInvoiceUnavailable, refusal
 from invoicing.delivery.einvoice.ubl import build_ubl
@@ -57,3 +60,28 @@ def test_a_three_decimal_currency_gets_a_clear_refusal_not_an_invalid_xml(build)
     assert "at most 2 decimals" in refused.value.reason
     assert "BHD has 3" in refused.value.reason
     assert refusal(documents.export_gb_us()) is None
+
+
+def _without_buyer_vat(doc: InvoiceDocument) -> InvoiceDocument:
+    return dataclasses.replace(doc, buyer=dataclasses.replace(doc.buyer, vat_number=""))
+
+
+def _as_standard_rate(doc: InvoiceDocument) -> InvoiceDocument:
+    return dataclasses.replace(doc, lines=tuple(dataclasses.replace(line, vat_category="S") for line in doc.lines),
+                               tax_bands=tuple(dataclasses.replace(b, category="S") for b in doc.tax_bands))
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    (lambda: _without_buyer_vat(documents.intra_eu_de_fr()), "VAT category K requires the buyer's VAT number"),
+    (lambda: _as_standard_rate(documents.intra_eu_de_fr()), "VAT category S needs a rate above 0 %"),
+    (lambda: dataclasses.replace(documents.export_gb_us(), tax_bands=tuple(
+        dataclasses.replace(b, exemption_reason="", exemption_code="") for b in documents.export_gb_us().tax_bands)),
+     "the G VAT breakdown needs an exemption reason or VATEX code"),
+    (lambda: dataclasses.replace(documents.credit_note(), original_number=""), "must name the credited invoice"),
+])
+def test_categories_that_contradict_rates_or_parties_are_refused_never_written(case, expected) -> None:  # type: ignore[no-untyped-def]
+    doc = case()
+    assert expected in (refusal(doc) or "")
+    for build in (build_cii, build_ubl):
+        with pytest.raises(EInvoiceUnavailable):
+            build(doc)
