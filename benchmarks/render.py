@@ -10,6 +10,8 @@ stated), with the targets of the issue:
 * 500-line invoice: ≤ 150 ms, peak memory growth ≤ 50 MB (tracemalloc);
 * for information: a 20-line invoice whose glyph set changes on every render, so
   the font subset cache never hits (the cost of a first-seen glyph set);
+* the Factur-X path (render + CII + PDF/A-3 attachment, ``einvoice.hybrid``): 20 lines
+  ≤ 25 ms, 500 lines ≤ 250 ms, byte-identical output, and its ratio to the plain PDF.
 * for information: a 20-line invoice to a Japanese buyer with Arabic and Hebrew
   descriptions (Noto fallbacks, HarfBuzz shaping), warm and with a new CJK glyph set
   every render (subsetting the 13,000-glyph CJK face is the dominant cost).
@@ -23,6 +25,7 @@ The CPU is shared on CI and developer machines: under load the medians move by 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 import tracemalloc
@@ -40,6 +43,7 @@ from invoicing.billing.document import (
     InvoiceDocument,
     Party,
 )
+from invoicing.delivery.einvoice.hybrid import render_facturx_pdf
 from invoicing.delivery.fonts import faces as fonts
 from invoicing.delivery.pdf import render_invoice_pdf
 
@@ -208,11 +212,40 @@ def main() -> int:
     print(f"500-line invoice, peak memory growth: {growth:.1f} MB  (target ≤ 50 MB)  {verdict(growth <= 50)}")
 
     assert render_invoice_pdf(large) == render_invoice_pdf(large), "renders must be byte-identical"
+    facturx_section(args.runs)
     if args.png:
         args.png.mkdir(parents=True, exist_ok=True)
         (args.png / "invoice-20.pdf").write_bytes(render_invoice_pdf(small))
         (args.png / "invoice-500.pdf").write_bytes(render_invoice_pdf(large))
     return 0
+
+
+def intra_community(doc: InvoiceDocument) -> InvoiceDocument:
+    """The benchmark invoice as what it is for EN 16931: an exempt intra-Community supply (K, VATEX-EU-IC)."""
+    return dataclasses.replace(
+        doc, lines=tuple(dataclasses.replace(line, vat_category="K") for line in doc.lines),
+        tax_bands=tuple(dataclasses.replace(band, category="K", exemption_code="VATEX-EU-IC",
+                                            exemption_reason="Intra-Community supply (Article 138 Directive "
+                                                             "2006/112/EC)") for band in doc.tax_bands))
+
+
+def facturx_section(runs: int) -> None:
+    """Factur-X: the plain render plus CII and the PDF/A-3 attachment, against the plain PDF."""
+    small, large = intra_community(build_document(20)), intra_community(build_document(500))
+    for _ in range(3):
+        render_facturx_pdf(small)
+    plain = median_ms(render_invoice_pdf, [small] * runs)
+    hybrid = median_ms(render_facturx_pdf, [small] * runs)
+    print(f"20-line Factur-X:       {hybrid:7.2f} ms  (target ≤ 25 ms)   {verdict(hybrid <= 25)}"
+          f"   ×{hybrid / plain:.2f} the plain PDF ({plain:.2f} ms)")
+    render_facturx_pdf(large)
+    plain_large = median_ms(render_invoice_pdf, [large] * 7)
+    hybrid_large = median_ms(render_facturx_pdf, [large] * 7)
+    print(f"500-line Factur-X:      {hybrid_large:7.2f} ms  (target ≤ 250 ms)  {verdict(hybrid_large <= 250)}"
+          f"   ×{hybrid_large / plain_large:.2f} the plain PDF ({plain_large:.2f} ms)")
+    same = all(render_facturx_pdf(doc) == render_facturx_pdf(doc) for doc in (small, large))
+    print(f"Factur-X bytes identical across renders: {same}  {verdict(same)}")
+    assert same, "Factur-X renders must be byte-identical"
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ class Service:
         self.domain = mail_domain(settings.mail_from)
         self.transport = build_transport(settings)
         self.renderer = RenderPool()
-        self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock)
+        self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock,
+                             facturx_renderer=self.renderer.facturx)
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             lease=timedelta(seconds=settings.scheduler_lease_seconds),

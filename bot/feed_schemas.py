@@ -643,6 +643,14 @@ def openapi(server_url: str = "/api/v1") -> dict[str, Any]:
                 "summary": "The credit note PDF", "parameters": [credit_number],
                 "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}, **_401, **_404,
                               **_500}}},
+            "/invoices/{number}.xml": {"get": {
+                "summary": "The invoice as an EN 16931 e-invoice: UBL 2.1 / Peppol BIS 3.0 or CII (Factur-X)",
+                "parameters": [number, {"name": "syntax", "in": "query", "required": False,
+                                        "schema": {"enum": ["ubl", "cii"], "default": "ubl"},
+                                        "description": "`ubl` (Invoice/CreditNote 2.1) or `cii` (CII D16B)"}],
+                "responses": {"200": {"description": "XML", "content": {"application/xml": {}}}, **_401, **_404,
+                              "409": _json("the invoice cannot be an EN 16931 e-invoice (e.g. a 3-decimal "
+                                           "currency); the PDF is the invoice", Error), **_422, **_500}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1",
                                                             "content": {"application/json": {}}}}}},

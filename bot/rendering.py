@@ -17,12 +17,20 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 
 from invoicing.billing.document import InvoiceDocument
+from invoicing.delivery.einvoice.hybrid import HybridPdf
 
 
 def _render(document: InvoiceDocument) -> bytes:
     from invoicing.delivery.pdf import render_invoice_pdf
 
     return render_invoice_pdf(document)
+
+
+def _render_facturx(document: InvoiceDocument) -> HybridPdf:
+    from invoicing.delivery.einvoice.hybrid import render_hybrid
+    from invoicing.delivery.pdf import render_invoice_pdf
+
+    return render_hybrid(render_invoice_pdf, document)
 
 
 def _preload() -> None:
@@ -74,6 +82,10 @@ class RenderPool:
 
     def __call__(self, document: InvoiceDocument) -> bytes:
         return self._executor().submit(_render, document).result()
+
+    def facturx(self, document: InvoiceDocument) -> HybridPdf:
+        """The Factur-X PDF (or the plain one and the reason), rendered and attached in a worker; blocks."""
+        return self._executor().submit(_render_facturx, document).result()
 
     async def render(self, document: InvoiceDocument) -> bytes:
         return await asyncio.wrap_future(self._executor().submit(_render, document))

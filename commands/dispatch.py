@@ -97,13 +97,15 @@ COMMANDS: dict[str, Command] = {
                 "company_number email phone payment_terms_days iban bic. `email` is where invoices are sent.",
                 _word_is(1, "set")),
         Command("emailer", "emailer <co> [enable | disable | set include_errors= starting_from= bcc= schedule= "
-                "next= channel= approval= approval_timeout= on_timeout=]", "the company's PDF Emailer integration",
+                "next= channel= approval= approval_timeout= on_timeout= einvoice=]",
+                "the company's PDF Emailer integration",
                 emailer.emailer,
                 "`schedule=` hourly|daily|weekly|monthly or a 5-field cron (company time zone). "
                 "`next=\"YYYY-MM-DD HH:MM\"` (company time zone) or none. `bcc=a@x.com,b@y.com`. "
                 "`starting_from=YYYY-MM-DD`. `include_errors=yes|no`. `approval=on|off`: scheduled runs post a "
                 "preview with Approve / Skip instead of issuing; `approval_timeout=30m|24h|2d` (default 24h); "
-                "`on_timeout=skip|issue` (default skip).", _word_is(1, "enable", "disable", "set")),
+                "`on_timeout=skip|issue` (default skip). `einvoice=auto|facturx|none`: Factur-X (EN 16931 XML in a "
+                "PDF/A-3) — auto = for EU buyers.", _word_is(1, "enable", "disable", "set")),
         Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] "
                 "[invoice=N] [page=N]",
                 "look up orders and which invoice they are on", orders.orders),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.replies import Reply, channel_mention, context, fields_section, header, md, mention, message
+from invoicing.delivery.einvoice import choice as einvoice_choice
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import settings as emailer_config
 from invoicing.integrations.pdf_emailer.approval_policy import format_duration
@@ -13,7 +14,7 @@ from invoicing.parties.companies import find_company
 from models import Company
 
 SET_OPTIONS = ("include_errors", "starting_from", "bcc", "schedule", "next", "channel", "approval", "approval_timeout",
-               "on_timeout")
+               "on_timeout", "einvoice")
 
 
 def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
@@ -29,6 +30,7 @@ def show(settings: EmailerSettings, company: Company, note: str = "") -> Reply:
             ("Invoices go to", company.email or ":warning: no accounting e-mail"),
             ("Channel", channel_mention(company.slack_channel) if company.slack_channel else "none"),
             ("Approval", _approval(settings)),
+            ("E-invoice", einvoice_choice.describe(settings.einvoice, company.country)),
         ]),
         context("Orders on hold are never invoiced. Change with "
                 f"`/invoicing emailer {settings.company} set schedule=… next=\"YYYY-MM-DD HH:MM\" bcc=…`."),

@@ -122,6 +122,8 @@ def run_reply(report: RunReport, *, timezone: str = "UTC", actor: str = "") -> R
         ]
         if report.dry_run:
             blocks.append(context("Dry run: nothing was written and no number was taken."))
+        elif report.message and report.outcome == RunOutcome.INVOICED:  # e.g. why no e-invoice is attached
+            blocks.append(context(report.message))
         blocks.append(context(md("Run #{}{}", report.run_id, who) if report.run_id else md("Preview{}", who)))
     skipped = skipped_text(report)
     if skipped:

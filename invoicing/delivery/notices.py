@@ -48,7 +48,7 @@ def report_payload(report: RunReport, *, timezone: str, actor: str = "") -> dict
         "run_id": report.run_id, "orders_invoiced": report.orders_invoiced, "lines": report.lines,
         "net": str(report.net), "tax": str(report.tax), "gross": str(report.gross),
         "skipped": [{"ref": s.ref, "reason": s.reason} for s in report.skipped[:SKIPPED_REFS]],
-        "skipped_by_reason": dict(reasons), "timezone": timezone, "actor": actor,
+        "skipped_by_reason": dict(reasons), "timezone": timezone, "actor": actor, "message": report.message,
     }
 
 
@@ -65,6 +65,7 @@ def report_from_payload(payload: dict[str, Any]) -> RunReport:
         net=Decimal(payload["net"]), tax=Decimal(payload["tax"]), gross=Decimal(payload["gross"]),
         skipped=tuple(Skipped(s["ref"], s["reason"]) for s in payload.get("skipped", [])),
         skipped_by_reason={str(k): int(v) for k, v in (payload.get("skipped_by_reason") or {}).items()},
+        message=str(payload.get("message") or ""),
     )
 
 

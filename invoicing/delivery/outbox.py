@@ -58,6 +58,7 @@ rendering is deterministic over the immutable invoice snapshot.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -74,6 +75,8 @@ from invoicing.billing.document import InvoiceDocument
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
+from invoicing.delivery.einvoice.choice import facturx_wanted
+from invoicing.delivery.einvoice.hybrid import HybridPdf, render_hybrid
 from invoicing.delivery.mail import (
     compose_invoice_email,
     credit_message_id_for,
@@ -106,6 +109,8 @@ from models import (
 log = logging.getLogger(__name__)
 
 Renderer = Callable[[InvoiceDocument], bytes]
+#: Renders the Factur-X PDF (``einvoice.hybrid.render_hybrid``), e.g. in the service's process pool.
+FacturxRenderer = Callable[[InvoiceDocument], HybridPdf]
 
 UNKNOWN_OUTCOME = "resent after unknown outcome"
 
@@ -129,6 +134,8 @@ class Outbox:
     """Sends due deliveries through ``transport``; safe to run in several workers at once.
 
     ``renderer`` turns an ``InvoiceDocument`` into PDF bytes (run in a thread);
+    ``facturx_renderer`` makes the Factur-X PDF for companies whose ``einvoice`` setting
+    wants one (``einvoice.choice``; default: ``renderer`` + the attachment, in the thread);
     ``mail_from`` is the sender (``MAIL_FROM``), whose domain also names
     Message-IDs; ``clock`` returns aware UTC datetimes. Backoff values are seconds.
     """
@@ -144,9 +151,11 @@ class Outbox:
         max_backoff: float = 3600,
         sending_grace_seconds: float = 300,
         lanes: int = 2,
+        facturx_renderer: FacturxRenderer | None = None,
     ) -> None:
         self._transport = transport
         self._renderer = renderer
+        self._facturx_renderer = facturx_renderer or functools.partial(render_hybrid, renderer)
         self._mail_from = mail_from
         self._sender = envelope_sender(mail_from)
         self._domain = mail_domain(mail_from)
@@ -324,7 +333,14 @@ class Outbox:
         return await self._finish_sent(delivery, doc.number)
 
     async def _compose(self, doc: InvoiceDocument, delivery: Delivery) -> EmailMessage:
-        pdf = await asyncio.to_thread(self._renderer, doc)  # CPU-heavy for real invoices: off the event loop
+        if await facturx_wanted(delivery.invoice.company_id, doc.buyer.country):
+            hybrid = await asyncio.to_thread(self._facturx_renderer, doc)  # render + CII + PDF/A-3 attachment
+            if hybrid.refusal:
+                log.warning("e-invoice not attached delivery=%d invoice=%s reason=%s", delivery.id, doc.number,
+                            hybrid.refusal)
+            pdf = hybrid.data
+        else:
+            pdf = await asyncio.to_thread(self._renderer, doc)  # CPU-heavy for real invoices: off the event loop
         return compose_invoice_email(
             doc, pdf, mail_from=self._mail_from, to=delivery.to_addr, message_id=delivery.message_id,
             resend=delivery.kind == DeliveryKind.RESEND,

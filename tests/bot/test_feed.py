@@ -144,7 +144,7 @@ async def test_the_openapi_description_is_public_and_lists_every_route(feed):
     assert set(reply.body["paths"]) == {"/companies/{co}", "/products/{sku}", "/orders/{co}/{ref}", "/orders:batch",
                                         "/orders", "/invoices/{number}", "/invoices/{number}.pdf", "/openapi.json",
                                         "/fx-rates/{base}/{quote}/{day}", "/credit-notes/{number}",
-                                        "/credit-notes/{number}.pdf"}
+                                        "/credit-notes/{number}.pdf", "/invoices/{number}.xml"}
     assert "OrderBody" in reply.body["components"]["schemas"]
 
 

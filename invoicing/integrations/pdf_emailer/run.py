@@ -40,6 +40,7 @@ from invoicing.billing.runs import InvoicePlan, RunContext, RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.delivery.bcc import bcc_of
+from invoicing.delivery.einvoice import choice as einvoice_choice
 from invoicing.delivery.mail import message_id_for
 from invoicing.errors import NotEligible
 from invoicing.integrations.pdf_emailer import preview
@@ -164,14 +165,17 @@ async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: s
     """
     tenant, company, integration, now = ctx.tenant, ctx.company, ctx.integration, ctx.started_at
     issued = await runs.issue(ctx, planned, on_step=checkpoint)
+    einvoice_note = einvoice_choice.run_note(integration.settings, company.country, issued.invoice.currency)
     run = await runs.record_run(
         ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
-        message=f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).")
+        message=" ".join(filter(None, (f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).",
+                                       einvoice_note))))
     await Delivery.create(
         invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
         to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
     )
-    result = runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued)
+    result = dataclasses.replace(runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued),
+                                 message=einvoice_note)
     await notices.queue_run_issued(company, result, now=now, actor=ctx.actor)
     await preview.supersede_pending(integration.id, now=now, actor=ctx.actor, keep=keep_approval)
     checkpoint("recorded")

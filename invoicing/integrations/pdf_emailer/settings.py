@@ -14,6 +14,8 @@ with an ``AuditEntry`` (old → new of the changed fields), and keeps
   schedule's next slot is kept; otherwise the next run is the schedule's next slot
   at or after ``starting_from``.
 * **disable** — no run is pending any more (``next_run_at`` is cleared).
+* **einvoice=auto|facturx|none** — whether the e-mailed PDF is a Factur-X
+  (``invoicing.delivery.einvoice.choice``; ``auto``, the default: for EU buyers).
 * **approval= approval_timeout= on_timeout=** — approval mode (``approval_policy``); a
   change applies to the next prepared run, not to one already waiting.
 
@@ -32,6 +34,7 @@ from tortoise.transactions import in_transaction
 from invoicing import audit, validation
 from invoicing.billing.runs import check_plan
 from invoicing.delivery.bcc import bcc_of
+from invoicing.delivery.einvoice import choice as einvoice_choice
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import approval_policy, inputs
 from invoicing.integrations.pdf_emailer.approval_policy import ApprovalPolicy
@@ -60,6 +63,8 @@ class EmailerSettings:
     schedule: str
     next_run_at: datetime | None
     approval: ApprovalPolicy
+    #: ``auto``, ``facturx`` or ``none`` (``invoicing.delivery.einvoice.choice``).
+    einvoice: str = einvoice_choice.AUTO
 
 
 class _Unset:
@@ -78,6 +83,7 @@ class _Changes:
     bcc: tuple[str, ...] | _Unset = _UNSET
     schedule: Schedule | _Unset = _UNSET
     next: datetime | None | _Unset = _UNSET
+    einvoice: str | _Unset = _UNSET
 
 
 KIND = IntegrationKind.PDF_EMAILER
@@ -140,6 +146,7 @@ async def configure(
     approval: bool | str | None = None,
     approval_timeout: str | None = None,
     on_timeout: str | None = None,
+    einvoice: str | None = None,
 ) -> EmailerSettings:
     """Change any of the settings at once; ``None`` leaves a setting as it is.
 
@@ -149,7 +156,7 @@ async def configure(
     ``channel=#billing|none`` is the company's notification channel (shared by its
     integrations; changed through ``parties.companies.set_channel`` in the same transaction,
     company row locked before the integration row). ``approval=on|off approval_timeout=30m|24h|2d
-    on_timeout=issue|skip`` see ``approval_policy``. Raises ``InvalidInput`` naming the
+    on_timeout=issue|skip`` see ``approval_policy``; ``einvoice=auto|facturx|none``. Raises ``InvalidInput`` naming the
     first bad field; then nothing is changed.
     """
     if channel is not None:
@@ -163,6 +170,8 @@ async def configure(
             given["starting_from"] = inputs.in_range(inputs.starting_from(starting_from, tz), "starting_from")
     if bcc is not None:
         given["bcc"] = inputs.bcc(bcc)
+    if einvoice is not None:
+        given["einvoice"] = einvoice_choice.parse_choice(einvoice)
     if schedule is not None:
         given["schedule"] = parse_schedule(schedule)
     if next is not None:
@@ -191,6 +200,8 @@ def _apply(company: Company, row: Integration, changes: _Changes, now: datetime)
         row.include_errors = changes.include_errors
     if not isinstance(changes.bcc, _Unset):
         row.settings = {**row.settings, "bcc": list(changes.bcc)}
+    if not isinstance(changes.einvoice, _Unset):
+        row.settings = {**row.settings, einvoice_choice.SETTING: changes.einvoice}
     if not isinstance(changes.starting_from, _Unset):
         row.starting_from = changes.starting_from
     if not isinstance(changes.schedule, _Unset):
@@ -241,6 +252,7 @@ def _snapshot(row: Integration) -> dict[str, str]:
         "include_errors": "on" if row.include_errors else "off",
         "starting_from": _iso(row.starting_from),
         "bcc": ",".join(bcc_of(row)) or "none",
+        "einvoice": einvoice_choice.stored_choice(row.settings),
         "schedule": row.schedule,
         "next_run_at": _iso(row.next_run_at),
         **approval_policy.snapshot(row),
@@ -256,4 +268,5 @@ def _view(company: Company, row: Integration) -> EmailerSettings:
         company=company.short_name, timezone=company.timezone, enabled=row.enabled,
         include_errors=row.include_errors, starting_from=row.starting_from, bcc=tuple(bcc_of(row)),
         schedule=row.schedule, next_run_at=row.next_run_at, approval=approval_policy.policy_of(row),
+        einvoice=einvoice_choice.stored_choice(row.settings),
     )
