@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 from invoicing.ingest.catalog import PriceInput, set_product
@@ -85,3 +85,11 @@ async def emailer(c: Company, **values) -> Integration:
 async def emailer_row(c: Company) -> Integration:
     """The company's PDF Emailer integration row."""
     return await Integration.get(company_id=c.id, kind=IntegrationKind.PDF_EMAILER)
+
+
+async def fx_rate(tenant: Tenant, base: str, quote: str = "GBP", rate: str = "0.85", day: date | None = None) -> None:
+    """An ops-set exchange rate (default: on ``T0``'s day), so a run in a foreign currency can restate its VAT."""
+    from invoicing.billing.fx import set_rate
+    from models.fx import FxSource
+
+    await set_rate(tenant, base, quote, rate, day or T0.date(), source=FxSource.OPS, actor="test")

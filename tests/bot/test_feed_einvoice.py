@@ -51,6 +51,7 @@ async def test_an_unknown_syntax_is_422_naming_the_choices(running_feed):  # noq
 
 async def test_a_bhd_invoice_has_no_e_invoice_409_with_the_reason(running_feed):  # noqa: F811
     gulf = await f.company(running_feed.tenant, "gulf", country="BH", currency="BHD")
+    await f.fx_rate(running_feed.tenant, "BHD", rate="2.09")
     await set_product(running_feed.tenant, "MUG", name="Mug", prices=[
         PriceInput(retailer="gulf", cost_price="1.250", shipping="0.500", tax_rate="0", currency="BHD")])
     assert (await running_feed.call("PUT", "/orders/gulf/G-1", order())).status == 201

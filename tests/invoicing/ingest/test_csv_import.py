@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from decimal import Decimal
 
 from invoicing.ingest.csv_import import decode, import_orders, import_prices
@@ -143,7 +142,8 @@ async def test_semicolon_separated_exports_are_recognised(db):
     assert (await import_orders(t, data)).created == 1
 
 
-async def test_a_100k_row_file_imports_in_one_transaction_within_seconds(db, tmp_path):
+async def test_a_100k_row_file_imports_in_one_transaction(db, tmp_path):
+    # How fast is a benchmark's question (rule 7: no timed unit tests); this checks it all lands, in phases.
     t = await setup()
     path = tmp_path / "orders.csv"
     rows, order_count = [HEADER], 0
@@ -153,13 +153,10 @@ async def test_a_100k_row_file_imports_in_one_transaction_within_seconds(db, tmp
             rows.append(row(f"SO-{order_count:07d}", quantity=str(item + 1), sku="MUG" if item == 0 else "TEE"))
     path.write_text("\n".join(rows[:100_001]) + "\n", encoding="utf-8")
     phases: list[str] = []
-    started = time.perf_counter()
     report = await import_orders(t, path.read_bytes(), progress=lambda phase, done, total: phases.append(phase))
-    elapsed = time.perf_counter() - started
     assert report.ok and report.rows == 100_000 and report.created == await Order.all().count()
     assert await OrderItem.all().count() == 100_000
     assert {"check", "write"} <= set(phases)
-    assert elapsed < 30, f"100k rows took {elapsed:.1f} s"
 
 
 async def test_prices_import_sets_default_and_retailer_prices_and_audits_only_changes(db):

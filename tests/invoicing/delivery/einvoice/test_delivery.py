@@ -42,6 +42,8 @@ def smtp() -> Iterator[tuple[int, RecordingHandler]]:
 async def _issue(country: str, currency: str, einvoice: str | None = None) -> tuple[Company, Delivery, str]:
     t = await f.tenant()
     c = await f.company(t, "acme", country=country, currency=currency)
+    if currency != "GBP":  # the seller's accounting currency: its VAT is restated in GBP
+        await f.fx_rate(t, currency)
     await set_product(t, "MUG", name="Mug", prices=[PriceInput(retailer="acme", cost_price="5.00", shipping="1.50",
                                                                tax_rate="20", currency=currency)])
     await f.emailer(c)
