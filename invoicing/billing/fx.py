@@ -67,7 +67,10 @@ def parse_rate(value: object, field: str = "rate") -> Decimal:
 def round_rate(rate: Decimal) -> Decimal:
     """``rate`` half-up to ``SIGNIFICANT_DIGITS`` significant digits (and at most 10 decimals)."""
     exponent = max(rate.adjusted() - SIGNIFICANT_DIGITS + 1, -10)
-    return rate.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP)
+    rounded = rate.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP)
+    if rounded.adjusted() > rate.adjusted():  # carried into a new digit (99999.95 → 100000.0): drop the extra one
+        rounded = rounded.quantize(Decimal(1).scaleb(max(rounded.adjusted() - SIGNIFICANT_DIGITS + 1, -10)))
+    return rounded
 
 
 async def set_rate(tenant: Tenant, base: str, quote: str, rate: object, day: date, *, source: FxSource,
@@ -164,7 +167,7 @@ def restate(bands: Iterable[DocumentTaxBand], quote: Quote) -> FxConversion:
 
 def fx_json(fx: FxConversion) -> dict[str, Any]:
     """``fx`` as stored in ``Invoice.fx`` (decimal strings, ISO date)."""
-    return {"currency": fx.currency, "rate": str(fx.rate), "rate_date": fx.rate_date.isoformat(),
+    return {"currency": fx.currency, "rate": format(fx.rate, "f"), "rate_date": fx.rate_date.isoformat(),
             "source": fx.source, "tax_total": str(fx.tax_total),
             "tax_bands": [{"rate": str(r), "category": c, "tax": str(t)} for r, c, t in fx.tax_bands]}
 
