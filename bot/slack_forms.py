@@ -22,6 +22,7 @@ from bot.payloads import team_of
 from bot.slack_web import ChannelPoster, background, slack_error
 from commands.companies import MODAL_CALLBACK, submit_accounting_modal
 from commands.context import CommandContext
+from commands.credit_form import CREDIT_CALLBACK, REASON, submit_credit_form
 from commands.delivery_buttons import ADDRESS_CALLBACK, ADDRESS_FIELD, submit_address
 from commands.replies import Reply
 from invoicing.errors import InvalidInput, InvoiceBotError
@@ -36,6 +37,37 @@ ContextFor = Callable[[dict[str, Any], str, str], Awaitable[CommandContext | Non
 
 def register_forms(app: AsyncApp, *, lanes: Lanes, context_for: ContextFor, poster: ChannelPoster) -> None:
     """Add the view-submission listeners of both forms to ``app``."""
+
+    @app.view(CREDIT_CALLBACK)
+    async def on_credit_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """A valid form closes and its preview (with the Issue button) is posted in the notice's channel."""
+        user = (body.get("user") or {}).get("id", "")
+        try:
+            ctx = await context_for(body, user, "")
+            if ctx is None:
+                raise InvoiceBotError("This workspace is not linked to InvoiceBot.")
+            channel, preview = await submit_credit_form(view.get("private_metadata", ""), view["state"]["values"], ctx)
+        except InvalidInput as exc:
+            await ack(response_action="errors", errors={exc.field: exc.reason})
+            return
+        except InvoiceBotError as exc:
+            await ack(response_action="errors", errors={REASON: exc.message})
+            return
+        except Exception:  # a bug: the form says so (with a log reference) instead of a 500
+            ref = uuid.uuid4().hex[:8]
+            log.exception("credit form failed ref=%s user=%s", ref, user)
+            await ack(response_action="errors", errors={REASON: f"Something went wrong on our side (ref {ref})."})
+            return
+        await ack()
+
+        async def post() -> None:  # a read (nothing is issued before the Issue click): no lane turn needed
+            try:
+                await poster.post(channel, preview)
+            except SlackApiError as exc:
+                log.warning("credit preview post failed channel=%s error=%s; DM'd", channel, slack_error(exc))
+                await poster.post(user, preview)
+
+        background(post())
 
     @app.view(ADDRESS_CALLBACK)
     async def on_address_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

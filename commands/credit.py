@@ -57,6 +57,13 @@ async def void(args: Args, ctx: CommandContext) -> Reply:
     return await _preview(_request(number, args.options, lines="all"), "all", ctx, void=True)
 
 
+async def preview_for(number: str, options: dict[str, str], lines: str, ctx: CommandContext) -> Reply:
+    """The preview of crediting ``lines`` of invoice ``number`` (options ``reason``, ``reinvoice``): the
+    typed command's checks, for the notice's Credit note form (``commands.credit_form``)."""
+    request = _request(number, options, lines=lines)
+    return await _preview(request, lines, ctx, void=lines == "all")
+
+
 async def _preview(request: CreditRequest, lines: str, ctx: CommandContext, *, void: bool) -> Reply:
     preview = await preview_credit(ctx.tenant.id, request)
     company = await Company.get(tenant_id=ctx.tenant.id, short_name=preview.company)

@@ -1,4 +1,4 @@
-"""The buttons on an issued invoice's run notice: PDF, Orders, Resend.
+"""The buttons on an issued invoice's run notice: PDF, Orders, Resend (and Credit note…, elsewhere).
 
 Each button's value is the invoice's display number and nothing else; the handler
 looks the invoice up in the *clicking* workspace's tenant (``find_invoice``), so a
@@ -11,10 +11,8 @@ value copied into another workspace's request finds nothing there.
   re-sending the request, queue exactly one e-mail; the loser is told so. The
   message is then updated with "Resent by @dana at 10:42" and loses its Resend button.
 
-Extension point: a button for issue 14's credit notes / voiding goes into
-``commands.notifications.invoice_actions`` (with ``confirm=``) and ``HANDLERS`` here, its
-handler built like ``resend``: ``require_admin`` → a dedupe-keyed ``invoicing`` call →
-``without_buttons``.
+**Credit note…** (admins) opens the credit form of ``commands.credit_form``; its preview has
+the Issue button of ``commands.credit``.
 """
 
 from __future__ import annotations

@@ -36,17 +36,20 @@ from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
 
 PDF, ORDERS, RESEND = "invoice_pdf", "invoice_orders", "invoice_resend"
+#: The "Credit note…" button (``commands.credit_form.OPEN``; defined here so notices need not import the form).
+CREDIT_OPEN = "credit_open"
 RETRY, EDIT_ADDRESS = "delivery_retry", "delivery_address"
 
 
 def invoice_actions(number: str) -> Block:
-    """The buttons of an issued invoice's notice (credit notes: the typed `credit`/`void`, with a confirm)."""
+    """The buttons of an issued invoice's notice; "Credit note…" opens the form of ``commands.credit_form``."""
     return actions(
         button("PDF", action_id(PDF), number),
         button("Orders", action_id(ORDERS), number),
         button("Resend", action_id(RESEND), number, confirm=(
             "Resend this invoice?", f"Invoice {number} will be e-mailed again to the buyer's address on the "
                                     "invoice (a new message; same PDF).", "Resend")),
+        button("Credit note…", action_id(CREDIT_OPEN), number),
         block_id=f"invoice:{number}",
     )
 

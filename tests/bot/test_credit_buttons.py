@@ -221,3 +221,35 @@ async def test_a_hostile_reason_is_shown_escaped_and_stored_as_typed(slack: Slac
     await slack.fake.wait_for("chat.update")
     note = await CreditNote.get(display_number="CN-000001")
     assert "&" in note.reason and "<!channel>" not in text_of(slack.fake.message(CHANNEL, shown["ts"]))
+
+
+async def test_credit_note_button_on_the_run_notice_opens_a_form_that_previews_then_issues(slack: SlackHarness, acme):
+    notice = await issued(slack, acme, orders=2)
+    await press(slack, notice, "ib:credit_open", user="UOPS")  # not an admin: refused, no form
+    assert "admin" in text_of(await answer(slack)).lower()
+    assert slack.fake.received("views.open") == []
+
+    await press(slack, notice, "ib:credit_open")
+    (opened,) = await slack.fake.wait_for("views.open")
+    form = opened.params["view"]
+    status, body = await slack.submit_view(form, {"lines": "9", "reason": "Damaged", "reinvoice": "no"}, team="T1")
+    assert status == 200 and "lines" in body["errors"]  # line 9 does not exist: an error in the form
+    status, body = await slack.submit_view(form, {"lines": "all", "reason": "", "reinvoice": "no"}, team="T1")
+    assert status == 200 and "reason" in body["errors"]
+    assert await CreditNote.all().count() == 0
+
+    before = len(slack.fake.posts(CHANNEL))
+    status, body = await slack.submit_view(form, {"lines": "2", "reason": "Damaged <!channel>", "reinvoice": "no"},
+                                           team="T1")
+    assert (status, body) == (200, {})
+    for _ in range(100):
+        if len(slack.fake.posts(CHANNEL)) > before:
+            break
+        await asyncio.sleep(0.02)
+    shown = slack.fake.posts(CHANNEL)[-1]
+    assert "Credit invoice 000001 (acme)? £6.00 credited" in text_of(shown)
+    assert await CreditNote.all().count() == 0  # still only a preview
+    await press(slack, shown, CONFIRM)
+    await slack.fake.wait_for("chat.update")
+    (note,) = await CreditNote.all()
+    assert note.display_number == "CN-000001" and note.reason == "Damaged <!channel>"

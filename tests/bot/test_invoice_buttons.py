@@ -85,7 +85,7 @@ async def answer(slack: SlackHarness, count: int = 1) -> dict:
 async def test_an_issued_invoice_is_announced_with_pdf_orders_and_resend(slack: SlackHarness, acme):
     message = await issued(slack, acme)
     shown = buttons(message)
-    assert list(shown) == ["ib:invoice_pdf", "ib:invoice_orders", "ib:invoice_resend"]
+    assert list(shown) == ["ib:invoice_pdf", "ib:invoice_orders", "ib:invoice_resend", "ib:credit_open"]
     assert {e["value"] for e in shown.values()} == {"000001"}
     confirm = shown["ib:invoice_resend"]["confirm"]
     assert confirm["title"]["text"] == "Resend this invoice?" and confirm["confirm"]["text"] == "Resend"
@@ -170,7 +170,7 @@ async def test_resend_by_an_admin_queues_one_email_and_marks_the_message(slack: 
     assert update.params["ts"] == message["ts"]
     now = slack.fake.message(CHANNEL, message["ts"])
     assert "Resent to ap@acme.example by <@UDANA> at 09:00 GMT" in text_of(now)
-    assert list(buttons(now)) == ["ib:invoice_pdf", "ib:invoice_orders"]  # Resend gone, the rest stay
+    assert list(buttons(now)) == ["ib:invoice_pdf", "ib:invoice_orders", "ib:credit_open"]  # Resend gone
     assert "invoice 000001 issued" in text_of(now)  # the announcement itself is kept
     [resend] = await Delivery.filter(kind=DeliveryKind.RESEND)
     assert resend.to_addr == "ap@acme.example" and resend.dedupe_key == f"resend-click:{CHANNEL}:{message['ts']}"
