@@ -13,20 +13,29 @@ from __future__ import annotations
 from invoicing.sql import Statement
 from models import Tenant
 
+#: The two sequences on the tenant row: (counter column, prefix column, formatter method).
+_INVOICES = ("last_invoice_number", "invoice_prefix", "format_number")
+_CREDIT_NOTES = ("last_credit_note_number", "credit_note_prefix", "format_credit_number")
 
-async def take_next_number(tenant: Tenant) -> tuple[int, str]:
-    """Return ``(number, display_number)`` for the next invoice of ``tenant``.
 
-    One ``UPDATE … RETURNING``: the increment, the row lock and the read of the new
-    value (with the prefix and padding current at that moment) are one statement.
-    """
+async def _take(tenant: Tenant, sequence: tuple[str, str, str]) -> tuple[int, str]:
+    """One ``UPDATE … RETURNING``: the increment, the row lock and the read of the new value
+    (with the prefix and padding current at that moment) are one statement."""
+    counter, prefix_column, formatter = sequence
     q = Statement()
     rows = await q.rows(
-        "UPDATE tenant SET last_invoice_number = last_invoice_number + 1 "
-        f"WHERE id = {q(tenant.id)} RETURNING last_invoice_number, invoice_prefix, number_padding")
+        f"UPDATE tenant SET {counter} = {counter} + 1 "
+        f"WHERE id = {q(tenant.id)} RETURNING {counter}, {prefix_column}, number_padding")
     number, prefix, padding = rows[0]
-    tenant.last_invoice_number, tenant.invoice_prefix, tenant.number_padding = int(number), prefix, int(padding)
-    return tenant.last_invoice_number, tenant.format_number(tenant.last_invoice_number)
+    setattr(tenant, counter, int(number))
+    setattr(tenant, prefix_column, prefix)
+    tenant.number_padding = int(padding)
+    return int(number), str(getattr(tenant, formatter)(int(number)))
+
+
+async def take_next_number(tenant: Tenant) -> tuple[int, str]:
+    """Return ``(number, display_number)`` for the next invoice of ``tenant`` (inside the run's transaction)."""
+    return await _take(tenant, _INVOICES)
 
 
 async def peek_next_number(tenant_id: int) -> str:
@@ -39,17 +48,11 @@ async def take_next_credit_number(tenant: Tenant) -> tuple[int, str]:
     """Return ``(number, display_number)`` for the next credit note of ``tenant``.
 
     The credit notes' own gapless sequence (``last_credit_note_number``), kept exactly like
-    the invoice sequence: one ``UPDATE … RETURNING`` on the same tenant row inside the
-    caller's transaction, so a refused or rolled-back credit note takes no number. It locks
-    the same row as ``take_next_number``, at the same place in the lock order.
+    the invoice sequence: inside the caller's transaction, so a refused or rolled-back credit
+    note takes no number. It locks the same row as ``take_next_number``, at the same place in
+    the lock order.
     """
-    q = Statement()
-    rows = await q.rows(
-        "UPDATE tenant SET last_credit_note_number = last_credit_note_number + 1 "
-        f"WHERE id = {q(tenant.id)} RETURNING last_credit_note_number, credit_note_prefix, number_padding")
-    number, prefix, padding = rows[0]
-    tenant.last_credit_note_number, tenant.credit_note_prefix, tenant.number_padding = int(number), prefix, int(padding)
-    return tenant.last_credit_note_number, tenant.format_credit_number(tenant.last_credit_note_number)
+    return await _take(tenant, _CREDIT_NOTES)
 
 
 async def peek_next_credit_number(tenant_id: int) -> str:
