@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from commands.clicks import Click, ClickResult, action_id, with_status
 from commands.formatting import local, money
@@ -30,7 +31,7 @@ from commands.replies import (
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.pdf_emailer.approvals import Decision, PendingApproval
-from models import ApprovalState, NoticeKind
+from models import ApprovalState, Company, NoticeKind
 
 APPROVE = "approval_approve"
 SKIP = "approval_skip"
@@ -131,8 +132,8 @@ def _approval_id(value: str) -> int:
     return int(value)
 
 
-def _status(decision: Decision, at: datetime) -> str:
-    when = at.strftime("%H:%M UTC")
+def _status(decision: Decision, at: datetime, timezone: str) -> str:
+    when = at.astimezone(ZoneInfo(timezone)).strftime("%H:%M %Z")  # the company's clock, like the other buttons
     who = mention(decision.decided_by.removeprefix("slack:")) if decision.decided_by.startswith("slack:") \
         else decision.decided_by or "someone"
     if decision.state == ApprovalState.APPROVED:
@@ -145,8 +146,9 @@ def _status(decision: Decision, at: datetime) -> str:
     return md("Superseded at {}: the orders changed, nothing was issued{}", when, fresh)
 
 
-def _result(click: Click, decision: Decision) -> ClickResult:
-    status = _status(decision, decision.decided_at or click.ctx.clock())
+async def _result(click: Click, decision: Decision) -> ClickResult:
+    company = await Company.get_or_none(tenant_id=click.ctx.tenant.id, short_name=decision.company)
+    status = _status(decision, decision.decided_at or click.ctx.clock(), company.timezone if company else "UTC")
     update = with_status(click.message_blocks, status)
     if decision.acted and decision.state in {ApprovalState.APPROVED, ApprovalState.SKIPPED}:
         return ClickResult(update=update)
@@ -163,7 +165,7 @@ async def approve_click(click: Click) -> ClickResult:
                                        channel_id=click.channel_id, message_ts=click.message_ts)
     if decision.report is not None:
         await ctx.services.after_run(decision.report)  # e-mail and run notice go out now
-    return _result(click, decision)
+    return await _result(click, decision)
 
 
 async def skip_click(click: Click) -> ClickResult:
@@ -172,4 +174,4 @@ async def skip_click(click: Click) -> ClickResult:
     ctx = click.ctx
     decision = await approvals.skip(ctx.tenant, _approval_id(click.value), actor=ctx.actor, now=ctx.clock(),
                                     clock=ctx.clock, channel_id=click.channel_id, message_ts=click.message_ts)
-    return _result(click, decision)
+    return await _result(click, decision)

@@ -67,7 +67,7 @@ async def test_approve_issues_and_updates_the_preview_without_buttons(slack):
     (update,) = (await slack.fake.wait_for("chat.update"))
     params = update.params
     assert params["ts"] == posted["ts"] and params["channel"] == "CBILL"
-    assert "Approved by <@UDANA> at 10:42 UTC — invoice 000001" in text_of(params)
+    assert "Approved by <@UDANA> at 10:42 GMT — invoice 000001" in text_of(params)
     assert not [b for b in params["blocks"] if b["type"] == "actions"]
     assert (await Invoice.get()).display_number == "000001"
     row = await RunApproval.get(id=approval.id)
@@ -90,7 +90,7 @@ async def test_skip_updates_the_preview_and_leaves_the_orders(slack):
     t, approval, posted = await preview(slack)
     await click(slack, posted, "approval_skip")
     (update,) = await slack.fake.wait_for("chat.update")
-    assert "Skipped by <@UADMIN> at 10:42 UTC" in text_of(update.params)
+    assert "Skipped by <@UADMIN> at 10:42 GMT" in text_of(update.params)
     assert await Order.filter(invoice_id=None).count() == 2
 
 
