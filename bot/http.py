@@ -27,6 +27,8 @@ _SIGNATURE = re.compile(r"[\x21-\x7e]{1,256}")
 _OBJECTS = ("event", "view", "container", "message", "state")
 #: Parts Slack sends as an id or as an object with an ``id`` (bolt handles both, nothing else).
 _ID_OR_OBJECT = ("team", "user", "channel", "enterprise")
+#: Ids bolt passes on as strings (to ``auth.test``, the installation store…): anything else is not Slack's.
+_IDS = ("team_id", "user_id", "channel_id", "enterprise_id", "api_app_id", "trigger_id")
 #: Parts Slack sends as lists of objects.
 _LISTS = ("authorizations", "actions")
 
@@ -45,6 +47,11 @@ def _shape_error(body: object) -> str | None:
             return key
     for key in _ID_OR_OBJECT:
         if body.get(key) is not None and not isinstance(body[key], str | dict):
+            return key
+        if isinstance(body.get(key), dict) and not isinstance(body[key].get("id", ""), str | None):
+            return f"{key}.id"
+    for key in _IDS:
+        if body.get(key) is not None and not isinstance(body[key], str):
             return key
     for key in _LISTS:
         if key in body and not (isinstance(body[key], list) and all(isinstance(i, dict) for i in body[key])):

@@ -100,6 +100,9 @@ MALFORMED = [
     ("application/json", '{"authorizations": 5}'),
     ("application/json", '{"enterprise": true, "team": 1.5}'),
     ("application/json", '{"type": "block_actions", "actions": "x"}'),
+    # ids bolt passes on as strings (a dict team_id reached auth.test and yarl: TypeError → 500)
+    ("application/json", '{"type": "event_callback", "team_id": {"a": 1}, "event": {"type": "app_home_opened"}}'),
+    ("application/json", '{"type": "block_actions", "team": {"id": [1]}, "actions": []}'),
     (FORM, "payload=" + urlencode({"x": '{"type": "view_submission", "view": {"callback_id": "accounting_edit", '
                                          '"state": 3}}'})[2:]),
 ]
