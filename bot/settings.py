@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     mail_from: str = "invoices@invoicebot.local"
     outbox_dir: Path | None = None
+    # Comma-separated base64 keys (32 bytes each), newest first: see invoicing.secrets and .env.example.
+    invoicebot_secret_key: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -43,7 +45,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("outbox_dir", "slack_bot_token", "slack_signing_secret", "slack_app_token", "smtp_password",
-                     mode="before")
+                     "invoicebot_secret_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """``KEY=`` in .env means "not set", as in .env.example."""
