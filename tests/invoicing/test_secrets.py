@@ -44,7 +44,8 @@ def test_without_a_key_nothing_is_stored_or_read():
         box.open(SecretBox(KEY).seal("x", purpose=PURPOSE), purpose=PURPOSE)
 
 
-@pytest.mark.parametrize("setting", ["not-base64!", "c2hvcnQ=", f"{KEY},zz"])
+# Fixed ids: the keys are random per process, and xdist workers must collect the same test names.
+@pytest.mark.parametrize("setting", ["not-base64!", "c2hvcnQ=", f"{KEY},zz"], ids=["not-base64", "short", "second"])
 def test_a_malformed_key_is_a_clear_error_naming_the_entry_not_the_key(setting: str):
     with pytest.raises(SecretsUnavailable) as refused:
         SecretBox(setting)
