@@ -31,7 +31,7 @@ from commands.replies import (
 from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.pdf_emailer.approvals import Decision, PendingApproval
-from models import ApprovalState, Company, NoticeKind
+from models import ApprovalState, NoticeKind
 
 APPROVE = "approval_approve"
 SKIP = "approval_skip"
@@ -146,9 +146,8 @@ def _status(decision: Decision, at: datetime, timezone: str) -> str:
     return md("Superseded at {}: the orders changed, nothing was issued{}", when, fresh)
 
 
-async def _result(click: Click, decision: Decision) -> ClickResult:
-    company = await Company.get_or_none(tenant_id=click.ctx.tenant.id, short_name=decision.company)
-    status = _status(decision, decision.decided_at or click.ctx.clock(), company.timezone if company else "UTC")
+def _result(click: Click, decision: Decision) -> ClickResult:
+    status = _status(decision, decision.decided_at or click.ctx.clock(), decision.timezone)
     update = with_status(click.message_blocks, status)
     if decision.acted and decision.state in {ApprovalState.APPROVED, ApprovalState.SKIPPED}:
         return ClickResult(update=update)
@@ -165,7 +164,7 @@ async def approve_click(click: Click) -> ClickResult:
                                        channel_id=click.channel_id, message_ts=click.message_ts)
     if decision.report is not None:
         await ctx.services.after_run(decision.report)  # e-mail and run notice go out now
-    return await _result(click, decision)
+    return _result(click, decision)
 
 
 async def skip_click(click: Click) -> ClickResult:
@@ -174,4 +173,4 @@ async def skip_click(click: Click) -> ClickResult:
     ctx = click.ctx
     decision = await approvals.skip(ctx.tenant, _approval_id(click.value), actor=ctx.actor, now=ctx.clock(),
                                     clock=ctx.clock, channel_id=click.channel_id, message_ts=click.message_ts)
-    return await _result(click, decision)
+    return _result(click, decision)

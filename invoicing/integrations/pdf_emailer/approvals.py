@@ -65,6 +65,8 @@ class Decision:
     #: The fresh preview queued because what was previewed changed.
     fresh_id: int | None = None
     message: str = ""
+    #: The company's time zone, for showing ``decided_at``.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -267,4 +269,4 @@ async def _already(row: RunApproval, company: Company) -> Decision:
 def _decision(row: RunApproval, company: Company, *, acted: bool, invoice_number: str | None = None,
               report: RunReport | None = None, fresh_id: int | None = None, message: str = "") -> Decision:
     return Decision(row.id, company.short_name, row.state, acted, row.decided_by, row.decided_at, invoice_number,
-                    report, fresh_id, message)
+                    report, fresh_id, message, company.timezone)
