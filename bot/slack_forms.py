@@ -1,4 +1,4 @@
-"""The adapter's modal forms: the accounting details form and a failed delivery's "Edit address" form.
+"""The adapter's modal forms: accounting details, a failed delivery's "Edit address", a notice's "Credit note…".
 
 A form's answer (its field errors, or closing it) *is* the ack, so a submission waits for
 its workspace's turn (``bot/lanes.py``) here, bounded by ``VIEW_LANE_WAIT_SECONDS``; when
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from typing import Any
 
@@ -34,9 +34,27 @@ VIEW_LANE_WAIT_SECONDS = 2.0
 
 ContextFor = Callable[[dict[str, Any], str, str], Awaitable[CommandContext | None]]
 
+#: What a form says when earlier changes of its workspace are still being applied.
+LANE_BUSY = "Earlier changes of this workspace are still being applied; submit again in a moment."
+
+
+def field_errors(exc: InvoiceBotError, *, default: str, fields: Collection[str] | None = None) -> dict[str, str]:
+    """A refusal as the form's field errors: an ``InvalidInput`` under its own field when that is one of
+    ``fields`` (any field when None), everything else under ``default``."""
+    if isinstance(exc, InvalidInput):
+        return {exc.field if fields is None or exc.field in fields else default: exc.reason}
+    return {default: exc.message}
+
+
+def bug_errors(form: str, user: str, field: str) -> dict[str, str]:
+    """A bug in a form's handler: logged with a reference, and the form says so instead of a 500."""
+    ref = uuid.uuid4().hex[:8]
+    log.exception("%s form failed ref=%s user=%s", form, ref, user)
+    return {field: f"Something went wrong on our side (ref {ref})."}
+
 
 def register_forms(app: AsyncApp, *, lanes: Lanes, context_for: ContextFor, poster: ChannelPoster) -> None:
-    """Add the view-submission listeners of both forms to ``app``."""
+    """Add the view-submission listeners of the three forms to ``app``."""
 
     @app.view(CREDIT_CALLBACK)
     async def on_credit_submit(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -47,16 +65,11 @@ def register_forms(app: AsyncApp, *, lanes: Lanes, context_for: ContextFor, post
             if ctx is None:
                 raise InvoiceBotError("This workspace is not linked to InvoiceBot.")
             channel, preview = await submit_credit_form(view.get("private_metadata", ""), view["state"]["values"], ctx)
-        except InvalidInput as exc:
-            await ack(response_action="errors", errors={exc.field: exc.reason})
-            return
         except InvoiceBotError as exc:
-            await ack(response_action="errors", errors={REASON: exc.message})
+            await ack(response_action="errors", errors=field_errors(exc, default=REASON))
             return
-        except Exception:  # a bug: the form says so (with a log reference) instead of a 500
-            ref = uuid.uuid4().hex[:8]
-            log.exception("credit form failed ref=%s user=%s", ref, user)
-            await ack(response_action="errors", errors={REASON: f"Something went wrong on our side (ref {ref})."})
+        except Exception:  # noqa: BLE001 - a bug: bug_errors logs it with its traceback, the form says so
+            await ack(response_action="errors", errors=bug_errors("credit", user, REASON))
             return
         await ack()
 
@@ -80,18 +93,13 @@ def register_forms(app: AsyncApp, *, lanes: Lanes, context_for: ContextFor, post
                     raise InvoiceBotError("This workspace is not linked to InvoiceBot.")
                 saved = await submit_address(view.get("private_metadata", ""), view["state"]["values"], ctx)
         except LaneBusy:
-            await ack(response_action="errors", errors={
-                ADDRESS_FIELD: "Earlier changes of this workspace are still being applied; submit again in a moment."})
+            await ack(response_action="errors", errors={ADDRESS_FIELD: LANE_BUSY})
             return
         except InvoiceBotError as exc:
-            reason = exc.reason if isinstance(exc, InvalidInput) else exc.message
-            await ack(response_action="errors", errors={ADDRESS_FIELD: reason})
+            await ack(response_action="errors", errors=field_errors(exc, default=ADDRESS_FIELD, fields=()))
             return
-        except Exception:  # a bug: the form says so (with a log reference) instead of a 500
-            ref = uuid.uuid4().hex[:8]
-            log.exception("address form failed ref=%s user=%s", ref, user)
-            await ack(response_action="errors",
-                      errors={ADDRESS_FIELD: f"Something went wrong on our side (ref {ref})."})
+        except Exception:  # noqa: BLE001 - a bug: bug_errors logs it with its traceback, the form says so
+            await ack(response_action="errors", errors=bug_errors("address", user, ADDRESS_FIELD))
             return
         await ack()
 
@@ -117,8 +125,7 @@ def register_forms(app: AsyncApp, *, lanes: Lanes, context_for: ContextFor, post
             async with lanes.turn(ticket, wait=VIEW_LANE_WAIT_SECONDS):
                 reply = await _apply_accounting(ack, body, view, user)
         except LaneBusy:
-            await ack(response_action="errors", errors={
-                "legal_name": "Earlier changes of this workspace are still being applied; submit again in a moment."})
+            await ack(response_action="errors", errors={"legal_name": LANE_BUSY})
             return
         if reply is None:
             return
@@ -133,11 +140,8 @@ def register_forms(app: AsyncApp, *, lanes: Lanes, context_for: ContextFor, post
             return None
         try:
             reply = await submit_accounting_modal(view.get("private_metadata", ""), view["state"]["values"], ctx)
-        except InvalidInput as exc:
-            await ack(response_action="errors", errors={exc.field: exc.reason})
-            return None
         except InvoiceBotError as exc:
-            await ack(response_action="errors", errors={"legal_name": exc.message})
+            await ack(response_action="errors", errors=field_errors(exc, default="legal_name"))
             return None
         await ack()
         return reply
