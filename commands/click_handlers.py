@@ -5,6 +5,7 @@ from __future__ import annotations
 from commands import approvals, credit, credit_form, delivery_buttons, home, invoice_buttons
 from commands.clicks import ClickHandler
 from commands.dispatch import dispatch
+from commands.notifications import CREDIT_OPEN
 from commands.paging import PAGE_ACTION, page_handler
 
 CLICKS: dict[str, ClickHandler] = {
@@ -14,7 +15,7 @@ CLICKS: dict[str, ClickHandler] = {
     approvals.APPROVE: approvals.approve_click,
     approvals.SKIP: approvals.skip_click,
     credit.CONFIRM: credit.confirm_click,
-    credit_form.OPEN: credit_form.open_form,
+    CREDIT_OPEN: credit_form.open_form,  # the button is drawn with the run notice
     home.NEXT_PAGE: home.home_page,
     home.PREVIOUS_PAGE: home.home_page,
 }

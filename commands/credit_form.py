@@ -18,12 +18,9 @@ from commands.companies import modal_values
 from commands.context import CommandContext
 from commands.credit import preview_for
 from commands.invoices import find_invoice
-from commands.notifications import CREDIT_OPEN
 from commands.replies import Block, Reply
 from invoicing.errors import InvalidInput
 
-#: The button that opens the form (its id lives with the notice that shows it).
-OPEN = CREDIT_OPEN
 CREDIT_CALLBACK = "credit_request"
 LINES, REASON, REINVOICE = "lines", "reason", "reinvoice"
 

@@ -36,7 +36,7 @@ from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
 
 PDF, ORDERS, RESEND = "invoice_pdf", "invoice_orders", "invoice_resend"
-#: The "Credit note…" button (``commands.credit_form.OPEN``; defined here so notices need not import the form).
+#: The "Credit note…" button; its click opens the form of ``commands.credit_form`` (``commands.click_handlers``).
 CREDIT_OPEN = "credit_open"
 RETRY, EDIT_ADDRESS = "delivery_retry", "delivery_address"
 
