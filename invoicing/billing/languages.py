@@ -8,10 +8,8 @@ NL → nl, everyone else en). The language is snapshotted on the invoice at issu
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
-
-from invoicing import audit
 from invoicing.errors import InvalidInput
+from invoicing.parties.companies import set_company_column
 from models import Company
 
 #: The languages invoices can be printed in (ISO 639-1).
@@ -50,13 +48,5 @@ async def set_company_language(company: Company, value: str, *, actor: str) -> t
     is updated in place. Issued invoices keep the language they were issued in.
     """
     language = parse_language(value)
-    async with in_transaction():
-        row = await Company.filter(id=company.id).select_for_update(no_key=True).get()
-        old = row.language
-        if old != language:
-            row.language = language
-            await row.save(update_fields=["language"])
-            await audit.record(row.tenant_id, actor=actor, action="company.language",
-                               target=f"company:{row.short_name}", old={"language": old}, new={"language": language})
-    company.language = language
+    old = str(await set_company_column(company, "language", language, key="language", actor=actor))
     return (old, language) if old != language else None

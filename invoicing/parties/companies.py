@@ -193,13 +193,21 @@ async def set_channel(company: Company, channel: str, *, actor: str) -> bool:
     when it changed. ``company.slack_channel`` is refreshed in place.
     """
     value = normalise_channel(channel)
+    return await set_company_column(company, "slack_channel", value, key="channel", actor=actor) != value
+
+
+async def set_company_column(company: Company, column: str, value: object, *, key: str, actor: str) -> object:
+    """Set one column of ``company`` under its row lock, audited as ``company.<key>`` when it changed;
+    return the old value. One ``in_transaction()`` (nested in the caller's when there is one) locks the
+    row, reads the old value under the lock, writes and records the entry (target ``company:<co>``, old/new
+    ``{key: …}``); ``company`` is refreshed in place. Validate ``value`` before calling."""
     async with in_transaction():
         row = await lock_party(company)
-        old = row.slack_channel
+        old = getattr(row, column)
         if old != value:
-            row.slack_channel = value
-            await row.save(update_fields=["slack_channel"])
-            await audit.record(row.tenant_id, actor=actor, action="company.channel",
-                               target=f"company:{row.short_name}", old={"channel": old}, new={"channel": value})
-    company.slack_channel = value
-    return old != value
+            setattr(row, column, value)
+            await row.save(update_fields=[column])
+            await audit.record(row.tenant_id, actor=actor, action=f"company.{key}",
+                               target=f"company:{row.short_name}", old={key: old}, new={key: value})
+    setattr(company, column, value)
+    return old
