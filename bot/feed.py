@@ -98,6 +98,7 @@ from invoicing.ingest.order_sync import (
     clean_order,
     upsert_orders,
 )
+from invoicing.ingest.token_cache import DEFAULT_TTL, VerifiedTokens
 from invoicing.ingest.tokens import Principal, authenticate
 from invoicing.parties.companies import upsert_company
 from models import FxSource, OrderStatus
@@ -110,6 +111,7 @@ MAX_BODY = web.AppKey("feed_max_body_bytes", int)
 _OPENAPI = web.AppKey("feed_openapi", dict)
 Renderer = Callable[[InvoiceDocument], Awaitable[bytes]]
 RENDERER: web.AppKey[Renderer] = web.AppKey("feed_renderer")
+TOKENS: web.AppKey[VerifiedTokens[Principal]] = web.AppKey("feed_verified_tokens")
 # ``RequestKey`` exists from aiohttp 3.12 on; older versions take a plain string key.
 _PRINCIPAL: Any = web.RequestKey("feed_principal", Principal) if hasattr(web, "RequestKey") else "feed_principal"
 _PUBLIC_ROUTES = frozenset({"openapi"})
@@ -196,7 +198,7 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     challenge = {"WWW-Authenticate": 'Bearer realm="invoicebot"'}
     if scheme.lower() != "bearer" or not token.strip():
         raise _HttpError(401, Error(error="missing bearer token: send Authorization: Bearer <token>"), challenge)
-    principal = await authenticate(token.strip())
+    principal = await authenticate(token.strip(), cache=request.app[TOKENS])
     if principal is None:
         raise _HttpError(401, Error(error="invalid or revoked token"), challenge)
     request[_PRINCIPAL] = principal
@@ -491,17 +493,21 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 def create_feed_app(
-    *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, renderer: Renderer = render_in_thread
+    *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, renderer: Renderer = render_in_thread,
+    token_ttl: float = DEFAULT_TTL,
 ) -> web.Application:
     """The feed as a sub-application; mount it at ``FEED_PREFIX``.
 
     ``max_body_bytes`` caps every request body (413 beyond it); 1 MiB fits a full
     batch of 1,000 typical orders. ``renderer`` makes invoice PDFs (the service
-    passes its process pool).
+    passes its process pool). A verified token is trusted for ``token_ttl`` seconds
+    without reading it again, so a revoked token stops working within that time
+    (``invoicing.ingest.token_cache``; 0 reads it on every request).
     """
     app = web.Application(middlewares=[_errors, _auth])
     app[MAX_BODY] = max_body_bytes
     app[RENDERER] = renderer
+    app[TOKENS] = VerifiedTokens(ttl=token_ttl)
     app[_OPENAPI] = openapi(FEED_PREFIX)
     app.router.add_put("/companies/{co}", put_company)
     app.router.add_put("/products/{sku}", put_product)

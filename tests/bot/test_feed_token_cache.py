@@ -1,0 +1,61 @@
+"""Two feed replicas on one database: a revoked token stops working on both within the cache's 1 s."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from bot.feed import FEED_PREFIX, TOKENS, create_feed_app
+from invoicing.ingest.tokens import create_token, revoke_token
+from tests import factories as f
+from tests.bot.test_feed import request_feed
+
+
+async def test_a_revoked_token_is_refused_by_every_replica_within_one_second(db):
+    tenant = await f.tenant()
+    await f.company(tenant)
+    token = await create_token(tenant)
+    apps = [create_feed_app(), create_feed_app()]
+    servers = []
+    for app in apps:
+        root = web.Application()
+        root.add_subapp(FEED_PREFIX, app)
+        servers.append(TestServer(root, host="127.0.0.1"))
+    async with servers[0], servers[1], ClientSession() as session:
+        for server in servers:  # both replicas have verified (and cached) the token
+            assert (await request_feed(session, server, "GET", "/orders", token=token.token)).status == 200
+        assert all(len(app[TOKENS]) == 1 for app in apps)
+        await revoke_token(tenant, token.prefix)  # committed by "another replica" (the CLI)
+        revoked_at = time.monotonic()
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - revoked_at)) + 0.02)
+        for server in servers:
+            reply = await request_feed(session, server, "GET", "/orders", token=token.token)
+            assert reply.status == 401, "a revoked token still worked more than 1 s after the revocation"
+
+
+async def test_an_unknown_token_is_not_cached_so_a_new_token_works_at_once(db):
+    tenant = await f.tenant()
+    app = create_feed_app()
+    root = web.Application()
+    root.add_subapp(FEED_PREFIX, app)
+    async with TestServer(root, host="127.0.0.1") as server, ClientSession() as session:
+        unknown = "ibt_" + "x" * 43
+        assert (await request_feed(session, server, "GET", "/orders", token=unknown)).status == 401
+        assert len(app[TOKENS]) == 0
+        fresh = await create_token(tenant)
+        assert (await request_feed(session, server, "GET", "/orders", token=fresh.token)).status == 200
+
+
+async def test_ttl_zero_reads_the_token_on_every_request(db):
+    tenant = await f.tenant()
+    token = await create_token(tenant)
+    app = create_feed_app(token_ttl=0)
+    root = web.Application()
+    root.add_subapp(FEED_PREFIX, app)
+    async with TestServer(root, host="127.0.0.1") as server, ClientSession() as session:
+        assert (await request_feed(session, server, "GET", "/orders", token=token.token)).status == 200
+        await revoke_token(tenant, token.prefix)
+        assert (await request_feed(session, server, "GET", "/orders", token=token.token)).status == 401
