@@ -44,7 +44,7 @@ RENDERS_PER_WORKER = 2000
 
 
 class RenderPool:
-    """``pool(doc)`` blocks (for the outbox's worker thread); ``await pool.render(doc)`` does not.
+    """``await pool.render(doc)`` / ``render_facturx`` from the loop; ``pool(doc)`` / ``facturx`` block (threads).
 
     Each worker is replaced by a fresh one after ``renders_per_worker`` renders
     (``None``: never). This is a bound, not a leak fix: ``benchmarks/memory.py`` and
@@ -89,6 +89,10 @@ class RenderPool:
 
     async def render(self, document: InvoiceDocument) -> bytes:
         return await asyncio.wrap_future(self._executor().submit(_render, document))
+
+    async def render_facturx(self, document: InvoiceDocument) -> HybridPdf:
+        """``facturx`` awaited on the loop: the worker's future, no thread waiting on it."""
+        return await asyncio.wrap_future(self._executor().submit(_render_facturx, document))
 
     def close(self) -> None:
         with self._lock:

@@ -61,7 +61,7 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -111,6 +111,9 @@ log = logging.getLogger(__name__)
 Renderer = Callable[[InvoiceDocument], bytes]
 #: Renders the Factur-X PDF (``einvoice.hybrid.render_hybrid``), e.g. in the service's process pool.
 FacturxRenderer = Callable[[InvoiceDocument], HybridPdf]
+#: The same, awaited on the event loop (the service's process pool: no thread in between).
+AsyncRenderer = Callable[[InvoiceDocument], Awaitable[bytes]]
+AsyncFacturxRenderer = Callable[[InvoiceDocument], Awaitable[HybridPdf]]
 
 UNKNOWN_OUTCOME = "resent after unknown outcome"
 
@@ -136,6 +139,8 @@ class Outbox:
     ``renderer`` turns an ``InvoiceDocument`` into PDF bytes (run in a thread);
     ``facturx_renderer`` makes the Factur-X PDF for companies whose ``einvoice`` setting
     wants one (``einvoice.choice``; default: ``renderer`` + the attachment, in the thread);
+    ``async_renderer`` / ``async_facturx_renderer``, when given, are awaited instead (the
+    service's process pool, called from the loop without a thread in between);
     ``mail_from`` is the sender (``MAIL_FROM``), whose domain also names
     Message-IDs; ``clock`` returns aware UTC datetimes. Backoff values are seconds.
     """
@@ -152,10 +157,20 @@ class Outbox:
         sending_grace_seconds: float = 300,
         lanes: int = 2,
         facturx_renderer: FacturxRenderer | None = None,
+        async_renderer: AsyncRenderer | None = None,
+        async_facturx_renderer: AsyncFacturxRenderer | None = None,
     ) -> None:
         self._transport = transport
-        self._renderer = renderer
-        self._facturx_renderer = facturx_renderer or functools.partial(render_hybrid, renderer)
+        facturx = facturx_renderer or functools.partial(render_hybrid, renderer)
+
+        async def in_thread(doc: InvoiceDocument) -> bytes:
+            return await asyncio.to_thread(renderer, doc)
+
+        async def facturx_in_thread(doc: InvoiceDocument) -> HybridPdf:
+            return await asyncio.to_thread(facturx, doc)
+
+        self._render: AsyncRenderer = async_renderer or in_thread
+        self._render_facturx: AsyncFacturxRenderer = async_facturx_renderer or facturx_in_thread
         self._mail_from = mail_from
         self._sender = envelope_sender(mail_from)
         self._domain = mail_domain(mail_from)
@@ -311,16 +326,18 @@ class Outbox:
     async def _deliver(
         self, delivery: Delivery, doc: InvoiceDocument, unreachable: asyncio.Event
     ) -> DeliveryOutcome | None:
+        if not await self._claim(delivery):
+            log.info("delivery claimed by another worker delivery=%d", delivery.id)
+            return None
         try:
             message = await self._compose(doc, delivery)
         except Exception as exc:  # recorded on the row and logged with traceback, not ignored
             # Renderer and composer are pure: the same input fails the same way, so retrying is pointless.
             log.exception("delivery preparation failed delivery=%d invoice=%s", delivery.id, doc.number)
-            return await self._finish_failed(delivery, doc.number, DeliveryStatus.PENDING,
-                                             f"could not prepare the e-mail: {type(exc).__name__}: {exc}")
-        if not await self._claim(delivery):
-            log.info("delivery claimed by another worker delivery=%d", delivery.id)
-            return None
+            delivery.attempts -= 1  # nothing was handed to the transport: not an attempt
+            return await self._finish_failed(delivery, doc.number, DeliveryStatus.SENDING,
+                                             f"could not prepare the e-mail: {type(exc).__name__}: {exc}",
+                                             attempts=delivery.attempts)
         recipients = envelope_recipients(delivery.to_addr, delivery.bcc)
         try:
             await self._transport.send(message, self._sender, recipients)
@@ -334,13 +351,13 @@ class Outbox:
 
     async def _compose(self, doc: InvoiceDocument, delivery: Delivery) -> EmailMessage:
         if await facturx_wanted(delivery.invoice.company_id, doc.buyer.country):
-            hybrid = await asyncio.to_thread(self._facturx_renderer, doc)  # render + CII + PDF/A-3 attachment
+            hybrid = await self._render_facturx(doc)  # render + CII + PDF/A-3 attachment
             if hybrid.refusal:
                 log.warning("e-invoice not attached delivery=%d invoice=%s reason=%s", delivery.id, doc.number,
                             hybrid.refusal)
             pdf = hybrid.data
         else:
-            pdf = await asyncio.to_thread(self._renderer, doc)  # CPU-heavy for real invoices: off the event loop
+            pdf = await self._render(doc)  # CPU-heavy for real invoices: a thread or the process pool
         return compose_invoice_email(
             doc, pdf, mail_from=self._mail_from, to=delivery.to_addr, message_id=delivery.message_id,
             resend=delivery.kind == DeliveryKind.RESEND,
@@ -371,11 +388,11 @@ class Outbox:
         return DeliveryOutcome(delivery.id, number, DeliveryStatus.PENDING, reply, delivery.attempts)
 
     async def _finish_failed(
-        self, delivery: Delivery, number: str, expected: DeliveryStatus, reason: str
+        self, delivery: Delivery, number: str, expected: DeliveryStatus, reason: str, **changes: object
     ) -> DeliveryOutcome | None:
         async with in_transaction():  # the failure and its Slack notice commit together
             if not await self._move(delivery, expected, status=DeliveryStatus.FAILED, next_attempt_at=None,
-                                    last_error=reason):
+                                    last_error=reason, **changes):
                 return None
             await _queue_failure_notice(delivery, reason, self._clock())
         log.warning("delivery failed delivery=%d invoice=%s attempts=%d reason=%r",

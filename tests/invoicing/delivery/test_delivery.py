@@ -415,6 +415,41 @@ async def test_two_workers_never_send_the_same_delivery_twice(db, smtp, transpor
     assert {d.status for d in await Delivery.all()} == {"sent"}
 
 
+async def test_two_workers_render_each_delivery_once_because_they_claim_before_rendering(db, smtp, transports):
+    port, _ = smtp
+    t, _ = await issue_invoice()
+    for short in ("bravo", "charlie", "delta"):
+        await issue_invoice(short=short, tenant=t)
+    rendered: list[str] = []
+
+    def counting_pdf(doc: InvoiceDocument) -> bytes:
+        rendered.append(doc.number)
+        return tiny_pdf(doc)
+
+    workers = [Outbox(smtp_transport(port, transports), counting_pdf, MAIL_FROM, Clock(T0)) for _ in range(2)]
+    await asyncio.gather(*(w.deliver_due() for w in workers))
+
+    issued = sorted(i.display_number for i in await Invoice.all())
+    assert sorted(rendered) == issued, "a claimed delivery was rendered twice"
+
+
+async def test_an_async_renderer_is_awaited_on_the_loop_without_a_thread(db, smtp, transports):
+    port, server = smtp
+    await issue_invoice()
+    threads: list[str] = []
+
+    async def pool_render(doc: InvoiceDocument) -> bytes:
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return tiny_pdf(doc)
+
+    outbox = Outbox(smtp_transport(port, transports), tiny_pdf, MAIL_FROM, Clock(T0), async_renderer=pool_render)
+    (outcome,) = await outbox.deliver_due()
+    assert outcome.status == "sent" and len(server.received) == 1
+    assert threads == ["MainThread"]
+
+
 # --- the .eml outbox (no SMTP server configured) --------------------------------------------------
 
 
