@@ -17,6 +17,11 @@ only if its UPDATE changed one row, so two workers never send a row concurrently
 The claim counts the attempt and sets ``next_attempt_at`` to ``now +
 sending_grace``: while a row is ``sending``, that column is its lease.
 
+**One commit per message.** A lane records the message it just handed over as ``sent``
+in the same transaction that claims its next delivery (the lane's last one on its own),
+so each message costs one durable commit instead of two. The record is late by one
+claim, never by a render: a crash in that moment is the crash case below.
+
 **Crash semantics: at-least-once.** A row found ``sending`` with an expired lease
 means a worker stopped between handing the message over and recording the outcome.
 Whether the server got it is unknown. ``recover_unknown`` (run at the start of every
@@ -133,6 +138,15 @@ class DeliveryOutcome:
     attempts: int
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A message the transport accepted at ``at``, whose ``sent`` is not recorded yet."""
+
+    delivery: Delivery
+    number: str
+    at: datetime
+
+
 class Outbox:
     """Sends due deliveries through ``transport``; safe to run in several workers at once.
 
@@ -204,13 +218,27 @@ class Outbox:
         unreachable = asyncio.Event()
 
         async def lane() -> None:
+            sent: _Sent | None = None  # handed over, its ``sent`` recorded with the lane's next claim
             for delivery in queue:
                 if unreachable.is_set():
                     # No point in waiting for 99 more connect timeouts; the rest stay due for the next tick.
-                    return
-                outcome = await self._deliver(delivery, documents[delivery.id], unreachable)
-                if outcome is not None:
-                    outcomes[delivery.id] = outcome
+                    break
+                claimed, recorded = await self._claim(delivery, sent)
+                sent = None
+                if recorded is not None:
+                    outcomes[recorded.delivery_id] = recorded
+                if not claimed:
+                    log.info("delivery claimed by another worker delivery=%d", delivery.id)
+                    continue
+                result = await self._deliver(delivery, documents[delivery.id], unreachable)
+                if isinstance(result, _Sent):
+                    sent = result
+                elif result is not None:
+                    outcomes[delivery.id] = result
+            if sent is not None:
+                recorded = await self._finish_sent(sent)
+                if recorded is not None:
+                    outcomes[recorded.delivery_id] = recorded
 
         lanes = [asyncio.ensure_future(lane()) for _ in range(self._lanes)]
         try:
@@ -325,10 +353,12 @@ class Outbox:
 
     async def _deliver(
         self, delivery: Delivery, doc: InvoiceDocument, unreachable: asyncio.Event
-    ) -> DeliveryOutcome | None:
-        if not await self._claim(delivery):
-            log.info("delivery claimed by another worker delivery=%d", delivery.id)
-            return None
+    ) -> DeliveryOutcome | _Sent | None:
+        """Render, compose and hand over a delivery this worker has claimed.
+
+        A failure is recorded here; a message the transport accepted comes back as ``_Sent``
+        and is recorded with the lane's next claim (one commit for both).
+        """
         try:
             message = await self._compose(doc, delivery)
         except Exception as exc:  # recorded on the row and logged with traceback, not ignored
@@ -347,7 +377,7 @@ class Outbox:
             return await self._retry_later(delivery, doc.number, exc.reply)
         except PermanentDeliveryError as exc:
             return await self._finish_failed(delivery, doc.number, DeliveryStatus.SENDING, exc.reply)
-        return await self._finish_sent(delivery, doc.number)
+        return _Sent(delivery, doc.number, self._clock())
 
     async def _compose(self, doc: InvoiceDocument, delivery: Delivery) -> EmailMessage:
         if await facturx_wanted(delivery.invoice.company_id, doc.buyer.country):
@@ -363,15 +393,23 @@ class Outbox:
             resend=delivery.kind == DeliveryKind.RESEND,
         )
 
-    async def _claim(self, delivery: Delivery) -> bool:
-        """``pending → sending`` if still pending and due; commits before any byte goes to SMTP."""
+    async def _claim(self, delivery: Delivery, sent: _Sent | None) -> tuple[bool, DeliveryOutcome | None]:
+        """``pending → sending`` if still pending and due; commits before any byte goes to SMTP.
+
+        ``sent`` (the lane's previous message, accepted by the transport) is recorded ``sent``
+        in the same transaction, so a message costs one commit, not two. Until then it is
+        ``sending``: a crash in between re-sends it after the lease (at-least-once, as for
+        any crash after the hand-over), with the same Message-ID.
+        """
         now = self._clock()
-        claimed = await Delivery.filter(_due(now), id=delivery.id).update(
-            status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + self._grace,
-        )
+        async with in_transaction():
+            recorded = await self._finish_sent(sent) if sent is not None else None
+            claimed = await Delivery.filter(_due(now), id=delivery.id).update(
+                status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + self._grace,
+            )
         if claimed:
             delivery.attempts += 1
-        return claimed == 1
+        return claimed == 1, recorded
 
     async def _retry_later(self, delivery: Delivery, number: str, reply: str) -> DeliveryOutcome | None:
         if delivery.attempts >= self._max_attempts:
@@ -399,8 +437,9 @@ class Outbox:
                     delivery.id, number, delivery.attempts, reason)
         return DeliveryOutcome(delivery.id, number, DeliveryStatus.FAILED, reason, delivery.attempts)
 
-    async def _finish_sent(self, delivery: Delivery, number: str) -> DeliveryOutcome | None:
-        if not await self._move(delivery, DeliveryStatus.SENDING, status=DeliveryStatus.SENT, sent_at=self._clock(),
+    async def _finish_sent(self, sent: _Sent) -> DeliveryOutcome | None:
+        delivery, number = sent.delivery, sent.number
+        if not await self._move(delivery, DeliveryStatus.SENDING, status=DeliveryStatus.SENT, sent_at=sent.at,
                                 next_attempt_at=None):
             return None
         log.info("delivery sent delivery=%d invoice=%s message_id=%s attempts=%d",
