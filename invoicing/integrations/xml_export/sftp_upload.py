@@ -1,0 +1,235 @@
+"""SFTP delivery with asyncssh: a pinned host key, key (or password) authentication, temporary name + atomic rename.
+
+What a caller may rely on:
+
+* The connection trusts exactly the pinned host key (``known_hosts`` built from it alone; never "accept any",
+  never ``~/.ssh/known_hosts``, ``~/.ssh/config`` or an SSH agent). No pinned key → ``host_key_unknown`` with
+  the key the server offers, without authenticating; another key → ``host_key_changed`` with the new key.
+* ``upload`` streams the file (``SFTPClient.put``: parallel block requests, constant memory) to
+  ``<name>.part`` in the target directory, checks the stored size, asks the server to flush it (fsync, when the
+  server offers it) and renames it over ``<name>`` with ``posix-rename@openssh.com`` — so the final name only
+  ever shows a complete file, and uploading the same name again simply replaces it. A server without
+  posix-rename gets remove + rename (a moment without the file, never a partial one).
+* ``timeout`` bounds the connection and each step; the transfer itself may take longer, but fails when no
+  block is acknowledged for ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import stat
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import asyncssh
+
+from invoicing.integrations.xml_export import sftp_errors as errors
+from invoicing.integrations.xml_export.sftp_errors import UploadError, Where
+from invoicing.integrations.xml_export.targets import SftpTarget, fingerprint, openssh_line, public_key
+
+_T = TypeVar("_T")
+PROBE_PREFIX = ".invoicebot-probe-"
+PART_SUFFIX = ".part"
+
+
+class _PinnedClient(asyncssh.SSHClient):
+    """Remembers the host key the server offered when it is not the pinned one (and refuses it)."""
+
+    def __init__(self) -> None:
+        self.offered: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.offered = key
+        return False
+
+
+def _where(target: SftpTarget) -> Where:
+    return Where(target.host, target.port, target.username, target.path, with_key=target.private_key is not None)
+
+
+async def _step(awaitable: Awaitable[_T], where: Where, timeout: float) -> _T:
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        raise errors.classify(exc, where, timeout=timeout) from None
+
+
+async def offered_host_key(host: str, port: int, *, timeout: float, where: Where | None = None) -> str:
+    """The key line the server presents, fetched without authenticating."""
+    where = where or Where(host, port, "", "")
+    key = await _step(asyncssh.get_server_host_key(host, port, config=[]), where, timeout)
+    if key is None:
+        raise UploadError(f"The server {where.server} presented no host key (protocol).", kind="protocol")
+    return openssh_line(key)
+
+
+@asynccontextmanager
+async def sftp_session(target: SftpTarget, *, timeout: float) -> AsyncIterator[asyncssh.SFTPClient]:
+    """An SFTP session on a connection that trusts only ``target.host_key``."""
+    where = _where(target)
+    if target.host_key is None:
+        offered = await offered_host_key(target.host, target.port, timeout=timeout, where=where)
+        raise errors.host_key_unknown(where, offered, fingerprint(offered))
+    pinned = public_key(target.host_key)
+    if target.private_key is None and target.password is None:
+        raise UploadError(f"No key or password is set for user '{target.username}' on {where.server} (auth).",
+                          kind="auth")
+    client_keys = None
+    if target.private_key is not None:
+        try:
+            client_keys = [asyncssh.import_private_key(target.private_key)]
+        except (asyncssh.KeyImportError, ValueError):  # never echo the key text
+            raise UploadError("The stored private key could not be read (auth); rotate the tenant key.",
+                              kind="auth") from None
+    client = _PinnedClient()
+    methods = [m for m, given in (("publickey", client_keys), ("password", target.password)) if given is not None]
+    try:
+        conn = await asyncio.wait_for(asyncssh.connect(
+            target.host, target.port, username=target.username, client_keys=client_keys, password=target.password,
+            known_hosts=asyncssh.import_known_hosts(f"* {openssh_line(pinned)}\n"), client_factory=lambda: client,
+            connect_timeout=timeout, agent_path=None, config=[], preferred_auth=methods, kbdint_auth=False,
+            gss_host=None, disable_trivial_auth=True), timeout + 1)
+    except (asyncssh.HostKeyNotVerifiable, asyncssh.KeyExchangeFailed) as exc:
+        raise await _host_key_error(exc, client, target, where, timeout) from None
+    except (OSError, asyncssh.Error, TimeoutError) as exc:
+        raise errors.classify(exc, where, timeout=timeout) from None
+    try:
+        sftp = await _step(conn.start_sftp_client(), where, timeout)
+        try:
+            yield sftp
+        finally:
+            sftp.exit()
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def _host_key_error(exc: Exception, client: _PinnedClient, target: SftpTarget, where: Where,
+                          timeout: float) -> UploadError:
+    assert target.host_key is not None
+    pinned = fingerprint(target.host_key)
+    if client.offered is not None:
+        offered: str | None = openssh_line(client.offered)
+    else:  # no common host key algorithm: the server's key is of another type than the pinned one
+        try:
+            offered = await offered_host_key(target.host, target.port, timeout=timeout, where=where)
+        except UploadError:
+            offered = None
+        if offered is not None and public_key(offered) == public_key(target.host_key):
+            return errors.classify(exc, where, timeout=timeout)
+        if offered is None and isinstance(exc, asyncssh.KeyExchangeFailed):
+            return errors.classify(exc, where, timeout=timeout)
+    return errors.host_key_changed(where, offered, fingerprint(offered) if offered else None, pinned)
+
+
+async def check_directory(sftp: asyncssh.SFTPClient, where: Where, timeout: float) -> None:
+    attrs = await _step(sftp.stat(where.path), where, timeout)
+    if attrs.permissions is not None and not stat.S_ISDIR(attrs.permissions):
+        raise errors.no_directory(where, "is not a directory")
+
+
+async def _put(sftp: asyncssh.SFTPClient, source: Path, remote: str, where: Where, timeout: float) -> None:
+    """``sftp.put`` that fails when no block has been acknowledged for ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+
+    def progress(_src: bytes, _dst: bytes, _done: int, _total: int) -> None:
+        nonlocal last
+        last = loop.time()
+
+    task = asyncio.ensure_future(sftp.put(str(source), remote, progress_handler=progress))
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=max(0.05, last + timeout - loop.time()))
+            if done:
+                break
+            if loop.time() - last >= timeout:
+                raise errors.timed_out(where, timeout, "stopped accepting data")
+        exc = task.exception()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if exc is not None:
+        if isinstance(exc, OSError | asyncssh.Error | TimeoutError):
+            raise errors.classify(exc, where, timeout=timeout) from None
+        raise exc
+
+
+async def _flush(sftp: asyncssh.SFTPClient, remote: str, where: Where, timeout: float) -> None:
+    try:
+        async with await _step(sftp.open(remote, "ab"), where, timeout) as handle:
+            await _step(handle.fsync(), where, timeout)
+    except UploadError as error:
+        if error.kind != "protocol":  # e.g. no fsync@openssh.com on this server: the rename is still atomic
+            raise
+
+
+async def _replace(sftp: asyncssh.SFTPClient, temporary: str, final: str, where: Where, timeout: float) -> None:
+    try:
+        await _step(sftp.posix_rename(temporary, final), where, timeout)
+        return
+    except UploadError as error:
+        if error.kind != "protocol":
+            raise
+    try:  # no posix-rename@openssh.com: plain SFTP rename refuses to replace, so remove the old copy first
+        await sftp.remove(final)
+    except asyncssh.SFTPNoSuchFile:
+        pass
+    except (OSError, asyncssh.Error) as exc:
+        raise errors.classify(exc, where, timeout=timeout) from None
+    await _step(sftp.rename(temporary, final), where, timeout)
+
+
+async def upload_sftp(target: SftpTarget, name: str, source: Path, size: int, *, timeout: float) -> None:
+    where = _where(target)
+    final = target.remote_path(name)
+    temporary = final + PART_SUFFIX
+    async with sftp_session(target, timeout=timeout) as sftp:
+        await check_directory(sftp, where, timeout)
+        try:
+            await _put(sftp, source, temporary, where, timeout)
+        except UploadError as error:
+            if error.kind in {"disk_full", "protocol"}:  # the session still works: free the space the part holds
+                with contextlib.suppress(OSError, asyncssh.Error, TimeoutError):
+                    await asyncio.wait_for(sftp.remove(temporary), timeout)
+            raise
+        stored = await _step(sftp.stat(temporary), where, timeout)
+        if stored.size != size:
+            raise UploadError(f"The server {where.server} stored {stored.size} of {size} bytes of {name} "
+                              "(protocol); the upload is retried.", kind="protocol")
+        await _flush(sftp, temporary, where, timeout)
+        await _replace(sftp, temporary, final, where, timeout)
+
+
+async def probe_sftp(target: SftpTarget, *, timeout: float) -> list[str]:
+    where = _where(target)
+    steps: list[str] = []
+    async with sftp_session(target, timeout=timeout) as sftp:
+        how = "key" if target.private_key is not None else "password"
+        assert target.host_key is not None
+        steps.append(f"connected to {where.server} as '{target.username}' with the {how}; the host key "
+                     f"{fingerprint(target.host_key)} matches the pinned one")
+        await check_directory(sftp, where, timeout)
+        steps.append(f"the directory {target.path} exists")
+        probe_name = PROBE_PREFIX + secrets.token_hex(6)
+        remote = target.remote_path(probe_name)
+        body = b"InvoiceBot connection test; safe to delete.\n"
+        try:
+            async with await _step(sftp.open(remote, "wb"), where, timeout) as handle:
+                await _step(handle.write(body), where, timeout)
+            steps.append(f"wrote {probe_name} ({len(body)} bytes)")
+        finally:
+            try:
+                await asyncio.wait_for(sftp.remove(remote), timeout)
+            except asyncssh.SFTPNoSuchFile:
+                pass
+            except (OSError, asyncssh.Error, TimeoutError) as exc:
+                if steps[-1].startswith("wrote"):
+                    raise errors.classify(exc, where, timeout=timeout) from None
+        steps.append(f"removed {probe_name}")
+    return steps
