@@ -101,7 +101,7 @@ async def enable(company: Company, *, now: datetime, actor: str) -> XmlSettings:
     check_plan(await Tenant.get(id=company.tenant_id))
     async with in_transaction():
         row = await locked(company)
-        _check_ready(company, row.settings or {})
+        check_ready(company, row.settings or {})
         if row.enabled and row.next_run_at is not None:
             return view(company, row)
         old = _snapshot(row)
@@ -168,7 +168,7 @@ async def configure(company: Company, *, now: datetime, actor: str, box: SecretB
         apply_timing(row, company.timezone, timing, now)
         new = _snapshot(row)
         if row.enabled:
-            _check_ready(company, row.settings)  # an enabled export keeps a usable destination
+            check_ready(company, row.settings)  # an enabled export keeps a usable destination
         if new != old or password is not None:
             await _save(row)
             before, after = audit.changed(old, new)
@@ -225,7 +225,8 @@ async def locked(company: Company) -> Integration:
     return await Integration.filter(company_id=company.id, kind=KIND).select_for_update(no_key=True).get()
 
 
-def _check_ready(company: Company, s: dict[str, Any]) -> None:
+def check_ready(company: Company, s: dict[str, Any]) -> None:
+    """Refuse (``NotEligible``, saying what to do) a destination that cannot be uploaded to yet."""
     co = company.short_name
     if not f.destination_text(s):
         raise NotEligible(f"The XML export of {co} has no destination yet: set one with `/invoicing xml {co} set "
