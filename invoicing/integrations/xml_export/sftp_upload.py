@@ -99,13 +99,19 @@ async def sftp_session(target: SftpTarget, *, timeout: float) -> AsyncIterator[a
         raise errors.classify(exc, where, timeout=timeout) from None
     try:
         sftp = await _step(conn.start_sftp_client(), where, timeout)
-        try:
-            yield sftp
-        finally:
-            sftp.exit()
-    finally:
+        yield sftp
+    except BaseException as exc:
+        stalled = not isinstance(exc, UploadError) or exc.kind == "timeout"
+        conn.abort() if stalled else conn.close()  # a stalled server must not hold us in a polite close
+        raise
+    else:
+        sftp.exit()
         conn.close()
-        await conn.wait_closed()
+    finally:
+        try:
+            await asyncio.wait_for(conn.wait_closed(), timeout)
+        except TimeoutError:
+            conn.abort()
 
 
 async def _host_key_error(exc: Exception, client: _PinnedClient, target: SftpTarget, where: Where,
@@ -151,9 +157,9 @@ async def _put(sftp: asyncssh.SFTPClient, source: Path, remote: str, where: Wher
                 raise errors.timed_out(where, timeout, "stopped accepting data")
         exc = task.exception()
     finally:
-        if not task.done():
+        if not task.done():  # the session aborts the connection, which ends the put's pending requests
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
     if exc is not None:
         if isinstance(exc, OSError | asyncssh.Error | TimeoutError):
             raise errors.classify(exc, where, timeout=timeout) from None
