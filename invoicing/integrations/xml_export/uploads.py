@@ -110,22 +110,25 @@ class Uploads:
         return outcomes
 
     async def next_due_at(self) -> datetime | None:
-        """When the earliest waiting file (pending or leased) becomes due, for the worker loop's sleep."""
-        rows = await XmlExport.filter(status__in=[XmlExportStatus.PENDING, XmlExportStatus.SENDING],
-                                      next_attempt_at__isnull=False).order_by("next_attempt_at").limit(1) \
-            .values_list("next_attempt_at")
-        return rows[0][0] if rows else None
+        """When the earliest company's next file becomes due (its backoff or lease ends), for the loop's sleep."""
+        times = [h["next_attempt_at"] for h in await self._heads()
+                 if h["status"] != XmlExportStatus.FAILED and h["next_attempt_at"] is not None]
+        return min(times) if times else None
 
-    async def _due_heads(self) -> list[dict[str, Any]]:
-        """The first unsent file of every company, when it is due now."""
-        now = self._clock()
+    async def _heads(self) -> list[dict[str, Any]]:
+        """The first unsent file of every company (a failed one holds the company's later files back)."""
         rows = await XmlExport.filter(status__in=[XmlExportStatus.PENDING, XmlExportStatus.SENDING,
                                                   XmlExportStatus.FAILED]) \
             .order_by("company_id", "sequence").values("id", "company_id", "status", "next_attempt_at")
         heads: dict[int, dict[str, Any]] = {}
         for row in rows:
             heads.setdefault(row["company_id"], row)
-        return [h for h in heads.values() if h["status"] != XmlExportStatus.FAILED
+        return list(heads.values())
+
+    async def _due_heads(self) -> list[dict[str, Any]]:
+        """The first unsent file of every company, when it is due now."""
+        now = self._clock()
+        return [h for h in await self._heads() if h["status"] != XmlExportStatus.FAILED
                 and (h["next_attempt_at"] is None or h["next_attempt_at"] <= now)]
 
     async def _claim(self, head: dict[str, Any]) -> bool:
