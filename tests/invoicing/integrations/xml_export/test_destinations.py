@@ -10,9 +10,12 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -315,3 +318,79 @@ async def test_a_local_probe_leaves_nothing_behind(tmp_path):
     with unwritable(share), pytest.raises(UploadError) as caught:
         await probe(LocalTarget(share))
     assert caught.value.kind == "permission"
+
+
+# --- processes: the server as a subprocess, an uploader killed with SIGKILL ------------------------------------
+
+REPO = Path(__file__).resolve().parents[4]
+
+UPLOADER = """
+import asyncio, json, sys
+from pathlib import Path
+from invoicing.integrations.xml_export.destinations import SftpTarget, upload
+spec = json.loads(Path(sys.argv[1]).read_text())
+asyncio.run(upload(SftpTarget(**spec["target"]), spec["name"], Path(spec["source"])))
+"""
+
+
+async def wait_for(condition, seconds: float = 20) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def test_an_uploader_killed_mid_transfer_never_leaves_a_file_under_the_final_name(server, target, source,
+                                                                                        tmp_path):
+    server.write_delay = 0.05
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"target": target.__dict__, "name": NAME, "source": str(source)}))
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", UPLOADER, str(spec), cwd=REPO)
+    try:
+        await wait_for(lambda: server.bytes_written > 0)
+        os.kill(child.pid, signal.SIGKILL)
+        assert await child.wait() == -signal.SIGKILL
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert listing(server) == [NAME + ".part"]
+    server.write_delay = 0
+    await upload(target, NAME, source)  # the retry: the same bytes under the same name, the part replaced
+    assert listing(server) == [NAME] and sha256(server.root / "upload" / NAME) == sha256(source)
+
+
+async def test_the_server_subprocess_serves_and_keeps_port_and_host_key_across_a_restart(tmp_path, client_key,
+                                                                                         source):
+    root = tmp_path / "root"
+    (root / "upload").mkdir(parents=True)
+    (tmp_path / "authorized").write_text(openssh_line(client_key) + "\n")
+    port_file = tmp_path / "port"
+
+    async def serve(port: int = 0) -> asyncio.subprocess.Process:
+        port_file.unlink(missing_ok=True)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root), "--authorized",
+            str(tmp_path / "authorized"), "--port-file", str(port_file), "--host-key", str(tmp_path / "host_key"),
+            "--port", str(port), cwd=REPO)
+        await wait_for(port_file.exists)
+        return child
+
+    child = await serve()
+    port = int(port_file.read_text())
+    host_key = Path(str(port_file) + ".hostkey").read_text().strip()
+    target = SftpTarget("127.0.0.1", port, "acme", "/upload", host_key, client_key.export_private_key().decode(), None)
+    try:
+        await upload(target, NAME, source)
+        child.kill()  # kill -9: down …
+        await child.wait()
+        assert (await refused(target, source)).kind == "unreachable"
+        child = await serve(port)  # … then up, same port and host key
+        assert Path(str(port_file) + ".hostkey").read_text().strip() == host_key
+        await upload(target, "second.xml", source)
+    finally:
+        if child.returncode is None:
+            child.terminate()
+            await child.wait()
+    assert sorted(os.listdir(root / "upload")) == [NAME, "second.xml"]
