@@ -101,6 +101,15 @@ async def test_uploading_the_same_name_again_is_harmless_and_a_new_version_repla
     assert (server.root / "upload" / NAME).read_bytes() == b"<orders/>\n" and listing(server) == [NAME]
 
 
+async def test_without_posix_rename_the_old_copy_is_removed_then_replaced(server, target, source):
+    server.posix_rename = False
+    await upload(target, NAME, source)
+    source.write_bytes(b"<orders/>\n")
+    await upload(target, NAME, source)
+    assert listing(server) == [NAME] and (server.root / "upload" / NAME).read_bytes() == b"<orders/>\n"
+    assert server.renames == 0
+
+
 async def test_a_partial_upload_never_shows_the_final_name_and_the_retry_completes_it(server, target, source):
     server.write_delay = 0.05
     attempt = asyncio.ensure_future(upload(target, NAME, source))
