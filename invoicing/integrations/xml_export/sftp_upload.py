@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 PROBE_PREFIX = ".invoicebot-probe-"
 PART_SUFFIX = ".part"
 _BLOCK = 256 * 1024  # bytes per write request (servers cap it: OpenSSH at 255 KiB, reported by limits@openssh.com)
-_IN_FLIGHT = 64
+_IN_FLIGHT = 16  # 4 MiB outstanding: as fast as 64 in benchmarks/sftp_put.py, a quarter of the memory
 
 
 @dataclass(frozen=True)
