@@ -36,7 +36,9 @@ _T = TypeVar("_T")
 PROBE_PREFIX = ".invoicebot-probe-"
 PART_SUFFIX = ".part"
 _BLOCK = 256 * 1024  # bytes per write request (servers cap it: OpenSSH at 255 KiB, reported by limits@openssh.com)
-_IN_FLIGHT = 16  # 4 MiB outstanding: as fast as 64 in benchmarks/sftp_put.py, a quarter of the memory
+# Up to 4 MiB outstanding (16 × 256 KiB; as fast as 64 in benchmarks/sftp_put.py at a quarter of the memory), and
+# up to 128 requests when a server without limits@openssh.com gets asyncssh's safe 16 KiB writes (as put does).
+_WINDOW = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -145,20 +147,21 @@ async def check_directory(sftp: asyncssh.SFTPClient, where: Where, timeout: floa
 
 
 async def _transfer(session: Session, source: Path, remote: str, where: Where, timeout: float) -> None:
-    """Stream ``source`` to ``remote`` with up to ``_IN_FLIGHT`` write requests outstanding, then fsync and close.
+    """Stream ``source`` to ``remote`` with up to ``_WINDOW`` bytes of write requests outstanding, fsync, close.
 
     Our own pipeline rather than ``SFTPClient.put`` (as fast in ``benchmarks/sftp_put.py``): it owns every
     request, so a failure or a stall (nothing acknowledged for ``timeout`` s → the connection is aborted) still
-    collects each outstanding request's outcome, and memory stays at ``_IN_FLIGHT`` blocks whatever the size."""
+    collects each outstanding request's outcome, and memory stays at about ``_WINDOW`` whatever the size."""
     handle = await _step(session.sftp.open(remote, "wb"), where, timeout)
     block = min(handle.write_len or _BLOCK, _BLOCK)
+    in_flight = max(16, min(128, _WINDOW // block))
     pending: set[asyncio.Future[int]] = set()
     failure: BaseException | None = None
     try:
         with source.open("rb") as local:
             offset = 0
             while failure is None:
-                while len(pending) < _IN_FLIGHT and (chunk := local.read(block)):
+                while len(pending) < in_flight and (chunk := local.read(block)):
                     pending.add(asyncio.ensure_future(handle.write(chunk, offset)))
                     offset += len(chunk)
                 if not pending:
