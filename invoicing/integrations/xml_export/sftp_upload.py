@@ -146,6 +146,13 @@ async def check_directory(sftp: asyncssh.SFTPClient, where: Where, timeout: floa
         raise errors.no_directory(where, "is not a directory")
 
 
+def _first_failure(tasks: set[asyncio.Future[int]]) -> BaseException | None:
+    """The first error among finished ``tasks``, retrieving every one's (asyncio logs unretrieved errors at GC,
+    and on CPython 3.11 that logging inside another ``ast.parse`` breaks it: "AST constructor recursion depth")."""
+    errors_seen = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+    return next((e for e in errors_seen if e is not None), None)
+
+
 async def _transfer(session: Session, source: Path, remote: str, where: Where, timeout: float) -> None:
     """Stream ``source`` to ``remote`` with up to ``_WINDOW`` bytes of write requests outstanding, fsync, close.
 
@@ -170,15 +177,15 @@ async def _transfer(session: Session, source: Path, remote: str, where: Where, t
                 if not done:
                     failure = errors.timed_out(where, timeout, "stopped accepting data")
                     session.abort()
-                failure = failure or next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+                failure = failure or _first_failure(done)
     finally:
         if pending:  # an error, a stall or our cancellation: wait for (and so collect) every outstanding request
             if failure is None or isinstance(failure, UploadError):
                 session.abort()
             await asyncio.wait(pending, timeout=timeout)
             for task in pending:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved: asyncio would otherwise log it as "never retrieved"
+                task.cancel()
+            _first_failure(pending)
     if failure is not None:
         raise errors.classify(failure, where, timeout=timeout) from None
     try:
