@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -163,6 +164,18 @@ async def test_password_authentication_works_and_a_wrong_password_is_auth_never_
     assert listing(server) == [NAME]
     error = await refused(replace(by_password, password="hunter2"), source)
     assert error.kind == "auth" and "password" in str(error) and "hunter2" not in str(error) + repr(error)
+
+
+async def test_neither_password_nor_private_key_appears_in_any_log_line(server, target, source, caplog):
+    caplog.set_level(logging.DEBUG)  # ours and asyncssh's, at their most verbose
+    await upload(target, NAME, source)
+    await upload(replace(target, private_key=None, password=PASSWORD), NAME, source)
+    with pytest.raises(UploadError):
+        await upload(replace(target, private_key=None, password="hunter2"), NAME, source)
+    body = [line for line in (target.private_key or "").splitlines() if line and not line.startswith("-----")]
+    assert "uploaded location=sftp://" in caplog.text
+    assert PASSWORD not in caplog.text and "hunter2" not in caplog.text
+    assert body and not [line for line in body if line in caplog.text]
 
 
 def test_secrets_are_never_in_a_target_repr_or_str(target):
