@@ -7,7 +7,8 @@
 Knobs: ``read_only(dir)`` (a real chmod, also enforced by the server itself because the tests may run as
 root, which ignores permission bits), ``disk_full_after(n)`` (writes fail with "no space" once ``n`` more bytes
 were written), ``write_delay`` (seconds slept per write request, so a test can stop the server or kill a
-process mid-upload). ``auth_attempts`` lists the user names that tried to log in.
+process mid-upload), ``posix_rename = False`` (a server without that extension). ``auth_attempts`` lists
+the user names that tried to log in.
 
 As a subprocess (for kill -9 tests and trials):
     python -m tests.fakes.sftp_server --root DIR --authorized KEYFILE --port-file F [--user acme]
@@ -103,6 +104,8 @@ class _Sftp(asyncssh.SFTPServer):
         return super().rename(oldpath, newpath)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> object:
+        if not self._server.posix_rename:
+            raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
         self._check_writable(newpath)
         self._server.renames += 1
         return super().posix_rename(oldpath, newpath)
@@ -128,6 +131,7 @@ class SftpServer:
         self.write_delay = 0.0
         self.bytes_written = 0
         self.renames = 0
+        self.posix_rename = True  # False: like a server without posix-rename@openssh.com
         self.auth_attempts: list[str] = []
         self._space_left: int | None = None
         self._acceptor: asyncssh.SSHAcceptor | None = None

@@ -15,6 +15,8 @@ Implementations: ``sftp_upload`` (asyncssh) and ``local_upload`` (a directory or
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from invoicing.integrations.xml_export.targets import (
     fingerprint,
     parse_destination,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "KINDS",
@@ -56,19 +60,26 @@ class Uploaded:
 
 
 async def upload(target: Target, name: str, source: Path, *, timeout: float = 30) -> Uploaded:
-    """Deliver ``source`` as ``name``; ``timeout`` (seconds) bounds connecting and each step, and the transfer
-    fails when it makes no progress for that long. Raises ``UploadError`` (nothing under ``name`` changed) or
+    """Deliver ``source`` as ``name``; ``timeout`` (seconds, SFTP only) bounds connecting and each step, and the
+    transfer fails when it makes no progress for that long. Raises ``UploadError`` (nothing under ``name`` changed) or
     ``InvalidInput`` for a bad ``name``/unreadable ``source``."""
     check_file_name(name)
     try:
         size = source.stat().st_size
     except OSError as exc:
         raise InvalidInput("source", f"the export file {source} cannot be read ({exc.strerror})") from None
-    if isinstance(target, LocalTarget):
-        size = await upload_local(target, name, source)
-    else:
-        await upload_sftp(target, name, source, size, timeout=timeout)
-    return Uploaded(location=target.location(name), size=size)
+    started = time.monotonic()
+    try:
+        if isinstance(target, LocalTarget):
+            size = await upload_local(target, name, source)
+        else:
+            await upload_sftp(target, name, source, size, timeout=timeout)
+    except UploadError as error:
+        log.info("upload failed location=%s kind=%s permanent=%s", target.location(name), error.kind, error.permanent)
+        raise
+    done = Uploaded(location=target.location(name), size=size)
+    log.info("uploaded location=%s bytes=%d seconds=%.2f", done.location, size, time.monotonic() - started)
+    return done
 
 
 async def probe(target: Target, *, timeout: float = 15) -> list[str]:

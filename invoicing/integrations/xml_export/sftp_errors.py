@@ -133,14 +133,14 @@ def classify(exc: BaseException, where: Where, *, timeout: float) -> UploadError
         return no_directory(where, "is not a directory")
     if isinstance(exc, asyncssh.SFTPPermissionDenied | asyncssh.SFTPWriteProtect):
         return permission(where)
+    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection | asyncssh.ConnectionLost):
+        return UploadError(f"The connection to {where.server} was lost ({_said(exc)}) (unreachable); the upload is "
+                           "retried.", kind="unreachable")
     if isinstance(exc, asyncssh.SFTPError) and _is_space(exc):
         return disk_full(where)
     if isinstance(exc, asyncssh.SFTPError):
         return UploadError(f"The SFTP server {where.server} reported a failure: {_said(exc)} (protocol). A full disk "
                            "or quota often shows like this; the upload is retried.", kind="protocol")
-    if isinstance(exc, asyncssh.ConnectionLost):
-        return UploadError(f"The connection to {where.server} was lost ({_said(exc)}) (unreachable); the upload is "
-                           "retried.", kind="unreachable")
     if isinstance(exc, asyncssh.ChannelOpenError):
         return UploadError(f"The server {where.server} does not offer SFTP to '{where.user}': {_said(exc)} "
                            "(protocol).", kind="protocol")

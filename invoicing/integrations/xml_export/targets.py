@@ -132,7 +132,7 @@ def parse_destination(text: str) -> tuple[str, str, int, str] | Path:
     if not (_HOST.match(host) or ("[" in parts.netloc and _IPV6.match(host))):
         raise InvalidInput("host", f"{host!r} is not a valid host name or address")
     try:
-        port = parts.port or DEFAULT_PORT
+        port = parts.port if parts.port is not None else DEFAULT_PORT
     except ValueError:
         raise InvalidInput("port", "the port must be a number from 1 to 65535") from None
     if not 1 <= port <= 65535:

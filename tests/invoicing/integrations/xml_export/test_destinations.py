@@ -10,9 +10,13 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -98,6 +102,15 @@ async def test_uploading_the_same_name_again_is_harmless_and_a_new_version_repla
     assert (server.root / "upload" / NAME).read_bytes() == b"<orders/>\n" and listing(server) == [NAME]
 
 
+async def test_without_posix_rename_the_old_copy_is_removed_then_replaced(server, target, source):
+    server.posix_rename = False
+    await upload(target, NAME, source)
+    source.write_bytes(b"<orders/>\n")
+    await upload(target, NAME, source)
+    assert listing(server) == [NAME] and (server.root / "upload" / NAME).read_bytes() == b"<orders/>\n"
+    assert server.renames == 0
+
+
 async def test_a_partial_upload_never_shows_the_final_name_and_the_retry_completes_it(server, target, source):
     server.write_delay = 0.05
     attempt = asyncio.ensure_future(upload(target, NAME, source))
@@ -110,7 +123,7 @@ async def test_a_partial_upload_never_shows_the_final_name_and_the_retry_complet
     await server.stop()  # the server goes away mid-write
     with pytest.raises(UploadError) as caught:
         await attempt
-    assert not caught.value.permanent and caught.value.kind in {"unreachable", "protocol"}
+    assert not caught.value.permanent and caught.value.kind == "unreachable" and "lost" in str(caught.value)
     assert not (server.root / "upload" / NAME).exists()
     assert part.stat().st_size < source.stat().st_size
     server.write_delay = 0
@@ -151,6 +164,18 @@ async def test_password_authentication_works_and_a_wrong_password_is_auth_never_
     assert listing(server) == [NAME]
     error = await refused(replace(by_password, password="hunter2"), source)
     assert error.kind == "auth" and "password" in str(error) and "hunter2" not in str(error) + repr(error)
+
+
+async def test_neither_password_nor_private_key_appears_in_any_log_line(server, target, source, caplog):
+    caplog.set_level(logging.DEBUG)  # ours and asyncssh's, at their most verbose
+    await upload(target, NAME, source)
+    await upload(replace(target, private_key=None, password=PASSWORD), NAME, source)
+    with pytest.raises(UploadError):
+        await upload(replace(target, private_key=None, password="hunter2"), NAME, source)
+    body = [line for line in (target.private_key or "").splitlines() if line and not line.startswith("-----")]
+    assert "uploaded location=sftp://" in caplog.text
+    assert PASSWORD not in caplog.text and "hunter2" not in caplog.text
+    assert body and not [line for line in body if line in caplog.text]
 
 
 def test_secrets_are_never_in_a_target_repr_or_str(target):
@@ -196,15 +221,20 @@ async def test_a_server_that_is_down_is_unreachable_then_works_once_it_is_up(ser
 
 
 async def test_a_server_that_never_answers_times_out_with_the_time_said(target, source):
+    release = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
+        await release.wait()
+        writer.close()
 
     tarpit = await asyncio.start_server(silent, "127.0.0.1", 0)
     try:
         port = tarpit.sockets[0].getsockname()[1]
         error = await refused(replace(target, port=port), source, timeout=0.5)
     finally:
+        release.set()
         tarpit.close()
+        await tarpit.wait_closed()
     assert error.kind == "timeout" and not error.permanent and "timed out after 0.5 s" in str(error)
 
 
@@ -315,3 +345,79 @@ async def test_a_local_probe_leaves_nothing_behind(tmp_path):
     with unwritable(share), pytest.raises(UploadError) as caught:
         await probe(LocalTarget(share))
     assert caught.value.kind == "permission"
+
+
+# --- processes: the server as a subprocess, an uploader killed with SIGKILL ------------------------------------
+
+REPO = Path(__file__).resolve().parents[4]
+
+UPLOADER = """
+import asyncio, json, sys
+from pathlib import Path
+from invoicing.integrations.xml_export.destinations import SftpTarget, upload
+spec = json.loads(Path(sys.argv[1]).read_text())
+asyncio.run(upload(SftpTarget(**spec["target"]), spec["name"], Path(spec["source"])))
+"""
+
+
+async def wait_for(condition, seconds: float = 20) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def test_an_uploader_killed_mid_transfer_never_leaves_a_file_under_the_final_name(server, target, source,
+                                                                                        tmp_path):
+    server.write_delay = 0.05
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"target": target.__dict__, "name": NAME, "source": str(source)}))
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", UPLOADER, str(spec), cwd=REPO)
+    try:
+        await wait_for(lambda: server.bytes_written > 0)
+        os.kill(child.pid, signal.SIGKILL)
+        assert await child.wait() == -signal.SIGKILL
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert listing(server) == [NAME + ".part"]
+    server.write_delay = 0
+    await upload(target, NAME, source)  # the retry: the same bytes under the same name, the part replaced
+    assert listing(server) == [NAME] and sha256(server.root / "upload" / NAME) == sha256(source)
+
+
+async def test_the_server_subprocess_serves_and_keeps_port_and_host_key_across_a_restart(tmp_path, client_key,
+                                                                                         source):
+    root = tmp_path / "root"
+    (root / "upload").mkdir(parents=True)
+    (tmp_path / "authorized").write_text(openssh_line(client_key) + "\n")
+    port_file = tmp_path / "port"
+
+    async def serve(port: int = 0) -> asyncio.subprocess.Process:
+        port_file.unlink(missing_ok=True)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root), "--authorized",
+            str(tmp_path / "authorized"), "--port-file", str(port_file), "--host-key", str(tmp_path / "host_key"),
+            "--port", str(port), cwd=REPO)
+        await wait_for(port_file.exists)
+        return child
+
+    child = await serve()
+    port = int(port_file.read_text())
+    host_key = Path(str(port_file) + ".hostkey").read_text().strip()
+    target = SftpTarget("127.0.0.1", port, "acme", "/upload", host_key, client_key.export_private_key().decode(), None)
+    try:
+        await upload(target, NAME, source)
+        child.kill()  # kill -9: down …
+        await child.wait()
+        assert (await refused(target, source)).kind == "unreachable"
+        child = await serve(port)  # … then up, same port and host key
+        assert Path(str(port_file) + ".hostkey").read_text().strip() == host_key
+        await upload(target, "second.xml", source)
+    finally:
+        if child.returncode is None:
+            child.terminate()
+            await child.wait()
+    assert sorted(os.listdir(root / "upload")) == [NAME, "second.xml"]
