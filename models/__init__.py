@@ -19,6 +19,7 @@ from models.notice import NoticeKind, NoticeStatus, SlackNotice
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
 from models.seen_request import SeenRequest
+from models.ssh_key import SshKey
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
 
@@ -38,6 +39,7 @@ MODEL_MODULES = [
     "models.token",
     "models.seen_request",
     "models.fx",
+    "models.ssh_key",
 ]
 
 __all__ = [
@@ -74,5 +76,6 @@ __all__ = [
     "RunTrigger",
     "SeenRequest",
     "SlackNotice",
+    "SshKey",
     "Tenant",
 ]

@@ -1,2 +1,1 @@
-"""The XML accounting export: dispatched orders as XML files delivered to where the customer's accounts package
-collects them (issue 15)."""
+"""The XML accounting export: dispatched orders as XML files delivered by SFTP or to a local directory."""
