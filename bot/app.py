@@ -95,7 +95,7 @@ class Service:
         key = settings.invoicebot_secret_key
         self.secret_box = SecretBox(key.get_secret_value() if key is not None else None)
         # XML export files are uploaded beside the e-mail outbox (``invoicing.integrations.xml_export.uploads``).
-        self.uploads = Uploads(self.secret_box, clock=clock)
+        self.uploads = Uploads(self.secret_box, clock=clock, lease_seconds=settings.xml_upload_lease_seconds)
         self._upload_kick = asyncio.Event()
         self.poster: ChannelPoster | None = None
         # Slack notices are posted only when Slack is configured; otherwise the rows wait (``deliveries``).
