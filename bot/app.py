@@ -43,7 +43,9 @@ from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
 from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.registry import RUNNERS
-from models import DeliveryStatus, NoticeStatus
+from invoicing.integrations.xml_export.uploads import Uploads
+from invoicing.secrets import SecretBox
+from models import DeliveryStatus, IntegrationKind, NoticeStatus, XmlExportStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ OUTBOX_POLL_SECONDS = 30.0
 #: The notice worker also polls: rows queued by another process (CLI run, another replica).
 NOTICE_POLL_SECONDS = 30.0
 OUTBOX_STOP_GRACE = 10.0
+#: The XML upload worker polls too (files queued by another process, retries coming due).
+UPLOAD_POLL_SECONDS = 30.0
 
 
 def replay_store(database_url: str) -> ReplayStore:
@@ -89,6 +93,11 @@ class Service:
             runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
             sweep=functools.partial(approvals.sweep, mail_domain=self.domain),
         )
+        key = settings.invoicebot_secret_key
+        self.secret_box = SecretBox(key.get_secret_value() if key is not None else None)
+        # XML export files are uploaded beside the e-mail outbox (``invoicing.integrations.xml_export.uploads``).
+        self.uploads = Uploads(self.secret_box, clock=clock, lease_seconds=settings.xml_upload_lease_seconds)
+        self._upload_kick = asyncio.Event()
         self.poster: ChannelPoster | None = None
         # Slack notices are posted only when Slack is configured; otherwise the rows wait (``deliveries``).
         self.notices: NoticeOutbox | None = None
@@ -109,11 +118,13 @@ class Service:
     def services(self) -> Services:
         return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
                         resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain,
-                        kick_outbox=self.kick_outbox, resend_credit_note=self._resend_credit_note)
+                        kick_outbox=self.kick_outbox, resend_credit_note=self._resend_credit_note,
+                        secret_box=self.secret_box)
 
     async def kick_outbox(self) -> None:
         self._kick.set()
         self._notice_kick.set()
+        self._upload_kick.set()
 
     async def _after_manual_run(self, _: RunReport) -> None:
         self._kick.set()
@@ -131,10 +142,12 @@ class Service:
         self._kick.set()
         return delivery
 
-    async def _on_scheduled(self, _: ScheduledOutcome) -> None:
+    async def _on_scheduled(self, outcome: ScheduledOutcome) -> None:
         # The run (or the scheduler, for a slot it could not run) queued its notice in its
-        # own transaction; only the posting is left.
+        # own transaction; only the posting is left (and, for an XML export, the upload).
         self._notice_kick.set()
+        if outcome.kind == IntegrationKind.XML_EXPORT:
+            self._upload_kick.set()
 
     async def _post_notice(self, key: str) -> NoticeOutcome | None:
         return await self.notices.deliver_key(key) if self.notices is not None else None
@@ -155,6 +168,7 @@ class Service:
             self.port = self._runner.addresses[0][1]
             log.info("http listening host=%s port=%s", self.settings.host, self.port)
         self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
+        self._tasks.append(asyncio.create_task(self._upload_loop(), name="uploads"))
         if self.notices is not None:
             self._tasks.append(asyncio.create_task(self._notice_loop(), name="notices"))
         if self.scheduler_enabled:
@@ -212,6 +226,24 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 
+    async def _upload_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._upload_kick.clear()
+            delay = UPLOAD_POLL_SECONDS
+            try:
+                outcomes = await self.uploads.upload_due()
+                if outcomes:
+                    self._notice_kick.set()  # sent / failing / blocked files may have queued notices
+                if any(o.status == XmlExportStatus.SENT for o in outcomes):
+                    continue  # a pass is bounded: more may be due now
+                due_at = await self.uploads.next_due_at()
+                if due_at is not None:
+                    delay = min(delay, max(0.05, (due_at - self.clock()).total_seconds()))
+            except Exception:  # keep uploading; the rows stay pending
+                log.exception("upload pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._upload_kick.wait(), timeout=delay)
+
     async def _notice_loop(self) -> None:
         assert self.notices is not None
         while not self._stopping.is_set():
@@ -234,6 +266,7 @@ class Service:
         self.scheduler.stop()
         self._kick.set()
         self._notice_kick.set()
+        self._upload_kick.set()
         if self._socket_mode is not None:
             await self._socket_mode.close_async()
         if self._tasks:
@@ -242,7 +275,7 @@ class Service:
             # stays "sending" and is re-sent with the same Message-ID (at-least-once).
             _, pending = await asyncio.wait(self._tasks, timeout=OUTBOX_STOP_GRACE)
             for task in pending:
-                if task.get_name() in {"outbox", "notices"}:  # cut short: what they hold is recoverable
+                if task.get_name() in {"outbox", "notices", "uploads"}:  # cut short: what they hold is recoverable
                     task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:

@@ -148,7 +148,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.demo import run_demo
+    from bot.demo import XML_RETAILER, run_demo
 
     url = settings.resolved_database_url()
     async with database(url):
@@ -165,6 +165,9 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"  PDF     {path.resolve()}", soft_wrap=True)
     for path in result.emails:
         console.print(f"  e-mail  {path.resolve()}", soft_wrap=True)
+    console.print(f"{len(result.xml_files)} XML export file(s) written for {XML_RETAILER}.")
+    for path in result.xml_files:
+        console.print(f"  XML     {path.resolve()}", soft_wrap=True)
     return 0
 
 

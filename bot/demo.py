@@ -23,8 +23,12 @@ from invoicing.delivery.transport import FileTransport
 from invoicing.ingest.catalog import PriceInput, set_product
 from invoicing.ingest.order_sync import ItemInput, upsert_order
 from invoicing.integrations.pdf_emailer.run import run_by_name
+from invoicing.integrations.xml_export import run as xml_run
+from invoicing.integrations.xml_export import settings as xml_settings
+from invoicing.integrations.xml_export.uploads import Uploads
 from invoicing.parties.companies import create_company
 from invoicing.parties.tenants import create_tenant
+from invoicing.secrets import SecretBox
 from models import Company, FxSource, Integration, IntegrationKind, Invoice, Tenant
 
 TENANT = "inkwell"
@@ -150,6 +154,8 @@ class DemoResult:
     reports: list[RunReport]
     pdfs: list[Path]
     emails: list[Path]
+    #: The XML export files written this time (one retailer's, to a local directory under the data dir).
+    xml_files: tuple[Path, ...] = ()
 
 
 async def run_demo(now: datetime, *, data_dir: Path, outbox_dir: Path, mail_from: str) -> DemoResult:
@@ -174,4 +180,19 @@ async def run_demo(now: datetime, *, data_dir: Path, outbox_dir: Path, mail_from
     sent = [o for o in await Outbox(FileTransport(outbox_dir), render_invoice_pdf, mail_from,
                                     clock=lambda: now).deliver_due() if o.status == "sent"]
     emails = sorted(path for o in sent for path in outbox_dir.glob(f"{o.invoice_number}-*.eml"))
-    return DemoResult(seeded, reports, pdfs, emails)
+    return DemoResult(seeded, reports, pdfs, emails, await export_xml(tenant, now, data_dir / "xml-export"))
+
+
+#: The retailer whose orders the demo exports as XML (the embedded default: a local directory).
+XML_RETAILER = "giftory"
+
+
+async def export_xml(tenant: Tenant, now: datetime, directory: Path) -> tuple[Path, ...]:
+    """Export ``XML_RETAILER``'s new orders to ``directory`` and upload them there; the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    company = await Company.get(tenant_id=tenant.id, short_name=XML_RETAILER)
+    box = SecretBox(None)  # a local directory needs no secret
+    await xml_settings.configure(company, now=now, actor="demo", box=box, dir=str(directory.resolve()))
+    await xml_run.run_company(await Tenant.get(id=tenant.id), company, actor="demo", clock=lambda: now)
+    outcomes = await Uploads(box, clock=lambda: now).upload_due()
+    return tuple(directory / o.file_name for o in outcomes if o.status == "sent")

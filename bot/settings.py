@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     feed_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     # Scheduler lease: renewed every third of it while a run is live; a crashed replica's runs wait about this long.
     scheduler_lease_seconds: int = Field(default=60, ge=1, le=3600)
+    # XML export upload lease: a file claimed by a worker that died is uploaded again this much later.
+    xml_upload_lease_seconds: int = Field(default=900, ge=1, le=86400)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -11,6 +11,7 @@ from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import Forbidden, InvalidInput, InvoiceBotError
+from invoicing.secrets import SecretBox
 from models import Tenant
 
 
@@ -63,8 +64,11 @@ class Services:
     render_pdf: Callable[[InvoiceDocument], Awaitable[bytes]] = _render_in_thread
     # Domain of MAIL_FROM, used in Message-IDs of invoices issued by manual runs.
     mail_domain: str = "invoicebot.local"
-    # Deliver what a command just committed to the outboxes (a credit note's e-mail and notice) now.
+    # Deliver what a command just committed to the outboxes (a credit note's e-mail and notice, an XML
+    # export's file) now.
     kick_outbox: Callable[[], Awaitable[None]] = _no_kick
+    # Seals and opens stored secrets (INVOICEBOT_SECRET_KEY): SFTP passwords, the tenant's SSH key.
+    secret_box: SecretBox = field(default_factory=lambda: SecretBox(None))
 
 
 @dataclass(frozen=True)

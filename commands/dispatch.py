@@ -25,6 +25,7 @@ from commands import (
     prices,
     runs,
     seller,
+    xml,
 )
 from commands.context import Args, CommandContext
 from commands.replies import Reply, context, header, message, section
@@ -106,6 +107,16 @@ COMMANDS: dict[str, Command] = {
                 "preview with Approve / Skip instead of issuing; `approval_timeout=30m|24h|2d` (default 24h); "
                 "`on_timeout=skip|issue` (default skip). `einvoice=auto|facturx|none`: Factur-X (EN 16931 XML in a "
                 "PDF/A-3) — auto = for EU buyers.", _word_is(1, "enable", "disable", "set")),
+        Command("xml", "xml <co> [enable | disable | set host= port= username= path= dir= schedule= next= "
+                "starting_from= content= host_key= auth= password= include_errors= | test | run [dry-run]] · xml key",
+                "the company's XML accounting export (SFTP or a local directory)", xml.xml,
+                "A destination is an SFTP server (`host= port=22 username= path=/upload`, its host key pinned with "
+                "`host_key=\"ssh-ed25519 AAAA…\"` or learned with `test` and the *Trust this key* button) or a "
+                "local directory (`dir=/mnt/share`). `auth=key` (default: install the line `xml key` shows in the "
+                "user's authorized_keys) or `auth=password password=…` (stored encrypted). `content=orders` "
+                "(default: every dispatched order once, changed ones again as revisions) or `content=invoices` "
+                "(each issued invoice and credit note as UBL). Schedule rules as for the emailer. `test` writes "
+                "and removes a probe file. See docs/xml-export.md.", xml.mutates),
         Command("orders", "orders <co> [invoiced|uninvoiced|held|errors] [from=YYYY-MM-DD] [to=YYYY-MM-DD] "
                 "[invoice=N] [page=N]",
                 "look up orders and which invoice they are on", orders.orders),

@@ -31,6 +31,8 @@ from commands.replies import (
     section,
     shorten,
 )
+from commands.xml_notices import KINDS as XML_KINDS
+from commands.xml_notices import xml_notice_reply
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
@@ -190,6 +192,8 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
     """The channel message of a queued Slack notice (``invoicing.delivery.notices`` payloads)."""
     if kind in APPROVAL_KINDS:
         return approval_message(kind, payload)
+    if kind in XML_KINDS:
+        return xml_notice_reply(kind, payload)
     if kind == NoticeKind.CREDIT_ISSUED:
         return credit_reply(payload)
     if kind == NoticeKind.RUN_ISSUED:

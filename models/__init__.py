@@ -19,8 +19,10 @@ from models.notice import NoticeKind, NoticeStatus, SlackNotice
 from models.order import Order, OrderItem, OrderStatus
 from models.run import InvoiceRun, RunOutcome, RunTrigger
 from models.seen_request import SeenRequest
+from models.ssh_key import SshKey
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
+from models.xml_export import XmlContent, XmlExport, XmlExportItem, XmlExportStatus
 
 MODEL_MODULES = [
     "models.tenant",
@@ -38,6 +40,8 @@ MODEL_MODULES = [
     "models.token",
     "models.seen_request",
     "models.fx",
+    "models.ssh_key",
+    "models.xml_export",
 ]
 
 __all__ = [
@@ -74,5 +78,10 @@ __all__ = [
     "RunTrigger",
     "SeenRequest",
     "SlackNotice",
+    "SshKey",
     "Tenant",
+    "XmlContent",
+    "XmlExport",
+    "XmlExportItem",
+    "XmlExportStatus",
 ]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 class IntegrationKind(StrEnum):
     PDF_EMAILER = "pdf_emailer"
+    XML_EXPORT = "xml_export"
 
 
 class Integration(Model):

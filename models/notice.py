@@ -22,6 +22,12 @@ class NoticeKind(StrEnum):
     APPROVAL_REMINDER = "approval_reminder"
     APPROVAL_TIMED_OUT = "approval_timed_out"
     CREDIT_ISSUED = "credit_issued"
+    # The XML export (``invoicing.integrations.xml_export``): a file exported, its upload failing,
+    # recovered, or blocked by a permanent error (auth, host key, directory, permission).
+    XML_EXPORTED = "xml_exported"
+    XML_FAILING = "xml_failing"
+    XML_RECOVERED = "xml_recovered"
+    XML_BLOCKED = "xml_blocked"
 
 
 class NoticeStatus(StrEnum):

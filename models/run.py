@@ -30,6 +30,8 @@ class RunOutcome(StrEnum):
     SKIPPED = "skipped"
     # Approval mode: the slot prepared an invoice for approval (a report only, never a run record).
     PREPARED = "prepared"
+    # XML export: a file with the run's orders (or documents) was written and queued for upload.
+    EXPORTED = "exported"
 
 
 class InvoiceRun(Model):

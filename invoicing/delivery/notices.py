@@ -11,8 +11,9 @@ Rules a caller may rely on:
   write nothing and return ``None``.
 * The ``dedupe_key`` names the event (``run:<run id>``, ``delivery-failed:<delivery
   id>``, ``credit:<credit note id>``, ``schedule:<integration id>:<slot>``, ``approval:<id>``,
-  ``approval-reminder:<id>``, ``approval-timeout:<id>``); queuing the same event twice keeps the
-  first row (``get_or_create`` on the unique key).
+  ``approval-reminder:<id>``, ``approval-timeout:<id>``; the XML export's ``xml-export:<id>``,
+  ``xml-failing:<id>``, ``xml-recovered:<id>``, ``xml-blocked:<integration id>:<since>``); queuing
+  the same event twice keeps the first row (``get_or_create`` on the unique key).
 * The payload holds plain JSON values (Decimals and instants as strings), not Slack
   blocks: the message is rendered when it is posted (``commands.notifications``), so
   this layer stays free of Slack types. ``report_payload`` / ``report_from_payload``
@@ -84,6 +85,13 @@ async def _queue(company: Company, kind: NoticeKind, key: str, payload: dict[str
                   "kind": kind, "payload": payload, "next_attempt_at": now},
     )
     return notice
+
+
+async def queue_integration_notice(company: Company, kind: NoticeKind, key: str, payload: dict[str, Any], *,
+                                   now: datetime) -> SlackNotice | None:
+    """Queue a notice of an integration's own kind (the XML export's ``xml-…`` keys; rendered by
+    ``commands.notifications``); the same key twice keeps the first row."""
+    return await _queue(company, kind, key, payload, now)
 
 
 async def queue_run_issued(company: Company, report: RunReport, *, now: datetime,

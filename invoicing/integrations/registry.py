@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from invoicing.billing.runs import RunReport
 from invoicing.integrations.pdf_emailer.run import run_company
+from invoicing.integrations.xml_export.run import run_company as export_company
 from models import IntegrationKind
 
 #: ``run(tenant, company, *, trigger, cutoff, clock, actor, lease_check) -> RunReport`` (``lease_check``:
@@ -19,4 +20,7 @@ from models import IntegrationKind
 #: root binds deployment settings (e.g. the mail domain) with ``functools.partial``.
 Runner = Callable[..., Awaitable[RunReport]]
 
-RUNNERS: Mapping[IntegrationKind, Runner] = {IntegrationKind.PDF_EMAILER: run_company}
+RUNNERS: Mapping[IntegrationKind, Runner] = {
+    IntegrationKind.PDF_EMAILER: run_company,
+    IntegrationKind.XML_EXPORT: export_company,
+}

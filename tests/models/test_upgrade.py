@@ -104,9 +104,13 @@ async def test_every_emailer_setting_schedule_and_lease_survives_the_upgrade(emp
             assert after == before, short
             [run] = await InvoiceRun.filter(company_id=companies[short])
             assert run.integration_id == row.id  # type: ignore[attr-defined]
-        assert await Integration.all().count() == len(EMAILERS)
+        assert await Integration.filter(kind=IntegrationKind.PDF_EMAILER).count() == len(EMAILERS)
+        # Every existing company also got its (disabled) XML export row (migration 0016).
+        xml = await Integration.filter(kind=IntegrationKind.XML_EXPORT).order_by("company_id")
+        assert [(r.company_id, r.enabled, r.next_run_at) for r in xml] == [
+            (cid, False, None) for cid in sorted(companies.values())]
         # New rows get fresh ids after the copied ones (PostgreSQL's sequence was moved on).
         delta = await create_company(await Tenant.get(name="inkwell"), "delta", name="Delta", country="GB",
                                      currency="GBP")
-        assert (await Integration.get(company_id=delta.id)).id > max(
+        assert (await Integration.get(company_id=delta.id, kind=IntegrationKind.PDF_EMAILER)).id > max(
             await Integration.filter(company_id__in=list(companies.values())).values_list("id", flat=True))

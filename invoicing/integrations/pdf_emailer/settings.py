@@ -4,16 +4,8 @@ Every change parses all of its input before writing, writes in one transaction
 with an ``AuditEntry`` (old → new of the changed fields), and keeps
 ``next_run_at`` consistent with the settings:
 
-* **enable** — the first run is the stored ``next`` time if one is pending,
-  otherwise the top of the next local hour (the product default); never before
-  ``starting_from`` (then: the first schedule slot at or after it).
-* **schedule=** — the next run moves to the new schedule's next slot (give
-  ``next=`` in the same change to pick another time).
-* **next=** — that exact time; ``next=none`` returns to the schedule's next slot.
-* **starting_from=** — a pending run that is still allowed and earlier than the
-  schedule's next slot is kept; otherwise the next run is the schedule's next slot
-  at or after ``starting_from``.
-* **disable** — no run is pending any more (``next_run_at`` is cleared).
+* **enable / schedule= / next= / starting_from= / disable** — the timing rules every kind
+  shares (``invoicing.integrations.timing``).
 * **einvoice=auto|facturx|none** — whether the e-mailed PDF is a Factur-X
   (``invoicing.delivery.einvoice.choice``; ``auto``, the default: for EU buyers).
 * **approval= approval_timeout= on_timeout=** — approval mode (``approval_policy``); a
@@ -35,18 +27,10 @@ from invoicing import audit, validation
 from invoicing.billing.runs import check_plan
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.einvoice import choice as einvoice_choice
-from invoicing.errors import InvalidInput
 from invoicing.integrations.pdf_emailer import approval_policy, inputs
 from invoicing.integrations.pdf_emailer.approval_policy import ApprovalPolicy
+from invoicing.integrations.timing import UNSET, TimingChanges, Unset, apply_timing, enable_timing, parse_timing
 from invoicing.parties.companies import normalise_channel, set_channel
-from invoicing.scheduling.schedule import (
-    Schedule,
-    first_run,
-    next_slot,
-    parse_next_local,
-    parse_schedule,
-    slot_at_or_after,
-)
 from models import Company, Integration, IntegrationKind, Tenant
 
 
@@ -67,23 +51,14 @@ class EmailerSettings:
     einvoice: str = einvoice_choice.AUTO
 
 
-class _Unset:
-    """Marks a setting that was not given (``None`` is a value: "none" clears)."""
-
-
-_UNSET = _Unset()
-
-
 @dataclass(frozen=True)
 class _Changes:
     """Parsed input of one ``configure`` call: only the fields that were given."""
 
-    include_errors: bool | _Unset = _UNSET
-    starting_from: datetime | None | _Unset = _UNSET
-    bcc: tuple[str, ...] | _Unset = _UNSET
-    schedule: Schedule | _Unset = _UNSET
-    next: datetime | None | _Unset = _UNSET
-    einvoice: str | _Unset = _UNSET
+    timing: TimingChanges
+    include_errors: bool | Unset = UNSET
+    bcc: tuple[str, ...] | Unset = UNSET
+    einvoice: str | Unset = UNSET
 
 
 KIND = IntegrationKind.PDF_EMAILER
@@ -107,10 +82,7 @@ async def enable(company: Company, *, now: datetime, actor: str) -> EmailerSetti
         if row.enabled and row.next_run_at is not None:
             return _view(company, row)
         old = _snapshot(row)
-        pending = row.next_run_at if row.next_run_at is not None and row.next_run_at > now else None
-        row.enabled = True
-        row.next_run_at = first_run(parse_schedule(row.schedule), now, company.timezone, next_local=pending,
-                                    starting_from=row.starting_from)
+        enable_timing(row, company.timezone, now)
         await _save_and_audit(company, row, old, actor=actor, action="emailer.enable")
     return _view(company, row)
 
@@ -165,21 +137,12 @@ async def configure(
     given: dict[str, Any] = {}
     if include_errors is not None:
         given["include_errors"] = validation.parse_switch(include_errors, "include_errors")
-    if starting_from is not None:
-        with validation.calendar_range("starting_from", f"{starting_from!r} "):
-            given["starting_from"] = inputs.in_range(inputs.starting_from(starting_from, tz), "starting_from")
     if bcc is not None:
         given["bcc"] = inputs.bcc(bcc)
     if einvoice is not None:
         given["einvoice"] = einvoice_choice.parse_choice(einvoice)
-    if schedule is not None:
-        given["schedule"] = parse_schedule(schedule)
-    if next is not None:
-        with validation.calendar_range("next", f"{next!r} "):  # a local time whose UTC falls past year 9999
-            moment = inputs.aware_future(next, tz, now) if isinstance(next, datetime) \
-                else parse_next_local(next, tz, now)
-        given["next"] = inputs.in_range(moment, "next")
-    changes = _Changes(**given)
+    timing = parse_timing(tz, now, starting_from=starting_from, schedule=schedule, next=next)
+    changes = _Changes(timing=timing, **given)
     approval_columns = approval_policy.parse_changes(approval, approval_timeout, on_timeout)
     async with in_transaction():
         if channel is not None:
@@ -195,39 +158,13 @@ async def configure(
 
 def _apply(company: Company, row: Integration, changes: _Changes, now: datetime) -> None:
     """Write the parsed changes onto ``row`` and recompute ``next_run_at`` (may raise InvalidInput)."""
-    tz = company.timezone
-    if not isinstance(changes.include_errors, _Unset):
+    if not isinstance(changes.include_errors, Unset):
         row.include_errors = changes.include_errors
-    if not isinstance(changes.bcc, _Unset):
+    if not isinstance(changes.bcc, Unset):
         row.settings = {**row.settings, "bcc": list(changes.bcc)}
-    if not isinstance(changes.einvoice, _Unset):
+    if not isinstance(changes.einvoice, Unset):
         row.settings = {**row.settings, einvoice_choice.SETTING: changes.einvoice}
-    if not isinstance(changes.starting_from, _Unset):
-        row.starting_from = changes.starting_from
-    if not isinstance(changes.schedule, _Unset):
-        row.schedule = changes.schedule.text
-    schedule = parse_schedule(row.schedule)
-    if isinstance(changes.next, datetime):
-        if row.starting_from is not None and changes.next < row.starting_from:
-            raise InvalidInput("next", f"{inputs.local(changes.next, tz)} is before starting_from "
-                                       f"{inputs.local(row.starting_from, tz)}; no run happens before it")
-        row.next_run_at = changes.next
-    elif not row.enabled:
-        if changes.next is None:
-            row.next_run_at = None
-    elif changes.next is None or not isinstance(changes.schedule, _Unset):
-        row.next_run_at = _schedule_next(schedule, now, tz, row.starting_from)
-    elif not isinstance(changes.starting_from, _Unset):
-        following = _schedule_next(schedule, now, tz, row.starting_from)
-        pending = row.next_run_at
-        allowed = pending is not None and pending > now and (row.starting_from is None or pending >= row.starting_from)
-        row.next_run_at = min(pending, following) if allowed and pending is not None else following
-
-
-def _schedule_next(schedule: Schedule, now: datetime, tz: str, starting_from: datetime | None) -> datetime:
-    if starting_from is not None and starting_from > now:
-        return slot_at_or_after(schedule, starting_from, tz)
-    return next_slot(schedule, now, tz)
+    apply_timing(row, company.timezone, changes.timing, now)
 
 
 async def _locked(company: Company) -> Integration:
