@@ -42,7 +42,7 @@ async def add_xml_export_rows(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0014_credit_notes')]
+    dependencies = [('models', '0015_ssh_keys')]
 
     initial = False
 
