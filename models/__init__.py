@@ -21,6 +21,7 @@ from models.run import InvoiceRun, RunOutcome, RunTrigger
 from models.seen_request import SeenRequest
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
+from models.xero import XeroApp, XeroAuthPurpose, XeroAuthState, XeroConnection, XeroConnectionStatus
 
 MODEL_MODULES = [
     "models.tenant",
@@ -38,6 +39,7 @@ MODEL_MODULES = [
     "models.token",
     "models.seen_request",
     "models.fx",
+    "models.xero",
 ]
 
 __all__ = [
@@ -75,4 +77,9 @@ __all__ = [
     "SeenRequest",
     "SlackNotice",
     "Tenant",
+    "XeroApp",
+    "XeroAuthPurpose",
+    "XeroAuthState",
+    "XeroConnection",
+    "XeroConnectionStatus",
 ]

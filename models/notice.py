@@ -22,6 +22,8 @@ class NoticeKind(StrEnum):
     APPROVAL_REMINDER = "approval_reminder"
     APPROVAL_TIMED_OUT = "approval_timed_out"
     CREDIT_ISSUED = "credit_issued"
+    XERO_BROKEN = "xero_broken"
+    XERO_BUDGET = "xero_budget"
 
 
 class NoticeStatus(StrEnum):
