@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import approvals, credit, credit_form, delivery_buttons, home, invoice_buttons
+from commands import approvals, credit, credit_form, delivery_buttons, home, invoice_buttons, xero
 from commands.clicks import ClickHandler
 from commands.dispatch import dispatch
 from commands.notifications import CREDIT_OPEN
@@ -18,4 +18,6 @@ CLICKS: dict[str, ClickHandler] = {
     CREDIT_OPEN: credit_form.open_form,  # the button is drawn with the run notice
     home.NEXT_PAGE: home.home_page,
     home.PREVIOUS_PAGE: home.home_page,
+    xero.CHOOSE: xero.choose_click,
+    xero.DISCONNECT: xero.disconnect_click,
 }

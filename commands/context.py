@@ -11,6 +11,7 @@ from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import Forbidden, InvalidInput, InvoiceBotError
+from invoicing.integrations.xero.endpoints import XeroEnv
 from models import Tenant
 
 
@@ -65,6 +66,8 @@ class Services:
     mail_domain: str = "invoicebot.local"
     # Deliver what a command just committed to the outboxes (a credit note's e-mail and notice) now.
     kick_outbox: Callable[[], Awaitable[None]] = _no_kick
+    # Xero: the secret box, the HTTP session and URLs (``None``: no Xero in this process).
+    xero: XeroEnv | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from commands.replies import (
     section,
     shorten,
 )
+from commands.xero import broken_reply, budget_reply
 from invoicing.billing.runs import RunReport
 from invoicing.delivery.notices import report_from_payload
 from models import NoticeKind, RunOutcome
@@ -192,6 +193,10 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         return approval_message(kind, payload)
     if kind == NoticeKind.CREDIT_ISSUED:
         return credit_reply(payload)
+    if kind == NoticeKind.XERO_BROKEN:
+        return broken_reply(payload)
+    if kind == NoticeKind.XERO_BUDGET:
+        return budget_reply(payload)
     if kind == NoticeKind.RUN_ISSUED:
         actor = str(payload.get("actor") or "")
         user = actor.removeprefix("slack:") if actor.startswith("slack:") else ""
