@@ -1,0 +1,394 @@
+"""The fake Xero must be trusted: it refuses what Xero refuses and enforces Xero's token rules and limits.
+
+Plain aiohttp client calls (the real client is ``invoicing``'s); the fake's clock is a ``FakeClock``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+
+from tests.fakes.xero import FakeClock, FakeOrg, FakeXero, Limits
+
+REDIRECT = "https://invoicebot.example/xero/callback"
+SCOPES = "openid profile email offline_access accounting.invoices accounting.contacts"
+API = "/api.xro/2.0"
+
+
+@dataclass
+class Session:
+    xero: FakeXero
+    http: aiohttp.ClientSession
+    client_id: str
+    client_secret: str
+    org: FakeOrg
+    clock: FakeClock
+
+    @property
+    def basic(self) -> dict[str, str]:
+        raw = f"{self.client_id}:{self.client_secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+    async def authorize(self, *, scope: str = SCOPES, verifier: str | None = None,
+                        redirect_uri: str = REDIRECT, client_id: str | None = None) -> aiohttp.ClientResponse:
+        params = {"response_type": "code", "client_id": client_id or self.client_id, "redirect_uri": redirect_uri,
+                  "scope": scope, "state": "st-1"}
+        if verifier is not None:
+            params |= {"code_challenge": _s256(verifier), "code_challenge_method": "S256"}
+        return await self.http.get(f"{self.xero.base_url}/identity/connect/authorize", params=params,
+                                   allow_redirects=False)
+
+    async def code(self, **kwargs: Any) -> str:
+        response = await self.authorize(**kwargs)
+        assert response.status == 302, await response.text()
+        query = parse_qs(urlsplit(response.headers["Location"]).query)
+        assert query["state"] == ["st-1"]
+        return query["code"][0]
+
+    async def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        async with self.http.post(f"{self.xero.base_url}/connect/token", data=form, headers=self.basic) as r:
+            return r.status, await r.json()
+
+    async def login(self, scope: str = SCOPES) -> dict[str, Any]:
+        verifier = secrets.token_urlsafe(48)
+        code = await self.code(scope=scope, verifier=verifier)
+        status, body = await self.token({"grant_type": "authorization_code", "code": code,
+                                         "redirect_uri": REDIRECT, "code_verifier": verifier})
+        assert status == 200, body
+        return body
+
+    async def call(self, method: str, path: str, access: str, *, json: Any = None, tenant: str | None = None,
+                   params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+                   ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        sent = {"Authorization": f"Bearer {access}", "xero-tenant-id": tenant or self.org.tenant_id,
+                "Accept": "application/json", **(headers or {})}
+        async with self.http.request(method, f"{self.xero.base_url}{path}", json=json, params=params,
+                                     headers=sent) as response:
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                body = await response.text()
+            return response.status, body, response
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def invoice(number: str, **overrides: Any) -> dict[str, Any]:
+    return {"Type": "ACCREC", "Contact": {"ContactNumber": "ACME"}, "InvoiceNumber": number,
+            "LineAmountTypes": "Exclusive", "Date": "2026-11-30", "DueDate": "2026-12-30", "CurrencyCode": "GBP",
+            "Reference": "Nov 2026", "Status": "AUTHORISED",
+            "LineItems": [{"Description": "Mugs", "Quantity": 3, "UnitAmount": 4.15, "AccountCode": "200",
+                           "TaxType": "OUTPUT2"},
+                          {"Description": "Shipping", "Quantity": 1, "UnitAmount": 5.99, "AccountCode": "200",
+                           "TaxType": "ZERORATEDOUTPUT"}],
+            **overrides}
+
+
+def session_fixture(limits: Limits | None = None, latency: float = 0.0):  # type: ignore[no-untyped-def]
+    async def make() -> AsyncIterator[Session]:
+        clock = FakeClock()
+        async with FakeXero(limits=limits or Limits(), clock=clock, latency=latency) as xero, \
+                aiohttp.ClientSession() as http:
+            app = xero.register_app(redirect_uris=[REDIRECT])
+            org = xero.add_organisation("Acme Ltd")
+            xero.authorize_as("dana", [org])
+            yield Session(xero, http, app.client_id, app.client_secret, org, clock)
+    return make
+
+
+@pytest.fixture
+async def s() -> AsyncIterator[Session]:
+    async for session in session_fixture()():
+        yield session
+
+
+async def with_contact(s: Session, access: str) -> None:
+    status, body, _ = await s.call("PUT", f"{API}/Contacts", access,
+                                   json={"Contacts": [{"Name": "Acme Retail", "ContactNumber": "ACME"}]})
+    assert status == 200, body
+
+
+# -- identity -------------------------------------------------------------------------------------------
+
+async def test_authorization_code_with_pkce_gives_tokens_and_connections(s: Session) -> None:
+    tokens = await s.login()
+    assert tokens["expires_in"] == 1800 and tokens["token_type"] == "Bearer"
+    assert tokens["refresh_token"] and tokens["id_token"]
+    status, connections, _ = await s.call("GET", "/connections", tokens["access_token"])
+    assert status == 200
+    assert [(c["tenantId"], c["tenantName"], c["tenantType"]) for c in connections] == [
+        (s.org.tenant_id, "Acme Ltd", "ORGANISATION")]
+    assert s.xero.validation_errors == []
+
+
+async def test_wrong_pkce_verifier_and_reused_code_are_invalid_grant(s: Session) -> None:
+    code = await s.code(verifier="v" * 50)
+    status, body = await s.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                  "code_verifier": "w" * 50})
+    assert (status, body["error"]) == (400, "invalid_grant")
+    code = await s.code(verifier="v" * 50)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": "v" * 50}
+    assert (await s.token(form))[0] == 200
+    assert (await s.token(form))[1]["error"] == "invalid_grant"
+
+
+async def test_authorize_refuses_unknown_client_and_redirect_uri_without_redirecting(s: Session) -> None:
+    assert (await s.authorize(client_id="NOPE")).status == 400
+    assert (await s.authorize(redirect_uri="https://evil.example/cb")).status == 400
+
+
+async def test_new_apps_cannot_request_accounting_transactions(s: Session) -> None:
+    response = await s.authorize(scope="offline_access accounting.transactions")
+    assert response.status == 302
+    assert parse_qs(urlsplit(response.headers["Location"]).query)["error"] == ["invalid_scope"]
+
+
+async def test_wrong_client_secret_is_invalid_client(s: Session) -> None:
+    s.client_secret = "wrong"
+    status, body = await s.token({"grant_type": "refresh_token", "refresh_token": "x"})
+    assert (status, body["error"]) == (400, "invalid_client")
+
+
+async def test_no_refresh_token_without_offline_access(s: Session) -> None:
+    tokens = await s.login(scope="openid accounting.invoices")
+    assert "refresh_token" not in tokens
+
+
+async def test_refresh_rotates_and_the_old_token_has_30_minutes_of_grace(s: Session) -> None:
+    first = (await s.login())["refresh_token"]
+    status, second = await s.token({"grant_type": "refresh_token", "refresh_token": first})
+    assert status == 200 and second["refresh_token"] != first
+    s.clock.advance(29 * 60)
+    status, again = await s.token({"grant_type": "refresh_token", "refresh_token": first})
+    assert status == 200, "a lost answer may be retried with the old token within 30 minutes"
+    s.clock.advance(2 * 60)
+    status, body = await s.token({"grant_type": "refresh_token", "refresh_token": first})
+    assert (status, body["error"]) == (400, "invalid_grant")
+    status, _ = await s.token({"grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+    assert status == 200
+
+
+async def test_unused_refresh_tokens_expire_after_60_days(s: Session) -> None:
+    refresh = (await s.login())["refresh_token"]
+    s.clock.advance(60 * 86400 + 1)
+    status, body = await s.token({"grant_type": "refresh_token", "refresh_token": refresh})
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
+async def test_access_tokens_expire_after_30_minutes(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    s.clock.advance(1800)
+    status, body, response = await s.call("GET", f"{API}/Contacts/ACME", access)
+    assert status == 401 and "TokenExpired" in body["Detail"]
+    assert "invalid_token" in response.headers["WWW-Authenticate"]
+
+
+async def test_a_dropped_token_answer_still_rotated_and_the_old_token_recovers(s: Session) -> None:
+    first = (await s.login())["refresh_token"]
+    s.xero.drop_next_token_response()
+    with pytest.raises(aiohttp.ClientError):
+        await s.token({"grant_type": "refresh_token", "refresh_token": first})
+    status, _ = await s.token({"grant_type": "refresh_token", "refresh_token": first})
+    assert status == 200
+    assert [r.outcome for r in s.xero.token_requests if r.grant_type == "refresh_token"] == ["ok", "ok"]
+
+
+async def test_revocation_ends_the_grant_and_its_connections(s: Session) -> None:
+    tokens = await s.login()
+    async with s.http.post(f"{s.xero.base_url}/connect/revocation", data={"token": tokens["refresh_token"]},
+                           headers=s.basic) as response:
+        assert response.status == 200
+    status, body = await s.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert body["error"] == "invalid_grant"
+    assert s.xero.connections == []
+
+
+async def test_deleting_a_connection_refuses_its_tenant(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    _, connections, _ = await s.call("GET", "/connections", access)
+    status, _, _ = await s.call("DELETE", f"/connections/{connections[0]['id']}", access)
+    assert status == 204
+    status, body, _ = await s.call("GET", f"{API}/Contacts/ACME", access)
+    assert status == 403
+
+
+async def test_accounting_needs_the_granted_scope(s: Session) -> None:
+    access = (await s.login(scope="offline_access accounting.contacts"))["access_token"]
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]})
+    assert status == 401 and "accounting.invoices" in body["Detail"]
+    assert s.xero.store(s.org).invoices == []
+
+
+async def test_an_unconnected_tenant_is_forbidden(s: Session) -> None:
+    other = s.xero.add_organisation("Other Ltd")
+    access = (await s.login())["access_token"]
+    status, _, _ = await s.call("GET", f"{API}/Contacts/ACME", access, tenant=other.tenant_id)
+    assert status == 403
+
+
+# -- request validation -----------------------------------------------------------------------------------
+
+async def test_spec_invalid_requests_are_400_and_recorded(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    bad = [
+        ("PUT", f"{API}/Invoices", {"Invoices": [invoice("INV-1", Type="SALE")]}, {}),
+        ("PUT", f"{API}/Invoices", {"Invoices": [invoice("INV-1", LineItems=[{"Quantity": "three"}])]}, {}),
+        ("PUT", f"{API}/Invoices", {"Invoices": "INV-1"}, {}),
+        ("PUT", f"{API}/Invoices", {"Invoices": [invoice("INV-1")]}, {"Idempotency-Key": "k" * 129}),
+        ("PUT", f"{API}/CreditNotes", {"CreditNotes": [{"Type": "ACCRECCREDIT", "Total": "lots"}]}, {}),
+        ("PUT", f"{API}/PurchaseOrders", {"PurchaseOrders": [{"Status": "SENT"}]}, {}),
+        ("PUT", f"{API}/Contacts", {"Contacts": [{"Name": "A", "IsCustomer": "yes"}]}, {}),
+        ("GET", f"{API}/Contacts/{'N' * 51}", None, {}),
+    ]
+    for method, path, body, headers in bad:
+        status, answer, _ = await s.call(method, path, access, json=body, headers=headers)
+        assert status == 400, (path, body, answer)
+        assert answer["Type"] == "PostDataInvalidException"
+    assert len(s.xero.validation_errors) == len(bad)
+    assert s.xero.store(s.org).invoices == [] and s.xero.store(s.org).contacts == []
+
+
+async def test_a_missing_tenant_header_is_a_spec_violation(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    async with s.http.get(f"{s.xero.base_url}{API}/Contacts/ACME",
+                          headers={"Authorization": f"Bearer {access}"}) as response:
+        assert response.status == 400
+    assert "xero-tenant-id" in s.xero.validation_errors[0].errors[0]
+
+
+async def test_requests_over_3_5_mb_are_413(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    huge = {"Invoices": [invoice(f"INV-{i}", Reference="x" * 4000) for i in range(1000)]}
+    status, _, _ = await s.call("PUT", f"{API}/Invoices", access, json=huge)
+    assert status == 413
+    assert s.xero.store(s.org).invoices == []
+
+
+# -- documents ------------------------------------------------------------------------------------------------
+
+async def test_invoices_are_created_with_xero_totals(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    status, body, response = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]})
+    assert status == 200, body
+    created = body["Invoices"][0]
+    # 3 × 4.15 = 12.45 at 20 % → 2.49; 5.99 at 0 %.
+    assert (created["SubTotal"], created["TotalTax"], created["Total"]) == (18.44, 2.49, 20.93)
+    assert [line["TaxAmount"] for line in created["LineItems"]] == [2.49, 0.0]
+    assert created["Contact"]["ContactNumber"] == "ACME" and created["Status"] == "AUTHORISED"
+    assert created["Date"].startswith("/Date(")
+    assert [i["InvoiceNumber"] for i in s.xero.store(s.org).invoices] == ["INV-1"]
+    assert int(response.headers["X-MinLimit-Remaining"]) == 60 - 2
+    assert s.xero.validation_errors == []
+
+
+async def test_tax_is_rounded_per_line(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    lines = [{"Description": f"L{i}", "Quantity": 1, "UnitAmount": 0.13, "AccountCode": "200",
+              "TaxType": "OUTPUT2"} for i in range(3)]
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access,
+                                   json={"Invoices": [invoice("INV-1", LineItems=lines)]})
+    assert status == 200, body
+    # 0.026 rounds to 0.03 on each line: 0.09, not round(0.39 × 20 %) = 0.08.
+    assert body["Invoices"][0]["TotalTax"] == 0.09
+
+
+async def test_summarize_errors_false_mixes_created_and_failed_elements(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]})
+    batch = [
+        invoice("INV-2"),
+        invoice("INV-1"),  # duplicate number
+        invoice("INV-3", LineItems=[{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "999"}]),
+        invoice("INV-4", LineItems=[{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "200",
+                                     "TaxType": "BOGUS"}]),
+        invoice("INV-5", Contact={"ContactNumber": "NOBODY"}),
+    ]
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": batch},
+                                   params={"summarizeErrors": "false"})
+    assert status == 200
+    assert [e["HasErrors"] for e in body["Invoices"]] == [False, True, True, True, True]
+    messages = [e["ValidationErrors"][0]["Message"] for e in body["Invoices"][1:]]
+    assert "must be unique" in messages[0] and "999" in messages[1] and "BOGUS" in messages[2]
+    assert "NOBODY" in messages[3]
+    assert [i["InvoiceNumber"] for i in s.xero.store(s.org).invoices] == ["INV-1", "INV-2"]
+
+
+async def test_summarize_errors_by_default_refuses_the_whole_batch(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    batch = [invoice("INV-1"), invoice("INV-2", Contact={"ContactNumber": "NOBODY"})]
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": batch})
+    assert status == 400 and body["Type"] == "ValidationException"
+    assert [e["InvoiceNumber"] for e in body["Elements"]] == ["INV-2"]
+    assert s.xero.store(s.org).invoices == []
+
+
+async def test_the_same_idempotency_key_replays_and_a_different_body_is_refused(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    key = {"Idempotency-Key": "inv-1-v1"}
+    first = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]}, headers=key)
+    again = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]}, headers=key)
+    assert first[0] == again[0] == 200 and first[1] == again[1]
+    assert len(s.xero.store(s.org).invoices) == 1
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-9")]},
+                                   headers=key)
+    assert status == 400 and "Idempotency-Key" in body["Detail"]
+    assert len(s.xero.store(s.org).invoices) == 1
+
+
+async def test_a_lost_answer_of_a_processed_request_is_replayed_by_its_key(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    s.xero.fail_next(f"{API}/Invoices", status=503, processed=True)
+    key = {"Idempotency-Key": "inv-1"}
+    status, _, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]}, headers=key)
+    assert status == 503 and len(s.xero.store(s.org).invoices) == 1
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]},
+                                   headers=key)
+    assert status == 200 and body["Invoices"][0]["InvoiceNumber"] == "INV-1"
+    assert len(s.xero.store(s.org).invoices) == 1
+
+
+async def test_contacts_by_contact_number_and_the_50_character_limit(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    status, body, _ = await s.call("GET", f"{API}/Contacts/ACME", access)
+    assert status == 200 and body["Contacts"][0]["Name"] == "Acme Retail"
+    assert (await s.call("GET", f"{API}/Contacts/NOPE", access))[0] == 404
+    status, body, _ = await s.call("PUT", f"{API}/Contacts", access, params={"summarizeErrors": "false"},
+                                   json={"Contacts": [{"Name": "Long", "ContactNumber": "N" * 51}]})
+    assert status == 400 and "too long" in body["Message"]  # the spec's maxLength: 50
+    assert len(s.xero.store(s.org).contacts) == 1 and len(s.xero.validation_errors) == 1
+
+
+async def test_credit_notes_and_purchase_orders(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    note = {"Type": "ACCRECCREDIT", "Contact": {"ContactNumber": "ACME"}, "CreditNoteNumber": "CN-1",
+            "Date": "2026-12-01", "Status": "AUTHORISED", "LineAmountTypes": "Exclusive",
+            "LineItems": [{"Description": "Refund", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200",
+                           "TaxType": "OUTPUT2"}]}
+    status, body, _ = await s.call("PUT", f"{API}/CreditNotes", access, json={"CreditNotes": [note]})
+    assert status == 200, body
+    assert body["CreditNotes"][0]["Total"] == 12.0
+    order = {"Contact": {"ContactNumber": "ACME"}, "Reference": "INV-1", "Status": "SUBMITTED",
+             "Date": "2026-12-01", "LineItems": [{"Description": "Mugs", "Quantity": 2, "UnitAmount": 3.5}]}
+    status, body, _ = await s.call("PUT", f"{API}/PurchaseOrders", access, json={"PurchaseOrders": [order]})
+    assert status == 200, body
+    assert s.xero.store(s.org).purchase_orders[0]["PurchaseOrderNumber"] == "PO-0001"
+    assert s.xero.validation_errors == []
