@@ -8,6 +8,7 @@ token may be sent again — Xero keeps a used refresh token valid for 30 minutes
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ class AppCredentials:
     client_secret: str = field(repr=False)
     legacy_scopes: bool = False
 
-    def basic_auth(self) -> aiohttp.BasicAuth:
-        return aiohttp.BasicAuth(self.client_id, self.client_secret)
+    def basic_auth(self) -> dict[str, str]:
+        """The ``Authorization`` header of HTTP Basic client authentication."""
+        pair = f"{self.client_id}:{self.client_secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ _REASONS = {
 
 async def _token_call(http: XeroHttp, app: AppCredentials, form: dict[str, str], what: str) -> dict[str, Any]:
     try:
-        async with http.session.post(http.urls.token, data=form, auth=app.basic_auth(),
-                                     timeout=http.client_timeout, headers={"Accept": "application/json"}) as answer:
+        async with http.session.post(http.urls.token, data=form, timeout=http.client_timeout,
+                                     headers={**app.basic_auth(), "Accept": "application/json"}) as answer:
             text = await answer.text()
             status = answer.status
     except (TimeoutError, aiohttp.ClientError) as exc:
@@ -118,7 +121,7 @@ async def refresh(http: XeroHttp, app: AppCredentials, refresh_token: str) -> To
 async def revoke(http: XeroHttp, app: AppCredentials, refresh_token: str) -> None:
     """Revoke ``refresh_token`` (and the access tokens issued from it) at Xero."""
     try:
-        async with http.session.post(http.urls.revocation, data={"token": refresh_token}, auth=app.basic_auth(),
+        async with http.session.post(http.urls.revocation, data={"token": refresh_token}, headers=app.basic_auth(),
                                      timeout=http.client_timeout) as answer:
             status = answer.status
             await answer.read()

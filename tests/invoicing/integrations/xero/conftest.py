@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
