@@ -212,3 +212,53 @@ async def _until(predicate, timeout: float = 10.0):
             return value
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+async def test_setup_form_stores_the_sealed_secret_and_only_admins_get_it(world):
+    service, xero, h, clock = world
+    tenant = await f.tenant(team="T1")
+    await h.command("xero setup", user="UNOBODY")
+    [refusal] = await h.fake.wait_for("response_url")
+    assert "Only workspace admins" in text_of(refusal.params)
+
+    await h.command("xero setup")
+    [opened] = await h.fake.wait_for("views.open")
+    view = opened.params["view"]
+    status, ack = await h.submit_view(view, {"client_id": "ABCDEF0123456789", "client_secret": "x",
+                                             "legacy_scopes": "no"})
+    assert status == 200 and ack["response_action"] == "errors" and "client_secret" in ack["errors"]
+    status, ack = await h.submit_view(view, {"client_id": "ABCDEF0123456789",
+                                             "client_secret": "super-secret-value-123", "legacy_scopes": "yes"})
+    assert status == 200 and ack == {}
+    from models import XeroApp
+
+    app = await XeroApp.get(tenant_id=tenant.id)
+    assert app.client_id == "ABCDEF0123456789" and app.legacy_scopes
+    assert "super-secret" not in app.client_secret
+    [entry] = await AuditEntry.filter(tenant_id=tenant.id, action="xero.setup")
+    assert "super-secret" not in str(entry.new) and "super-secret" not in str(entry.old)
+    assert "super-secret" not in str([c.params for c in h.fake.calls])
+    # an app of before 2 March 2026 asks for accounting.transactions
+    query = parse_qs(urlsplit(await _authorize_link(h)).query)
+    assert "accounting.transactions" in query["scope"][0].split()
+
+
+async def test_a_lost_connection_is_announced_in_the_channel_it_was_made_in(world):
+    service, xero, h, clock = world
+    tenant, _ = await _tenant_with_app(xero)
+    xero.authorize_as("dana", [xero.add_organisation("Acme Ltd")])
+    await _follow(h, await _authorize_link(h, channel="CXERO"))
+    [row] = await XeroConnection.filter(tenant_id=tenant.id)
+    clock.advance(61 * 24 * 3600)  # its refresh token expired unused
+    from invoicing.integrations.xero.errors import XeroConnectionBroken
+    from invoicing.integrations.xero.tokens import access_token
+
+    assert service.xero is not None
+    with pytest.raises(XeroConnectionBroken):
+        await access_token(row.id, box=service.xero.box, http=service.xero.http, clock=clock)
+    await service.kick_outbox()
+    posts = await h.fake.wait_for("chat.postMessage")
+    [notice] = [p for p in posts if p.params.get("channel") == "CXERO"]
+    shown = text_of(notice.params)
+    assert "Acme Ltd" in shown and "/invoicing xero connect" in shown
+    assert "broken" in text_of(await h.reply("xero status"))
