@@ -7,7 +7,9 @@ spec. Both share one movable clock, so link expiry and token age are tested with
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -262,3 +264,26 @@ async def test_a_lost_connection_is_announced_in_the_channel_it_was_made_in(worl
     shown = text_of(notice.params)
     assert "Acme Ltd" in shown and "/invoicing xero connect" in shown
     assert "broken" in text_of(await h.reply("xero status"))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+async def test_a_real_browser_follows_the_link_and_reads_the_callback_page(world, tmp_path):
+    service, xero, h, clock = world
+    await _tenant_with_app(xero)
+    xero.authorize_as("dana", [xero.add_organisation("Acme & Sons <Ltd>")])
+    url = await _authorize_link(h)
+    browser = await asyncio.create_subprocess_exec(
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        dom, _ = await asyncio.wait_for(browser.communicate(), timeout=90)
+    finally:
+        if browser.returncode is None:
+            browser.kill()
+    text = dom.decode()
+    assert "Connected to Acme &amp; Sons &lt;Ltd&gt;" in text  # the name is shown as text, not markup
+    assert "<ltd>" not in text.lower()
