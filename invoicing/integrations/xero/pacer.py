@@ -3,10 +3,12 @@
 Xero's limits are per organisation (and app): 5 calls in flight, 60 per minute, 5,000 per day
 (1,000 on the Starter tier); a 429 says ``Retry-After`` seconds. What a caller may rely on:
 
-* ``OrgPacer.slot()`` admits at most ``Limits.concurrent`` calls at once, and starts at most
-  ``Limits.per_minute`` calls in *any* window of ``Limits.window`` seconds (a sliding window over
-  the start times, lengthened by ``Limits.margin`` so that network jitter between our start and
-  Xero's arrival cannot squeeze an extra call into Xero's window). Waiting callers go in turn (FIFO).
+* ``OrgPacer.slot()`` admits at most ``Limits.concurrent`` calls at once, and at most
+  ``Limits.per_minute`` calls reach Xero in *any* window of ``Limits.window`` seconds, however long a
+  call takes between its start and its arrival at Xero: a call counts in the sliding window from
+  its start until ``window × (1 + margin)`` after it *finished* (its arrival lies between the two),
+  so a call that was slow to leave can never meet a window of later calls. Waiting callers go in
+  turn (FIFO).
 * ``OrgPacer.back_off(seconds)`` (a 429's ``Retry-After``) holds that organisation's next calls
   until then; other organisations' pacers are not affected.
 * The daily budget is not kept here but on the connection row (``budget.count_call``), so replicas
@@ -16,7 +18,8 @@ Xero's limits are per organisation (and app): 5 calls in flight, 60 per minute, 
 Why not ``aiolimiter``: its leaky bucket lets a full burst through and then one call per
 ``period / rate``, so a window straddling the burst sees almost twice the rate (60 at once, 59 more
 within the minute) — Xero would answer 429 — and it reads the loop's clock, which tests cannot scale.
-A sliding window of start times is 40 lines, exact, and takes the clock and ``sleep`` as arguments.
+A sliding window over in-flight and finished calls is 50 lines, exact, and takes the clock and
+``sleep`` as arguments.
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ class OrgPacer:
         self.limits = limits
         self._now = now
         self._sleep = sleep
-        self._started: deque[float] = deque()
+        # Completion times of finished calls still in the window (in order: the clock is monotonic).
+        self._finished: deque[float] = deque()
+        self._running = 0
+        self._done = asyncio.Event()
         self._in_flight = asyncio.Semaphore(limits.concurrent)
         self._turn = asyncio.Lock()
         self._blocked_until = 0.0
@@ -64,7 +70,12 @@ class OrgPacer:
         """Hold one of the organisation's call slots for the duration of one HTTP request."""
         async with self._in_flight:
             await self._wait_turn()
-            yield
+            try:
+                yield
+            finally:
+                self._running -= 1
+                self._finished.append(self._now())
+                self._done.set()
 
     def back_off(self, seconds: float) -> None:
         """No call of this organisation starts for ``seconds`` (a 429's ``Retry-After``)."""
@@ -83,12 +94,16 @@ class OrgPacer:
                 if now < self._blocked_until:
                     await self._sleep(self._blocked_until - now)
                     continue
-                while self._started and self._started[0] <= now - span:
-                    self._started.popleft()
-                if len(self._started) < self.limits.per_minute:
-                    self._started.append(now)
+                while self._finished and self._finished[0] <= now - span:
+                    self._finished.popleft()
+                if len(self._finished) + self._running < self.limits.per_minute:
+                    self._running += 1
                     return
-                await self._sleep(self._started[0] + span - now)
+                if self._finished:
+                    await self._sleep(self._finished[0] + span - now)
+                else:  # the whole minute's allowance is in flight: wait for one to finish
+                    self._done.clear()
+                    await self._done.wait()
 
 
 @dataclass

@@ -69,3 +69,4 @@ async def test_retry_after_holds_only_that_organisation():
         assert time() == 0.0  # the other organisation goes at once
     async with slow.slot():
         assert time() >= 30.0
+
