@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 
@@ -71,7 +71,7 @@ def identity() -> Spec:
     return Spec(*_load(IDENTITY_FILE))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Request:
     """openapi-core's request protocol over what the fake already read from aiohttp."""
 
@@ -99,7 +99,7 @@ class Spec:
             host_url=XERO_HOST,
             path=self.canonical_path(path),
             method=method.lower(),
-            parameters=RequestParameters(query=query, header=headers, cookie={}),  # type: ignore[arg-type]
+            parameters=RequestParameters(query=query, header=headers, cookie={}),
             content_type=content_type,
             body=body or None,
         )
