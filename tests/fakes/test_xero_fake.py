@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -100,12 +102,14 @@ def invoice(number: str, **overrides: Any) -> dict[str, Any]:
 @asynccontextmanager
 async def fake_session(limits: Limits | None = None, latency: float = 0.0) -> AsyncIterator[Session]:
     clock = FakeClock()
-    async with FakeXero(limits=limits or Limits(), clock=clock, latency=latency) as xero, \
+    async with FakeXero(limits=limits or Limits(), clock=clock, latency=latency, check_responses=True) as xero, \
             aiohttp.ClientSession() as http:
         app = xero.register_app(redirect_uris=[REDIRECT])
         org = xero.add_organisation("Acme Ltd")
         xero.authorize_as("dana", [org])
         yield Session(xero, http, app.client_id, app.client_secret, org, clock)
+        # The fake's own answers must have the shape Xero's spec gives them.
+        assert xero.response_errors == []
 
 
 @pytest.fixture
@@ -349,7 +353,7 @@ async def test_the_same_idempotency_key_replays_and_a_different_body_is_refused(
     assert len(s.xero.store(s.org).invoices) == 1
     status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-9")]},
                                    headers=key)
-    assert status == 400 and "Idempotency-Key" in body["Detail"]
+    assert status == 400 and "Idempotency-Key" in body["Message"]
     assert len(s.xero.store(s.org).invoices) == 1
 
 
@@ -554,3 +558,21 @@ async def test_old_apps_use_accounting_transactions() -> None:
         status, body, _ = await s.call("PUT", f"{API}/Invoices", access,
                                        json={"Invoices": [invoice("INV-1", Contact={"Name": "Acme"})]})
         assert status == 200, body
+
+
+async def test_the_fake_runs_as_a_program_and_reports_its_state() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.xero", "--per-minute", "600", "--organisations", "2",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        started = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+        assert len(started["tenant_ids"]) == 2 and started["client_secret"]
+        async with aiohttp.ClientSession() as http, http.get(f"{started['base_url']}/_fake/state") as response:
+            state = await response.json()
+        assert set(state["organisations"]) == set(started["tenant_ids"])
+        assert state["validation_errors"] == []
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        await asyncio.wait_for(process.wait(), 30)
