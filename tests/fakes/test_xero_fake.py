@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +23,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.xero import FakeClock, FakeOrg, FakeXero, Limits
+from tests.fakes.xero.totals import document_totals, line_total
 
 REDIRECT = "https://invoicebot.example/xero/callback"
 SCOPES = "openid profile email offline_access accounting.invoices accounting.contacts"
@@ -576,3 +578,32 @@ async def test_the_fake_runs_as_a_program_and_reports_its_state() -> None:
         if process.stdin is not None:
             process.stdin.close()
         await asyncio.wait_for(process.wait(), 30)
+
+
+def test_totals_inclusive_no_tax_discount_and_four_decimal_unit_amounts() -> None:
+    inclusive = line_total(quantity=Decimal("1"), unit_amount=Decimal("12.00"), discount_rate=Decimal("0"),
+                           rate_percent=Decimal("20"), amount_types="Inclusive")
+    assert (inclusive.line_amount, inclusive.tax_amount) == (Decimal("12.00"), Decimal("2.00"))
+    assert document_totals([inclusive], "Inclusive") == (Decimal("10.00"), Decimal("2.00"), Decimal("12.00"))
+    discounted = line_total(quantity=Decimal("3"), unit_amount=Decimal("9.99"), discount_rate=Decimal("10"),
+                            rate_percent=Decimal("20"), amount_types="NoTax")
+    assert (discounted.line_amount, discounted.tax_amount) == (Decimal("26.97"), Decimal("0.00"))
+    fine = line_total(quantity=Decimal("1000"), unit_amount=Decimal("0.01255"), discount_rate=Decimal("0"),
+                      rate_percent=Decimal("20"), amount_types="Exclusive", unitdp=4)
+    assert (fine.unit_amount, fine.line_amount, fine.tax_amount) == (Decimal("0.0126"), Decimal("12.60"),
+                                                                     Decimal("2.52"))
+    coarse = line_total(quantity=Decimal("1000"), unit_amount=Decimal("0.01255"), discount_rate=Decimal("0"),
+                        rate_percent=Decimal("20"), amount_types="Exclusive")
+    assert coarse.line_amount == Decimal("10.00")
+
+
+async def test_two_parallel_requests_with_one_key_create_one_invoice() -> None:
+    async with fake_session(latency=0.2) as s:
+        access = (await s.login())["access_token"]
+        await with_contact(s, access)
+        key = {"Idempotency-Key": "inv-1"}
+        first, second = await asyncio.gather(*(
+            s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]}, headers=key)
+            for _ in range(2)))
+        assert first[0] == second[0] == 200 and first[1] == second[1]
+        assert len(s.xero.store(s.org).invoices) == 1
