@@ -607,3 +607,13 @@ async def test_two_parallel_requests_with_one_key_create_one_invoice() -> None:
             for _ in range(2)))
         assert first[0] == second[0] == 200 and first[1] == second[1]
         assert len(s.xero.store(s.org).invoices) == 1
+
+
+async def test_malformed_json_is_refused_and_recorded(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    async with s.http.put(f"{s.xero.base_url}{API}/Invoices", data=b'{"Invoices": [',
+                          headers={"Authorization": f"Bearer {access}", "xero-tenant-id": s.org.tenant_id,
+                                   "Content-Type": "application/json"}) as response:
+        assert response.status == 400
+        assert (await response.json())["Type"] == "PostDataInvalidException"
+    assert len(s.xero.validation_errors) == 1
