@@ -5,11 +5,17 @@ Plain aiohttp client calls (the real client is ``invoicing``'s); the fake's cloc
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
 import secrets
+import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +23,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.xero import FakeClock, FakeOrg, FakeXero, Limits
+from tests.fakes.xero.totals import document_totals, line_total
 
 REDIRECT = "https://invoicebot.example/xero/callback"
 SCOPES = "openid profile email offline_access accounting.invoices accounting.contacts"
@@ -94,21 +101,22 @@ def invoice(number: str, **overrides: Any) -> dict[str, Any]:
             **overrides}
 
 
-def session_fixture(limits: Limits | None = None, latency: float = 0.0):  # type: ignore[no-untyped-def]
-    async def make() -> AsyncIterator[Session]:
-        clock = FakeClock()
-        async with FakeXero(limits=limits or Limits(), clock=clock, latency=latency) as xero, \
-                aiohttp.ClientSession() as http:
-            app = xero.register_app(redirect_uris=[REDIRECT])
-            org = xero.add_organisation("Acme Ltd")
-            xero.authorize_as("dana", [org])
-            yield Session(xero, http, app.client_id, app.client_secret, org, clock)
-    return make
+@asynccontextmanager
+async def fake_session(limits: Limits | None = None, latency: float = 0.0) -> AsyncIterator[Session]:
+    clock = FakeClock()
+    async with FakeXero(limits=limits or Limits(), clock=clock, latency=latency, check_responses=True) as xero, \
+            aiohttp.ClientSession() as http:
+        app = xero.register_app(redirect_uris=[REDIRECT])
+        org = xero.add_organisation("Acme Ltd")
+        xero.authorize_as("dana", [org])
+        yield Session(xero, http, app.client_id, app.client_secret, org, clock)
+        # The fake's own answers must have the shape Xero's spec gives them.
+        assert xero.response_errors == []
 
 
 @pytest.fixture
 async def s() -> AsyncIterator[Session]:
-    async for session in session_fixture()():
+    async with fake_session() as session:
         yield session
 
 
@@ -347,7 +355,7 @@ async def test_the_same_idempotency_key_replays_and_a_different_body_is_refused(
     assert len(s.xero.store(s.org).invoices) == 1
     status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-9")]},
                                    headers=key)
-    assert status == 400 and "Idempotency-Key" in body["Detail"]
+    assert status == 400 and "Idempotency-Key" in body["Message"]
     assert len(s.xero.store(s.org).invoices) == 1
 
 
@@ -392,3 +400,220 @@ async def test_credit_notes_and_purchase_orders(s: Session) -> None:
     assert status == 200, body
     assert s.xero.store(s.org).purchase_orders[0]["PurchaseOrderNumber"] == "PO-0001"
     assert s.xero.validation_errors == []
+
+
+# -- limits ---------------------------------------------------------------------------------------------------
+
+async def _get(s: Session, access: str, tenant: str | None = None) -> tuple[int, aiohttp.ClientResponse]:
+    status, _, response = await s.call("GET", f"{API}/Contacts", access, tenant=tenant)
+    return status, response
+
+
+async def test_the_minute_limit_is_429_with_retry_after_until_the_window_moves() -> None:
+    async with fake_session(Limits(per_minute=3)) as s:
+        access = (await s.login())["access_token"]
+        remaining = []
+        for _ in range(3):
+            status, response = await _get(s, access)
+            assert status == 200
+            remaining.append(response.headers["X-MinLimit-Remaining"])
+        assert remaining == ["2", "1", "0"]
+        s.clock.advance(20)
+        status, response = await _get(s, access)
+        assert status == 429
+        assert response.headers["X-Rate-Limit-Problem"] == "minute"
+        assert response.headers["Retry-After"] == "40"
+        assert response.headers["X-MinLimit-Remaining"] == "0"
+        s.clock.advance(40)
+        assert (await _get(s, access))[0] == 200
+        assert [c.problem for c in s.xero.rejections(s.org)] == ["minute"]
+        assert len(s.xero.calls(s.org)) == 5
+
+
+async def test_the_daily_limit_and_the_starter_tier() -> None:
+    async with fake_session(Limits(per_minute=100, per_day=4, starter_per_day=2)) as s:
+        starter = s.xero.add_organisation("Tiny Ltd", tier="starter")
+        s.xero.authorize_as("dana", [s.org, starter])
+        tokens = await s.login()
+        access = tokens["access_token"]
+        for _ in range(2):
+            assert (await _get(s, access, starter.tenant_id))[0] == 200
+        status, response = await _get(s, access, starter.tenant_id)
+        assert status == 429 and response.headers["X-Rate-Limit-Problem"] == "daily"
+        assert 86_000 < int(response.headers["Retry-After"]) <= 86_400
+        assert response.headers["X-DayLimit-Remaining"] == "0"
+        for _ in range(4):
+            assert (await _get(s, access))[0] == 200
+        assert (await _get(s, access))[0] == 429
+        s.clock.advance(86_400)
+        _, tokens = await s.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        assert (await _get(s, tokens["access_token"]))[0] == 200
+
+
+async def test_the_app_minute_limit_spans_organisations() -> None:
+    async with fake_session(Limits(app_per_minute=3)) as s:
+        other = s.xero.add_organisation("Other Ltd")
+        s.xero.authorize_as("dana", [s.org, other])
+        access = (await s.login())["access_token"]
+        assert [(await _get(s, access, tenant))[0] for tenant in (s.org.tenant_id, other.tenant_id) * 2] == [
+            200, 200, 200, 429]
+        status, response = await _get(s, access, other.tenant_id)
+        assert response.headers["X-Rate-Limit-Problem"] == "appminute"
+        assert response.headers["X-AppMinLimit-Remaining"] == "0" and response.headers["Retry-After"] == "60"
+
+
+async def test_ten_parallel_calls_see_the_concurrency_limit_of_five() -> None:
+    async with fake_session(Limits(), latency=0.3) as s:
+        access = (await s.login())["access_token"]
+        results = await asyncio.gather(*(_get(s, access) for _ in range(10)))
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [200] * 5 + [429] * 5
+        assert {r.headers["X-Rate-Limit-Problem"] for status, r in results if status == 429} == {"concurrent"}
+        assert all("Retry-After" in r.headers for status, r in results if status == 429)
+        assert s.xero.max_in_flight(s.org) == 5
+        assert (await _get(s, access))[0] == 200, "in-flight calls are released"
+
+
+# -- more of Xero's behaviour and the fault injection ------------------------------------------------------
+
+async def test_post_updates_by_number_and_put_never_does(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1", Status="DRAFT")]})
+    status, body, _ = await s.call("POST", f"{API}/Invoices", access,
+                                   json={"Invoices": [invoice("INV-1", Reference="Dec 2026")]})
+    assert status == 200, body
+    assert [(i["InvoiceNumber"], i["Reference"], i["Status"]) for i in s.xero.store(s.org).invoices] == [
+        ("INV-1", "Dec 2026", "AUTHORISED")]
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]})
+    assert status == 400 and "must be unique" in body["Elements"][0]["ValidationErrors"][0]["Message"]
+
+
+async def test_a_duplicate_number_within_one_batch_is_refused(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, params={"summarizeErrors": "false"},
+                                   json={"Invoices": [invoice("INV-1"), invoice("INV-1")]})
+    assert [e["HasErrors"] for e in body["Invoices"]] == [False, True]
+    assert len(s.xero.store(s.org).invoices) == 1
+
+
+async def test_a_new_contact_name_on_an_invoice_creates_one_contact(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    contact = {"Name": "Beta Shop", "ContactNumber": "BETA"}
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access,
+                                   json={"Invoices": [invoice("INV-1", Contact=contact),
+                                                      invoice("INV-2", Contact=contact)]})
+    assert status == 200, body
+    assert [c["ContactNumber"] for c in s.xero.store(s.org).contacts] == ["BETA"]
+
+
+async def test_fail_next_answers_without_doing_the_work(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    s.xero.fail_next(f"{API}/Invoices", status=500, body={"Message": "boom"})
+    status, body, _ = await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]})
+    assert (status, body) == (500, {"Message": "boom"})
+    assert s.xero.store(s.org).invoices == []
+    assert (await s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]}))[0] == 200
+
+
+async def test_a_dropped_connection_after_processing_leaves_the_invoice_stored(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    await with_contact(s, access)
+    s.xero.fail_next(f"{API}/Invoices", processed=True, drop=True)
+    # POST: aiohttp silently retries an idempotent method (PUT) once on a dropped keep-alive connection.
+    with pytest.raises(aiohttp.ClientError):
+        await s.call("POST", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]})
+    assert len(s.xero.store(s.org).invoices) == 1
+
+
+async def test_unknown_paths_and_methods_are_recorded(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    assert (await s.call("GET", f"{API}/Bananas", access))[0] == 404
+    assert (await s.call("DELETE", f"{API}/Invoices", access))[0] == 405
+    assert len(s.xero.validation_errors) == 2
+
+
+async def test_paths_are_case_insensitive_like_xero(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    assert (await s.call("GET", "/Connections", access))[0] == 200
+    assert (await s.call("GET", "/api.xro/2.0/contacts", access))[0] == 200
+    assert s.xero.validation_errors == []
+
+
+async def test_revoking_needs_the_owning_client(s: Session) -> None:
+    tokens = await s.login()
+    other = s.xero.register_app(redirect_uris=[REDIRECT])
+    raw = base64.b64encode(f"{other.client_id}:{other.client_secret}".encode()).decode()
+    async with s.http.post(f"{s.xero.base_url}/connect/revocation", data={"token": tokens["refresh_token"]},
+                           headers={"Authorization": f"Basic {raw}"}) as response:
+        assert response.status == 200
+    assert (await s.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}))[0] == 200
+
+
+async def test_old_apps_use_accounting_transactions() -> None:
+    async with fake_session() as s:
+        old = s.xero.register_app(redirect_uris=[REDIRECT], created=date(2025, 6, 1))
+        s.client_id, s.client_secret = old.client_id, old.client_secret
+        access = (await s.login(scope="offline_access accounting.transactions accounting.contacts"))["access_token"]
+        status, body, _ = await s.call("PUT", f"{API}/Invoices", access,
+                                       json={"Invoices": [invoice("INV-1", Contact={"Name": "Acme"})]})
+        assert status == 200, body
+
+
+async def test_the_fake_runs_as_a_program_and_reports_its_state() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.xero", "--per-minute", "600", "--organisations", "2",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        started = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+        assert len(started["tenant_ids"]) == 2 and started["client_secret"]
+        async with aiohttp.ClientSession() as http, http.get(f"{started['base_url']}/_fake/state") as response:
+            state = await response.json()
+        assert set(state["organisations"]) == set(started["tenant_ids"])
+        assert state["validation_errors"] == []
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        await asyncio.wait_for(process.wait(), 30)
+
+
+def test_totals_inclusive_no_tax_discount_and_four_decimal_unit_amounts() -> None:
+    inclusive = line_total(quantity=Decimal("1"), unit_amount=Decimal("12.00"), discount_rate=Decimal("0"),
+                           rate_percent=Decimal("20"), amount_types="Inclusive")
+    assert (inclusive.line_amount, inclusive.tax_amount) == (Decimal("12.00"), Decimal("2.00"))
+    assert document_totals([inclusive], "Inclusive") == (Decimal("10.00"), Decimal("2.00"), Decimal("12.00"))
+    discounted = line_total(quantity=Decimal("3"), unit_amount=Decimal("9.99"), discount_rate=Decimal("10"),
+                            rate_percent=Decimal("20"), amount_types="NoTax")
+    assert (discounted.line_amount, discounted.tax_amount) == (Decimal("26.97"), Decimal("0.00"))
+    fine = line_total(quantity=Decimal("1000"), unit_amount=Decimal("0.01255"), discount_rate=Decimal("0"),
+                      rate_percent=Decimal("20"), amount_types="Exclusive", unitdp=4)
+    assert (fine.unit_amount, fine.line_amount, fine.tax_amount) == (Decimal("0.0126"), Decimal("12.60"),
+                                                                     Decimal("2.52"))
+    coarse = line_total(quantity=Decimal("1000"), unit_amount=Decimal("0.01255"), discount_rate=Decimal("0"),
+                        rate_percent=Decimal("20"), amount_types="Exclusive")
+    assert coarse.line_amount == Decimal("10.00")
+
+
+async def test_two_parallel_requests_with_one_key_create_one_invoice() -> None:
+    async with fake_session(latency=0.2) as s:
+        access = (await s.login())["access_token"]
+        await with_contact(s, access)
+        key = {"Idempotency-Key": "inv-1"}
+        first, second = await asyncio.gather(*(
+            s.call("PUT", f"{API}/Invoices", access, json={"Invoices": [invoice("INV-1")]}, headers=key)
+            for _ in range(2)))
+        assert first[0] == second[0] == 200 and first[1] == second[1]
+        assert len(s.xero.store(s.org).invoices) == 1
+
+
+async def test_malformed_json_is_refused_and_recorded(s: Session) -> None:
+    access = (await s.login())["access_token"]
+    async with s.http.put(f"{s.xero.base_url}{API}/Invoices", data=b'{"Invoices": [',
+                          headers={"Authorization": f"Bearer {access}", "xero-tenant-id": s.org.tenant_id,
+                                   "Content-Type": "application/json"}) as response:
+        assert response.status == 400
+        assert (await response.json())["Type"] == "PostDataInvalidException"
+    assert len(s.xero.validation_errors) == 1

@@ -87,8 +87,8 @@ def _errored(element: dict[str, Any], errors: list[str]) -> dict[str, Any]:
             "ValidationErrors": [{"Message": message} for message in errors]}
 
 
-def resolve_contact(store: OrgStore, given: Any, errors: list[str], *,
-                    created: list[dict[str, Any]]) -> dict[str, Any] | None:
+def resolve_contact(store: OrgStore, given: Any, errors: list[str], *, created: list[dict[str, Any]],
+                    now: datetime) -> dict[str, Any] | None:
     """The contact a document names, creating it from a new Name as Xero does (appended to ``created``)."""
     if not isinstance(given, dict) or not given:
         errors.append("A Contact must be specified for this type of transaction")
@@ -107,9 +107,10 @@ def resolve_contact(store: OrgStore, given: Any, errors: list[str], *,
             errors.append(f"A contact with ContactNumber '{number}' could not be found")
             return None
     if name:
-        contact = store.contact_by_name(str(name))
+        key = str(name).strip().lower()
+        contact = store.contact_by_name(key) or next((c for c in created if c["Name"].strip().lower() == key), None)
         if contact is None:
-            contact = new_contact(dict(given), now=datetime.now(UTC))
+            contact = new_contact(dict(given), now=now)
             created.append(contact)
         return contact
     errors.append("A Contact must be specified for this type of transaction")
@@ -213,6 +214,8 @@ def save_documents(store: OrgStore, kind: Kind, elements: list[dict[str, Any]], 
     out: list[dict[str, Any]] = []
     accepted: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
     new_contacts: list[dict[str, Any]] = []
+    batch_numbers: set[tuple[str, str, str]] = set()
+    sequence = store.sequences.get(kind.key, 0)
     for element in elements:
         errors: list[str] = []
         doc_type = element.get("Type", "")
@@ -221,22 +224,23 @@ def save_documents(store: OrgStore, kind: Kind, elements: list[dict[str, Any]], 
         existing = None
         number = element.get(kind.number_field)
         if element.get(kind.id_field):
-            existing = next((d for d in items if d[kind.id_field] == element[kind.id_field]), None)
+            existing = store.by_id.get(str(element[kind.id_field]).lower())
+            existing = existing if existing is not None and kind.id_field in existing else None
             if existing is None or create_only:
                 errors.append(f"{kind.label} could not be found" if existing is None
                               else f"{kind.label} already exists; use POST to update it")
         elif number and doc_type in kind.unique_types:
-            same = [d for d in items if d.get(kind.number_field) == number and d.get("Type", "") == doc_type]
-            same += [d for _, d in accepted if d.get(kind.number_field) == number]
-            if same and (create_only or any(d not in items for d in same)):
+            index_key = (kind.key, doc_type, str(number))
+            stored = store.by_number.get(index_key)
+            if index_key in batch_numbers or (stored is not None and create_only):
                 errors.append(f"{kind.label} # must be unique.")
-            elif same:
-                existing = same[0]
+            existing = stored
+            batch_numbers.add(index_key)
         merged = {**(existing or {}), **element}
         status = merged.get("Status") or "DRAFT"
         if existing is None and status not in CREATABLE_STATUSES:
             errors.append(f"{kind.label} not of valid status for creation")
-        contact = resolve_contact(store, merged.get("Contact"), errors, created=new_contacts)
+        contact = resolve_contact(store, merged.get("Contact"), errors, created=new_contacts, now=now)
         dates = {}
         for field_name in ("Date", "DueDate", "DeliveryDate"):
             if merged.get(field_name) is not None:
@@ -271,14 +275,13 @@ def save_documents(store: OrgStore, kind: Kind, elements: list[dict[str, Any]], 
                 document[f"{field_name}String"] = f"{dates[field_name].isoformat()}T00:00:00"
         if kind is not PURCHASE_ORDERS:
             document.update(AmountDue=total, AmountPaid=Decimal("0.00"), AmountCredited=Decimal("0.00"))
-        if kind is PURCHASE_ORDERS and not document.get(kind.number_field):
-            store.po_sequence += 1 if commit else 0
-            document[kind.number_field] = f"PO-{store.po_sequence + (0 if commit else 1):04d}"
-        if kind is INVOICES and doc_type == "ACCREC" and not document.get(kind.number_field):
-            document[kind.number_field] = f"INV-{len(items) + len(accepted) + 1:04d}"
+        if not document.get(kind.number_field) and (kind is PURCHASE_ORDERS or doc_type == "ACCREC"):
+            sequence += 1  # Xero numbers them from the organisation's settings (here PO-0001 …, INV-0001 …)
+            document[kind.number_field] = f"{'PO' if kind is PURCHASE_ORDERS else 'INV'}-{sequence:04d}"
         accepted.append((existing, document))
         out.append({**document, "StatusAttributeString": "OK"})
     if commit:
+        store.sequences[kind.key] = sequence
         store.contacts.extend(new_contacts)
         for existing, document in accepted:
             if existing is None:
@@ -286,4 +289,8 @@ def save_documents(store: OrgStore, kind: Kind, elements: list[dict[str, Any]], 
             else:
                 existing.clear()
                 existing.update(document)
+                document = existing
+            store.by_id[document[kind.id_field].lower()] = document
+            if document.get(kind.number_field):
+                store.by_number[(kind.key, document.get("Type", ""), document[kind.number_field])] = document
     return out

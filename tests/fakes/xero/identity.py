@@ -159,8 +159,8 @@ async def revocation(xero: FakeXero, request: web.Request) -> web.Response:
     except TokenError as error:
         return web.json_response({"error": error.code}, status=400)
     form = await request.post()
-    grant = xero.tokens.revoke(str(form.get("token", "")))
-    if grant is not None and grant.client_id == app.client_id:
+    grant = xero.tokens.revoke(str(form.get("token", "")), client_id=app.client_id)
+    if grant is not None:
         xero.connections[:] = [c for c in xero.connections
                                if not (c.user == grant.user and c.client_id == grant.client_id)]
     return web.Response(status=200)

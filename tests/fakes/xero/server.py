@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.xero import accounting, identity, spec
+from tests.fakes.xero import identity, spec, state
 from tests.fakes.xero.api import Call, Fault, ValidationFailure, handle_api
 from tests.fakes.xero.clock import OffsetClock
 from tests.fakes.xero.limits import Limits, RateLimiter
@@ -41,6 +41,10 @@ class FakeXero:
     limits: Limits = field(default_factory=Limits)
     clock: Any = None
     latency: float = 0.0
+    #: the TCP port to listen on (0 = any free port)
+    port: int = 0
+    #: check the fake's own JSON answers against the spec's response schemas (its own tests turn it on)
+    check_responses: bool = False
     apps: dict[str, FakeApp] = field(default_factory=dict)
     orgs: dict[str, OrgStore] = field(default_factory=dict)
     connections: list[Connection] = field(default_factory=list)
@@ -48,6 +52,8 @@ class FakeXero:
     login: tuple[str, list[FakeOrg]] | None = None
     #: every request that did not match the OpenAPI spec or a rule Xero enforces beyond it
     validation_errors: list[ValidationFailure] = field(default_factory=list)
+    #: the fake's answers that did not match the spec's response schemas (with ``check_responses``)
+    response_errors: list[ValidationFailure] = field(default_factory=list)
     token_requests: list[identity.TokenRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     base_url: str = ""
@@ -65,10 +71,11 @@ class FakeXero:
     async def __aenter__(self) -> FakeXero:
         app = web.Application(client_max_size=2 * MAX_REQUEST_BYTES + 1)
         app.add_routes(identity.routes(self))
+        app.add_routes(state.routes(self))
         app.add_routes([web.route("*", "/{tail:.*}", functools.partial(handle_api, self))])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}"
@@ -168,5 +175,3 @@ class FakeXero:
     def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
         return hashlib.sha256(b"\0".join([method.encode(), path.lower().encode(), query.encode(), body])).hexdigest()
 
-
-__all__ = ["FakeXero", "accounting"]

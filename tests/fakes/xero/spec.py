@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 
@@ -71,7 +71,7 @@ def identity() -> Spec:
     return Spec(*_load(IDENTITY_FILE))
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Request:
     """openapi-core's request protocol over what the fake already read from aiohttp."""
 
@@ -81,6 +81,16 @@ class _Request:
     parameters: RequestParameters
     content_type: str
     body: bytes | None
+
+
+@dataclass
+class _Response:
+    """openapi-core's response protocol."""
+
+    data: bytes
+    status_code: int
+    content_type: str
+    headers: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -95,19 +105,33 @@ class Spec:
     def request_errors(self, *, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
                        body: bytes | None, content_type: str) -> list[str]:
         """Every way the request departs from the spec, as readable messages ([] = valid)."""
-        request = _Request(
-            host_url=XERO_HOST,
-            path=self.canonical_path(path),
-            method=method.lower(),
-            parameters=RequestParameters(query=query, header=headers, cookie={}),  # type: ignore[arg-type]
-            content_type=content_type,
-            body=body or None,
-        )
+        request = self._request(method, path, query, headers, body, content_type)
         with warnings.catch_warnings():
             # OAuth2 security schemes are not checked by openapi-core ("Unsupported scheme type");
             # the fake checks bearer tokens and scopes itself.
             warnings.simplefilter("ignore", UserWarning)
             return [_describe(error) for error in self.api.iter_request_errors(request)]
+
+    def response_errors(self, *, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+                        body: bytes | None, content_type: str, status: int, answer: bytes,
+                        answer_type: str) -> list[str]:
+        """How the fake's own answer departs from the spec's response schema (the fake checking itself)."""
+        request = self._request(method, path, query, headers, body, content_type)
+        response = _Response(data=answer, status_code=status, content_type=answer_type, headers={})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return [_describe(error) for error in self.api.iter_response_errors(request, response)]
+
+    def _request(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+                 body: bytes | None, content_type: str) -> _Request:
+        return _Request(
+            host_url=XERO_HOST,
+            path=self.canonical_path(path),
+            method=method.lower(),
+            parameters=RequestParameters(query=query, header=headers, cookie={}),
+            content_type=content_type,
+            body=body or None,
+        )
 
 
 def _describe(error: BaseException) -> str:

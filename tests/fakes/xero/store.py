@@ -94,9 +94,13 @@ class OrgStore:
     invoices: list[dict[str, Any]] = field(default_factory=list)
     credit_notes: list[dict[str, Any]] = field(default_factory=list)
     purchase_orders: list[dict[str, Any]] = field(default_factory=list)
+    #: (collection, Type, number) → document, and document id → document: lookups without scanning
+    by_number: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, Replay] = field(default_factory=dict)
     idempotency_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    po_sequence: int = 0
+    #: the last automatic number per collection (PO-0001 …, INV-0001 …)
+    sequences: dict[str, int] = field(default_factory=dict)
 
     def contact_by_id(self, contact_id: str) -> dict[str, Any] | None:
         return next((c for c in self.contacts if c["ContactID"].lower() == contact_id.lower()), None)

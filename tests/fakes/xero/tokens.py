@@ -152,10 +152,10 @@ class TokenBook:
             })
         return answer
 
-    def revoke(self, value: str) -> Grant | None:
-        """Revoke the grant a refresh (or access) token belongs to; None if the token is unknown."""
-        holder = self.refresh_tokens.get(value) or self.access_tokens.get(value)
-        if holder is None:
+    def revoke(self, value: str, *, client_id: str) -> Grant | None:
+        """Revoke the grant a refresh token of this client belongs to; None if it is not one (RFC 7009: 200)."""
+        holder = self.refresh_tokens.get(value)
+        if holder is None or holder.grant.client_id != client_id:
             return None
         holder.grant.revoked = True
         return holder.grant
