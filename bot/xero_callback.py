@@ -85,6 +85,11 @@ def add_xero_routes(app: web.Application, env: XeroEnv, *, send_dm: SendDm | Non
             except Exception:
                 log.exception("xero choice DM failed user=%s", done.user_id)
         names = ", ".join(c["name"] for c in choices)
+        if send_dm is None:  # no Slack in this process: nobody can get the buttons
+            return page("Xero was not connected",
+                        f"You authorised {len(choices)} Xero organisations ({names}), but InvoiceBot cannot ask you "
+                        "which one in Slack from here. Type `/invoicing xero connect` again and tick only one.",
+                        ok=False, status=409)
         return page("Choose the organisation in Slack",
                     f"You authorised {len(choices)} Xero organisations ({names}). InvoiceBot sent you a message in "
                     "Slack with a button for each: pick the one to use (within 30 minutes).", ok=True)

@@ -22,6 +22,10 @@ from invoicing.integrations.xero.errors import XeroError, XeroRequestFailed, Xer
 log = logging.getLogger(__name__)
 
 
+#: Longest wait for one token-endpoint answer (seconds), whatever ``XeroHttp.timeout`` says.
+TOKEN_TIMEOUT = 10.0
+
+
 class InvalidGrant(XeroError):
     """The identity server refused the grant (``invalid_grant``): the refresh token or code is dead."""
 
@@ -80,7 +84,9 @@ _REASONS = {
 
 async def _token_call(http: XeroHttp, app: AppCredentials, form: dict[str, str], what: str) -> dict[str, Any]:
     try:
-        async with http.session.post(http.urls.token, data=form, timeout=http.client_timeout,
+        # Short: a refresh holds its connection's row lock (on SQLite the process's write lock) meanwhile.
+        timeout = aiohttp.ClientTimeout(total=min(http.timeout, TOKEN_TIMEOUT))
+        async with http.session.post(http.urls.token, data=form, timeout=timeout,
                                      headers={**app.basic_auth(), "Accept": "application/json"}) as answer:
             text = await answer.text()
             status = answer.status

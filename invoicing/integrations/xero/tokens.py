@@ -14,7 +14,7 @@ same transaction. Rules a caller may rely on:
 * ``invalid_grant`` marks the connection broken and queues a ``xero_broken`` notice telling ops to
   connect again, committed together; then ``XeroConnectionBroken``. Nothing is lost: pushes wait.
 * ``stale``: the token a call was refused with (401); it is refreshed unless someone already did.
-* The lock is held for the refresh call (bounded by ``XeroHttp.timeout`` × attempts); on SQLite
+* The lock is held for the refresh call (at most ``identity.TOKEN_TIMEOUT`` × attempts); on SQLite
   that is the process's write lock, so keep the identity timeout short.
 """
 
