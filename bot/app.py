@@ -19,6 +19,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot.allocator import HeapTrimmer
@@ -33,7 +34,9 @@ from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack import create_slack_app
 from bot.slack_web import ChannelPoster, web_client
+from bot.xero_callback import add_xero_routes
 from commands.context import Services
+from commands.replies import Reply
 from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery.mail import mail_domain
@@ -43,6 +46,7 @@ from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
 from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.registry import RUNNERS
+from invoicing.integrations.xero.endpoints import XeroEnv, XeroHttp, XeroUrls, redirect_uri
 from invoicing.integrations.xml_export.uploads import Uploads
 from invoicing.secrets import SecretBox
 from models import DeliveryStatus, IntegrationKind, NoticeStatus, XmlExportStatus
@@ -112,6 +116,7 @@ class Service:
         self._socket_mode: Any = None
         self.replays = replay_store(settings.resolved_database_url())
         self.port: int | None = None
+        self.xero: XeroEnv | None = None  # built in start(): it owns an HTTP session
 
     # --- hooks the commands and the scheduler call ------------------------------------------
 
@@ -119,7 +124,7 @@ class Service:
         return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
                         resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain,
                         kick_outbox=self.kick_outbox, resend_credit_note=self._resend_credit_note,
-                        secret_box=self.secret_box)
+                        secret_box=self.secret_box, xero=self.xero)
 
     async def kick_outbox(self) -> None:
         self._kick.set()
@@ -158,6 +163,7 @@ class Service:
         """Open the database, wire Slack and HTTP, start the scheduler and outbox loops."""
         self._db = database(self.settings.resolved_database_url())
         await self._db.__aenter__()
+        self._build_xero()
         self._build_slack()
         self._build_http()
         if serve_http:
@@ -200,10 +206,24 @@ class Service:
         else:
             add_slack_routes(self.web_app, bolt, replays=self.replays)
 
+    def _build_xero(self) -> None:
+        s = self.settings
+        urls = XeroUrls(login=s.xero_login_url, identity=s.xero_identity_url, api=s.xero_api_url,
+                        redirect_uri=redirect_uri(s.public_url))
+        session = aiohttp.ClientSession()
+        self.xero = XeroEnv(box=self.secret_box, http=XeroHttp(session, urls, s.xero_timeout_seconds),
+                            clock=self.clock)
+
+    async def _dm(self, user: str, reply: Reply) -> None:
+        if self.poster is not None:
+            await self.poster.post(user, reply)
+
     def _build_http(self) -> None:
         from bot.feed import create_feed_app
 
         add_health_route(self.web_app)
+        if self.xero is not None:
+            add_xero_routes(self.web_app, self.xero, send_dm=self._dm)
         self.web_app.add_subapp("/api/v1", create_feed_app(max_body_bytes=self.settings.feed_max_body_bytes,
                                                           renderer=self.renderer.render))
 
@@ -281,6 +301,8 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.transport.close()
+        if self.xero is not None:
+            await self.xero.http.session.close()
         await self.replays.close()
         await asyncio.to_thread(self.renderer.close)
         if self._db is not None:

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     # Comma-separated base64 keys (32 bytes each), newest first: see invoicing.secrets and .env.example.
     invoicebot_secret_key: SecretStr | None = None
 
+    # Xero (issue 16): the service's external base URL (the OAuth redirect URI is PUBLIC_URL + /xero/callback)
+    # and Xero's three base URLs (tests point them at a local fake).
+    public_url: str = ""
+    xero_login_url: str = "https://login.xero.com"
+    xero_identity_url: str = "https://identity.xero.com"
+    xero_api_url: str = "https://api.xero.com"
+    # Seconds one Xero request may take (token refreshes hold the connection's row lock that long at most).
+    xero_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -52,6 +61,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """``KEY=`` in .env means "not set", as in .env.example."""
         return None if value == "" else value
+
+    @field_validator("public_url", "xero_login_url", "xero_identity_url", "xero_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
 
     @property
     def data_dir(self) -> Path:

@@ -32,6 +32,7 @@ from bot.lanes import Lanes
 from bot.payloads import team_of
 from bot.slack_forms import register_forms
 from bot.slack_web import ChannelPoster, admin_check, respond_reliably, slack_error
+from bot.xero_forms import register_xero_forms
 from commands.click_handlers import CLICKS
 from commands.clicks import ACTION_PREFIX, Click, handle_click
 from commands.context import CommandContext, Services
@@ -246,5 +247,6 @@ def create_slack_app(
     app.event("app_home_opened")(ack=ack_event, lazy=[on_home_opened])
 
     register_forms(app, lanes=lanes, context_for=context_for, poster=poster)
+    register_xero_forms(app, lanes=lanes, context_for=context_for, poster=poster)
 
     return app, poster

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import approvals, credit, credit_form, delivery_buttons, home, invoice_buttons, xml
+from commands import approvals, credit, credit_form, delivery_buttons, home, invoice_buttons, xero, xml
 from commands.clicks import ClickHandler
 from commands.dispatch import dispatch
 from commands.notifications import CREDIT_OPEN
@@ -19,4 +19,6 @@ CLICKS: dict[str, ClickHandler] = {
     home.NEXT_PAGE: home.home_page,
     home.PREVIOUS_PAGE: home.home_page,
     **xml.CLICKS,
+    xero.CHOOSE: xero.choose_click,
+    xero.DISCONNECT: xero.disconnect_click,
 }

@@ -11,6 +11,7 @@ from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.runs import RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import Forbidden, InvalidInput, InvoiceBotError
+from invoicing.integrations.xero.endpoints import XeroEnv
 from invoicing.secrets import SecretBox
 from models import Tenant
 
@@ -69,6 +70,8 @@ class Services:
     kick_outbox: Callable[[], Awaitable[None]] = _no_kick
     # Seals and opens stored secrets (INVOICEBOT_SECRET_KEY): SFTP passwords, the tenant's SSH key.
     secret_box: SecretBox = field(default_factory=lambda: SecretBox(None))
+    # Xero: the secret box, the HTTP session and URLs (``None``: no Xero in this process).
+    xero: XeroEnv | None = None
 
 
 @dataclass(frozen=True)

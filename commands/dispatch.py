@@ -25,6 +25,7 @@ from commands import (
     prices,
     runs,
     seller,
+    xero,
     xml,
 )
 from commands.context import Args, CommandContext
@@ -151,6 +152,11 @@ COMMANDS: dict[str, Command] = {
         Command("deliveries", "deliveries [<co>] [failed] [page=N]",
                 "e-mails and Slack notices waiting or failed, and why",
                 deliveries.deliveries),
+        Command("xero", xero.USAGE, "the Xero app and connected organisations (admins change them)", xero.xero,
+                "`setup` opens a form for your own Xero app's client id and secret (stored encrypted). `connect` "
+                "answers with a Xero link (10 minutes, once); `connect <co>` connects a dropship company's own "
+                "organisation (purchase orders). `status` shows scopes, token age and today's calls. `disconnect` "
+                "revokes InvoiceBot's access at Xero (confirm button).", _word_is(0, "connect", "disconnect")),
         Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins,
                 mutates=_word_is(0, "add", "remove")),
     )

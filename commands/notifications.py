@@ -31,6 +31,7 @@ from commands.replies import (
     section,
     shorten,
 )
+from commands.xero import broken_reply, budget_reply
 from commands.xml_notices import KINDS as XML_KINDS
 from commands.xml_notices import xml_notice_reply
 from invoicing.billing.runs import RunReport
@@ -196,6 +197,10 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         return xml_notice_reply(kind, payload)
     if kind == NoticeKind.CREDIT_ISSUED:
         return credit_reply(payload)
+    if kind == NoticeKind.XERO_BROKEN:
+        return broken_reply(payload)
+    if kind == NoticeKind.XERO_BUDGET:
+        return budget_reply(payload)
     if kind == NoticeKind.RUN_ISSUED:
         actor = str(payload.get("actor") or "")
         user = actor.removeprefix("slack:") if actor.startswith("slack:") else ""

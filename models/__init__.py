@@ -22,6 +22,7 @@ from models.seen_request import SeenRequest
 from models.ssh_key import SshKey
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
+from models.xero import XeroApp, XeroAuthPurpose, XeroAuthState, XeroConnection, XeroConnectionStatus
 from models.xml_export import XmlContent, XmlExport, XmlExportItem, XmlExportStatus
 
 MODEL_MODULES = [
@@ -42,6 +43,7 @@ MODEL_MODULES = [
     "models.fx",
     "models.ssh_key",
     "models.xml_export",
+    "models.xero",
 ]
 
 __all__ = [
@@ -84,4 +86,9 @@ __all__ = [
     "XmlExport",
     "XmlExportItem",
     "XmlExportStatus",
+    "XeroApp",
+    "XeroAuthPurpose",
+    "XeroAuthState",
+    "XeroConnection",
+    "XeroConnectionStatus",
 ]

@@ -28,6 +28,8 @@ class NoticeKind(StrEnum):
     XML_FAILING = "xml_failing"
     XML_RECOVERED = "xml_recovered"
     XML_BLOCKED = "xml_blocked"
+    XERO_BROKEN = "xero_broken"
+    XERO_BUDGET = "xero_budget"
 
 
 class NoticeStatus(StrEnum):

@@ -12,7 +12,8 @@ Rules a caller may rely on:
 * The ``dedupe_key`` names the event (``run:<run id>``, ``delivery-failed:<delivery
   id>``, ``credit:<credit note id>``, ``schedule:<integration id>:<slot>``, ``approval:<id>``,
   ``approval-reminder:<id>``, ``approval-timeout:<id>``; the XML export's ``xml-export:<id>``,
-  ``xml-failing:<id>``, ``xml-recovered:<id>``, ``xml-blocked:<integration id>:<since>``); queuing
+  ``xml-failing:<id>``, ``xml-recovered:<id>``, ``xml-blocked:<integration id>:<since>``; Xero's
+  ``xero-broken:<connection id>:<refreshed at>``, ``xero-budget:<connection id>:<day>``); queuing
   the same event twice keeps the first row (``get_or_create`` on the unique key).
 * The payload holds plain JSON values (Decimals and instants as strings), not Slack
   blocks: the message is rendered when it is posted (``commands.notifications``), so
@@ -160,3 +161,17 @@ async def queue_approval_timed_out(company: Company, approval: RunApproval, *, o
     """Queue what the timeout policy did: ``outcome`` is ``issued``, ``skipped`` or ``superseded``."""
     payload = {**approval_payload(company, approval), "outcome": outcome, "invoice_number": invoice_number}
     return await _queue(company, NoticeKind.APPROVAL_TIMED_OUT, f"approval-timeout:{approval.id}", payload, now)
+
+
+async def queue_xero_notice(*, tenant_id: int, company_id: int | None, channel: str, kind: NoticeKind, key: str,
+                            payload: dict[str, Any], now: datetime) -> SlackNotice | None:
+    """Queue a notice about a Xero connection (``xero_broken``: connect again; ``xero_budget``: 80 % of the
+    day's calls used) in ``channel`` (the company's, or where the connection was made); none without one."""
+    if not channel:
+        return None
+    notice, _ = await SlackNotice.get_or_create(
+        dedupe_key=key[:120],
+        defaults={"tenant_id": tenant_id, "company_id": company_id, "channel": channel[:80], "kind": kind,
+                  "payload": payload, "next_attempt_at": now},
+    )
+    return notice
