@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import asyncssh
 
 from invoicing.integrations.xml_export.destinations import SftpTarget, upload
 from invoicing.integrations.xml_export.targets import openssh_line
-from tests.fakes.sftp_server import SftpServer, UserAuth
+from tests.fakes.sftp_server import SftpServer, UserAuth, spawn_server
 
 CHUNK = 1024 * 1024
 
@@ -76,14 +75,8 @@ async def run(size_mb: int, rounds: int, server_process: bool) -> None:
         child, server = None, None
         if server_process:
             (Path(tmp) / "authorized").write_text(openssh_line(key) + "\n")
-            port_file = Path(tmp) / "port"
-            child = subprocess.Popen([sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root),
-                                      "--authorized", str(Path(tmp) / "authorized"), "--port-file", str(port_file)],
-                                     cwd=Path(__file__).resolve().parents[1])
-            while not port_file.exists():
-                await asyncio.sleep(0.05)
-            port = int(port_file.read_text())
-            host_key = Path(str(port_file) + ".hostkey").read_text().strip()
+            spawned = await spawn_server(root, Path(tmp) / "authorized", Path(tmp) / "port")
+            child, port, host_key = spawned.process, spawned.port, spawned.host_key_line
         else:
             server = SftpServer(root, {"acme": UserAuth(keys=[openssh_line(key)])})
             await server.start()

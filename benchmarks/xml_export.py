@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from invoicing.integrations.xml_export.sample import SAMPLE_HEADER, generated_or
 from invoicing.integrations.xml_export.targets import openssh_line
 from invoicing.integrations.xml_export.validation import orders_schema, validate_orders_file
 from invoicing.integrations.xml_export.writer import write_orders
-from tests.fakes.sftp_server import SftpServer, UserAuth
+from tests.fakes.sftp_server import SftpServer, UserAuth, spawn_server
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -77,14 +76,8 @@ async def upload_step(source: Path, name: str, rounds: int, server_process: bool
     child, server = None, None
     if server_process:
         (tmp / "authorized").write_text(openssh_line(key) + "\n")
-        port_file = tmp / "port"
-        child = subprocess.Popen([sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root),
-                                  "--authorized", str(tmp / "authorized"), "--port-file", str(port_file)],
-                                 cwd=REPOSITORY)
-        while not port_file.exists():
-            await asyncio.sleep(0.05)
-        port = int(port_file.read_text())
-        host_key = Path(str(port_file) + ".hostkey").read_text().strip()
+        spawned = await spawn_server(root, tmp / "authorized", tmp / "port")
+        child, port, host_key = spawned.process, spawned.port, spawned.host_key_line
     else:
         server = SftpServer(root, {"acme": UserAuth(keys=[openssh_line(key)])})
         await server.start()

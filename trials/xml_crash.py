@@ -47,6 +47,7 @@ from invoicing.parties.companies import create_company  # noqa: E402
 from invoicing.parties.tenants import create_tenant  # noqa: E402
 from invoicing.secrets import SecretBox, new_key  # noqa: E402
 from models import Company, Integration, IntegrationKind, Order, XmlExport, XmlExportItem, XmlExportStatus  # noqa: E402
+from tests.fakes.sftp_server import spawn_server  # noqa: E402
 
 SECRET = new_key()
 COMPANIES = ("alpha", "bravo", "charlie")
@@ -172,15 +173,11 @@ async def main() -> int:
         url = args.postgres or f"sqlite://{work / 'trial.db'}"
         await migrate(url)
         root = await seed(url, work)
-        port_file = work / "sftp.port"
-        sftp = subprocess.Popen([sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root),
-                                 "--authorized", str(work / "authorized"), "--port-file", str(port_file),
-                                 "--user", "acme", "--write-delay", "0.05"], cwd=ROOT,
-                                stderr=(work / "sftp.log").open("ab"))
+        spawned = await spawn_server(root, work / "authorized", work / "sftp.port", "--user", "acme",
+                                     "--write-delay", "0.05", stderr=(work / "sftp.log").open("ab"))
+        sftp = spawned.process
         try:
-            while not port_file.exists():
-                await asyncio.sleep(0.05)
-            await configure(url, int(port_file.read_text()), Path(str(port_file) + ".hostkey").read_text().strip())
+            await configure(url, spawned.port, spawned.host_key_line)
             kills = 0
             for life in range(args.kills):
                 await between_lives(url, life, rng)

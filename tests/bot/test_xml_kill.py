@@ -24,6 +24,7 @@ from invoicing.integrations.xml_export import settings as xml_settings
 from invoicing.secrets import SecretBox, new_key
 from models import Order, XmlExport, XmlExportItem, XmlExportStatus
 from tests import factories
+from tests.fakes.sftp_server import spawn_server
 from tests.invoicing.integrations.xml_export.helpers import at, xml_of
 
 SECRET = new_key()
@@ -64,19 +65,13 @@ async def test_kill_9_during_an_upload_leaves_one_final_file_per_sequence_and_ev
     (root / "upload").mkdir(parents=True)
     data.mkdir()
     (tmp_path / "authorized").write_text(key.public_line + "\n")
-    port_file = tmp_path / "sftp.port"
-    sftp = subprocess.Popen([sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root), "--authorized",
-                             str(tmp_path / "authorized"), "--port-file", str(port_file), "--user", "acme",
-                             "--write-delay", "0.15"], cwd=ROOT, stderr=(tmp_path / "sftp.log").open("ab"))
+    spawned = await spawn_server(root, tmp_path / "authorized", tmp_path / "sftp.port", "--user", "acme",
+                                 "--write-delay", "0.15", stderr=(tmp_path / "sftp.log").open("ab"))
+    sftp, host_key = spawned.process, spawned.host_key_line
     serve: subprocess.Popen[bytes] | None = None
     try:
-        async def port_written() -> bool:
-            return port_file.exists()
-
-        await _until(port_written, 30, "the SFTP server")
-        host_key = Path(str(port_file) + ".hostkey").read_text().strip()
         await xml_settings.configure(company, now=factories.T0, actor="test", box=box, host="127.0.0.1",
-                                     port=port_file.read_text().strip(), username="acme", path="/upload",
+                                     port=str(spawned.port), username="acme", path="/upload",
                                      host_key=host_key)
         items = [ItemInput("MUG", 1 + n % 3, f"Mug design {n:03d}, full-wrap print") for n in range(40)]
         for batch in range(2):

@@ -14,6 +14,7 @@ As a subprocess (for kill -9 tests and trials):
     python -m tests.fakes.sftp_server --root DIR --authorized KEYFILE --port-file F [--user acme]
         [--password PW] [--host-key KEYFILE] [--port N] [--write-delay S]
 writes the port to F (atomically) and the host key line to F.hostkey, then serves until SIGTERM/SIGINT.
+``await spawn_server(root, authorized, port_file, *options)`` starts it so and waits until it listens.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ import hmac
 import os
 import signal
 import stat
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import asyncssh
 
@@ -176,6 +181,39 @@ class SftpServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """The server running as a child process (``spawn_server``): kill it, start another on ``port``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    host_key_line: str
+
+
+async def spawn_server(root: Path, authorized: Path, port_file: Path, *options: str,
+                       stderr: IO[Any] | None = None, timeout: float = 30) -> ServerProcess:
+    """``python -m tests.fakes.sftp_server`` as a child; returns once it listens (its port file is written).
+
+    ``options`` are more command-line options (``--user``, ``--host-key``, ``--port``, ``--write-delay``).
+    """
+    port_file.unlink(missing_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root),
+                                "--authorized", str(authorized), "--port-file", str(port_file), *options],
+                               cwd=REPOSITORY, stderr=stderr)
+    deadline = time.monotonic() + timeout
+    while not port_file.exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"the SFTP server exited during start-up (status {process.returncode})")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise TimeoutError(f"the SFTP server did not listen within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+    return ServerProcess(process, int(port_file.read_text()), Path(f"{port_file}.hostkey").read_text().strip())
 
 
 async def _serve(args: argparse.Namespace) -> None:

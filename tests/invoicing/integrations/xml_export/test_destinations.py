@@ -35,7 +35,7 @@ from invoicing.integrations.xml_export.destinations import (
     upload,
 )
 from invoicing.integrations.xml_export.targets import openssh_line
-from tests.fakes.sftp_server import SftpServer, UserAuth
+from tests.fakes.sftp_server import ServerProcess, SftpServer, UserAuth, spawn_server
 
 PASSWORD = "correct horse battery staple"
 NAME = "inkwell-acme-000017.xml"
@@ -393,31 +393,24 @@ async def test_the_server_subprocess_serves_and_keeps_port_and_host_key_across_a
     root = tmp_path / "root"
     (root / "upload").mkdir(parents=True)
     (tmp_path / "authorized").write_text(openssh_line(client_key) + "\n")
-    port_file = tmp_path / "port"
+    async def serve(port: int = 0) -> ServerProcess:
+        return await spawn_server(root, tmp_path / "authorized", tmp_path / "port", "--host-key",
+                                  str(tmp_path / "host_key"), "--port", str(port))
 
-    async def serve(port: int = 0) -> asyncio.subprocess.Process:
-        port_file.unlink(missing_ok=True)
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.fakes.sftp_server", "--root", str(root), "--authorized",
-            str(tmp_path / "authorized"), "--port-file", str(port_file), "--host-key", str(tmp_path / "host_key"),
-            "--port", str(port), cwd=REPO)
-        await wait_for(port_file.exists)
-        return child
-
-    child = await serve()
-    port = int(port_file.read_text())
-    host_key = Path(str(port_file) + ".hostkey").read_text().strip()
+    served = await serve()
+    child, port, host_key = served.process, served.port, served.host_key_line
     target = SftpTarget("127.0.0.1", port, "acme", "/upload", host_key, client_key.export_private_key().decode(), None)
     try:
         await upload(target, NAME, source)
         child.kill()  # kill -9: down …
-        await child.wait()
+        child.wait()
         assert (await refused(target, source)).kind == "unreachable"
-        child = await serve(port)  # … then up, same port and host key
-        assert Path(str(port_file) + ".hostkey").read_text().strip() == host_key
+        restarted = await serve(port)  # … then up, same port and host key
+        child = restarted.process
+        assert restarted.host_key_line == host_key
         await upload(target, "second.xml", source)
     finally:
-        if child.returncode is None:
+        if child.poll() is None:
             child.terminate()
-            await child.wait()
+            child.wait()
     assert sorted(os.listdir(root / "upload")) == [NAME, "second.xml"]
