@@ -75,6 +75,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from invoicing.backoff import retry_delay
 from invoicing.billing.credit_document import credit_document
 from invoicing.billing.document import InvoiceDocument
 from invoicing.clock import Clock, utc_now
@@ -416,7 +417,7 @@ class Outbox:
             return await self._finish_failed(
                 delivery, number, DeliveryStatus.SENDING, f"{reply} (gave up after {delivery.attempts} attempts)"
             )
-        delay = min(self._max_backoff, self._base_backoff * 2 ** (delivery.attempts - 1))
+        delay = retry_delay(delivery.attempts, base=self._base_backoff, cap=self._max_backoff)
         retry_at = self._clock() + timedelta(seconds=delay)
         if not await self._move(delivery, DeliveryStatus.SENDING, status=DeliveryStatus.PENDING,
                                 next_attempt_at=retry_at, last_error=reply):

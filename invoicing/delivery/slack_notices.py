@@ -42,6 +42,7 @@ from typing import Protocol
 
 from tortoise.expressions import F, Q
 
+from invoicing.backoff import retry_delay
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import InvoiceBotError
 from models import NoticeStatus, SlackNotice
@@ -240,7 +241,7 @@ class NoticeOutbox:
             return NoticeOutcome(notice.id, NoticeStatus.PENDING, exc.reason, notice.attempts)
         if notice.attempts >= self._max_attempts:
             return await self._finish_failed(notice, f"{exc.reason} (gave up after {notice.attempts} attempts)")
-        delay = min(self._max_backoff, self._base_backoff * 2 ** (notice.attempts - 1))
+        delay = retry_delay(notice.attempts, base=self._base_backoff, cap=self._max_backoff)
         delay = max(delay, exc.retry_after or 0.0)
         if not await self._move(notice, status=NoticeStatus.PENDING, next_attempt_at=now + timedelta(seconds=delay),
                                 last_error=exc.reason, outcome_unknown=notice.outcome_unknown or exc.maybe_posted):

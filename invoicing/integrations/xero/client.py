@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from invoicing.backoff import retry_delay
 from invoicing.errors import NotFound
 from invoicing.integrations.xero.budget import count_call
 from invoicing.integrations.xero.endpoints import XeroEnv
@@ -102,7 +103,7 @@ class XeroClient:
                     if last or not repeatable:
                         raise XeroUnavailable("Xero did not answer; nothing is lost, it is tried again later.") \
                             from None
-                    await self.sleep(self.backoff * 2 ** (attempt - 1))
+                    await self.sleep(retry_delay(attempt, base=self.backoff))
                     continue
             if status == 401 and not refreshed:
                 token = await access_token(row.id, box=self.env.box, http=http, clock=self.env.clock, stale=token)
@@ -122,7 +123,7 @@ class XeroClient:
             if status >= 500:
                 if last or not repeatable:
                     raise XeroUnavailable(f"Xero failed the request (HTTP {status}); it is tried again later.")
-                await self.sleep(self.backoff * 2 ** (attempt - 1))
+                await self.sleep(retry_delay(attempt, base=self.backoff))
                 continue
             return _answer(status, text)
         raise XeroUnavailable("Xero kept refusing the token; try again later.")

@@ -43,6 +43,7 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from invoicing.backoff import retry_delay
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices
 from invoicing.errors import InvoiceBotError
@@ -186,7 +187,7 @@ class Uploads:
     async def _retry_later(self, export: XmlExport, kind: str, message: str) -> UploadOutcome | None:
         now = self._clock()
         gave_up = export.attempts >= self._max_attempts
-        delay = min(self._max_backoff, self._base * 2 ** (export.attempts - 1))
+        delay = retry_delay(export.attempts, base=self._base, cap=self._max_backoff)
         async with in_transaction():
             changes: dict[str, Any] = {"last_error": message, "error_kind": kind}
             if gave_up:
