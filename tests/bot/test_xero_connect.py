@@ -24,6 +24,7 @@ from invoicing.secrets import SecretBox, new_key
 from models import AuditEntry, XeroAuthState, XeroConnection, XeroConnectionStatus
 from tests import factories as f
 from tests.bot.slack_harness import SIGNING_SECRET, SlackHarness
+from tests.bot.test_e2e import until
 from tests.fakes.slack_api import FakeSlack, text_of
 from tests.fakes.smtp import free_port
 from tests.fakes.xero import FakeClock, FakeXero
@@ -162,7 +163,7 @@ async def test_several_organisations_are_chosen_with_a_button_by_the_same_user(w
     assert await XeroConnection.filter(tenant_id=tenant.id).count() == 0
 
     await h.click(choice["action_id"], choice["value"], user="UADMIN", channel="UADMIN")
-    await _until(lambda: XeroConnection.filter(tenant_id=tenant.id).count())
+    await until(lambda: XeroConnection.filter(tenant_id=tenant.id).count(), timeout=10.0)
     [row] = await XeroConnection.filter(tenant_id=tenant.id)
     assert (row.organisation_name, row.xero_tenant_id) == ("Acme Holdings", second.tenant_id)
     assert choice["action_id"] == f"ib:{CHOOSE}"
@@ -181,7 +182,8 @@ async def test_disconnect_revokes_at_xero_and_marks_the_connection_revoked(world
     [button] = [e for b in prompt["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert button["action_id"] == f"ib:{DISCONNECT}" and "confirm" in button
     await h.click(button["action_id"], button["value"])
-    row = await _until(lambda: XeroConnection.get_or_none(tenant_id=tenant.id, status=XeroConnectionStatus.REVOKED))
+    row = await until(lambda: XeroConnection.get_or_none(tenant_id=tenant.id, status=XeroConnectionStatus.REVOKED),
+                    timeout=10.0)
     assert row.access_token == "" and row.refresh_token == ""
     assert xero.connections_of("dana", app.client_id) == []
     assert await AuditEntry.filter(tenant_id=tenant.id, action="xero.disconnect").count() == 1
@@ -201,19 +203,6 @@ async def test_another_tenant_neither_sees_nor_disconnects_the_connection(world)
     await h.click(f"ib:{DISCONNECT}", str(row.id), team="T2", user="UB")
     await h.fake.wait_for("response_url")
     assert (await XeroConnection.get(id=row.id)).status == XeroConnectionStatus.CONNECTED
-
-
-async def _until(predicate, timeout: float = 10.0):
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def test_setup_form_stores_the_sealed_secret_and_only_admins_get_it(world):
