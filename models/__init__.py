@@ -23,6 +23,7 @@ from models.ssh_key import SshKey
 from models.tenant import Plan, Tenant
 from models.token import ApiToken
 from models.xero import XeroApp, XeroAuthPurpose, XeroAuthState, XeroConnection, XeroConnectionStatus
+from models.xero_push import XeroContact, XeroPush, XeroPushKind, XeroPushStatus
 from models.xml_export import XmlContent, XmlExport, XmlExportItem, XmlExportStatus
 
 MODEL_MODULES = [
@@ -44,6 +45,7 @@ MODEL_MODULES = [
     "models.ssh_key",
     "models.xml_export",
     "models.xero",
+    "models.xero_push",
 ]
 
 __all__ = [
@@ -91,4 +93,8 @@ __all__ = [
     "XeroAuthState",
     "XeroConnection",
     "XeroConnectionStatus",
+    "XeroContact",
+    "XeroPush",
+    "XeroPushKind",
+    "XeroPushStatus",
 ]

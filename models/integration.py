@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 class IntegrationKind(StrEnum):
     PDF_EMAILER = "pdf_emailer"
     XML_EXPORT = "xml_export"
+    # Xero: not scheduled (``next_run_at`` stays empty); every document issued for the company is pushed.
+    XERO = "xero"
 
 
 class Integration(Model):

@@ -30,6 +30,11 @@ class NoticeKind(StrEnum):
     XML_BLOCKED = "xml_blocked"
     XERO_BROKEN = "xero_broken"
     XERO_BUDGET = "xero_budget"
+    # Xero pushes (``invoicing.integrations.xero.pushes``): refused by Xero, totals that differ from ours,
+    # a push waiting (daily budget spent, connection broken).
+    XERO_PUSH_FAILED = "xero_push_failed"
+    XERO_MISMATCH = "xero_mismatch"
+    XERO_WAITING = "xero_waiting"
 
 
 class NoticeStatus(StrEnum):

@@ -37,7 +37,7 @@ from tortoise.exceptions import IntegrityError
 from invoicing import audit
 from invoicing.billing.credit_plan import Band, CreditableLine, CreditPlan, Selection, plan_credit
 from invoicing.billing.numbering import peek_next_credit_number, take_next_credit_number
-from invoicing.delivery import notices
+from invoicing.delivery import notices, xero_queue
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.mail import credit_message_id_for
 from invoicing.errors import Conflict, NotFound
@@ -151,6 +151,7 @@ async def issue_credit_note(
                     message_id=credit_message_id_for(tenant.id, number, mail_domain),
                     bcc=bcc_of(integration) if integration else [], next_attempt_at=now)
             await notices.queue_credit_issued(company, note.id, credit_payload(note, plan, invoice, company), now=now)
+            await xero_queue.queue_pushes(company.id, now=now, credit_note=note)
     log.info("credit note issued tenant=%s invoice=%s credit_note=%s gross=%s reinvoiced=%d", tenant.name,
              invoice.display_number, display, plan.gross, released)
     return IssuedCredit(credit_note=note, plan=plan, invoice_number=invoice.display_number,

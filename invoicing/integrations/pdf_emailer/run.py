@@ -38,7 +38,7 @@ from invoicing.billing.fx import required_rate
 from invoicing.billing.numbering import peek_next_number
 from invoicing.billing.runs import InvoicePlan, RunContext, RunReport
 from invoicing.clock import Clock, utc_now
-from invoicing.delivery import notices
+from invoicing.delivery import notices, xero_queue
 from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.einvoice import choice as einvoice_choice
 from invoicing.delivery.mail import message_id_for
@@ -177,6 +177,7 @@ async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: s
     result = dataclasses.replace(runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued),
                                  message=einvoice_note)
     await notices.queue_run_issued(company, result, now=now, actor=ctx.actor)
+    await xero_queue.queue_pushes(company.id, now=now, invoice=issued.invoice)
     await preview.supersede_pending(integration.id, now=now, actor=ctx.actor, keep=keep_approval)
     checkpoint("recorded")
     return result

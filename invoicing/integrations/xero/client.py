@@ -3,7 +3,8 @@
 ``XeroClient.call(tenant_id, connection_id, method, path, …)`` sends one request to
 ``/api.xro/2.0/<path>`` for a connection *of that tenant* (another tenant's connection is
 ``NotFound``, as if it did not exist), with ``Authorization: Bearer`` from ``tokens.access_token``,
-``xero-tenant-id``, ``Accept: application/json`` and, when given, ``Idempotency-Key``; it holds the
+``xero-tenant-id``, ``Accept: application/json`` and, when given, ``Idempotency-Key``; a ``str`` body is sent as the JSON
+text it is (so a request sent again is byte-identical), anything else is serialised; it holds the
 organisation's pacer slot (``pacer``) and counts the call in the daily budget (``budget``) first.
 Answers:
 
@@ -88,11 +89,15 @@ class XeroClient:
                        "Accept": "application/json"}
             if idempotency_key is not None:
                 headers["Idempotency-Key"] = idempotency_key
+            payload: dict[str, Any] = {"json": body}
+            if isinstance(body, str):  # already JSON text (pushes: byte-identical when sent again)
+                headers["Content-Type"] = "application/json"
+                payload = {"data": body.encode()}
             last = attempt == self.attempts
             async with pacer.slot():
                 await count_call(row, now=self.env.clock())
                 try:
-                    async with http.session.request(method, url, headers=headers, json=body, params=params,
+                    async with http.session.request(method, url, headers=headers, params=params, **payload,
                                                     timeout=http.client_timeout) as answer:
                         status, text = answer.status, await answer.text()
                         retry_after, problem = answer.headers.get("Retry-After", ""), \

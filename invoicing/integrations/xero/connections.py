@@ -18,7 +18,7 @@ from invoicing import audit
 from invoicing.integrations.xero.errors import XeroAuthorizationRefused, XeroNotSetUp
 from invoicing.integrations.xero.identity import TokenSet
 from invoicing.secrets import SecretBox
-from models import XeroAuthState, XeroConnection, XeroConnectionStatus
+from models import XeroAuthState, XeroConnection, XeroConnectionStatus, XeroPush, XeroPushStatus
 
 #: How long the organisation buttons of a multi-organisation authorisation work.
 CHOICE_LIFETIME = timedelta(minutes=30)
@@ -78,6 +78,9 @@ async def store_connection(state: XeroAuthState, organisation: Organisation, tok
         await audit.record(state.tenant_id, actor=f"slack:{state.user_id}", action="xero.connect", target=target,
                            old=old, new={"organisation": row.organisation_name, "status": "connected",
                                          "xero_tenant_id": row.xero_tenant_id})
+        # Pushes held while nothing (or a broken connection) was there go now.
+        await XeroPush.filter(tenant_id=state.tenant_id, status=XeroPushStatus.PENDING,
+                              next_attempt_at__gt=now).update(next_attempt_at=now)
     return row
 
 

@@ -10,13 +10,15 @@ modelled beyond the OpenAPI schema (messages as Xero words them where known):
 - every ``AccountCode`` and ``TaxType`` must exist in the organisation (configurable per organisation);
   an authorised or submitted invoice/credit note needs an account code on every line;
 - creation statuses are DRAFT, SUBMITTED and AUTHORISED; authorised sales invoices need a DueDate;
-- ``ContactNumber`` is at most 50 characters.
+- ``ContactNumber`` is at most 50 characters;
+- a line's ``TaxAmount``, when given, overrides the computed tax (the spec: "can be overriden if the
+  calculated TaxAmount is not correct").
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -197,6 +199,9 @@ def _lines(store: OrgStore, kind: Kind, element: dict[str, Any], status: str, un
                            unit_amount=_decimal(given.get("UnitAmount"), "0"),
                            discount_rate=_decimal(given.get("DiscountRate"), "0"),
                            rate_percent=store.tax_rates[tax_type], amount_types=amount_types, unitdp=unitdp)
+        if given.get("TaxAmount") is not None and amount_types != "NoTax" and store.honours_tax_amount:
+            # Xero: "This value can be overriden if the calculated <TaxAmount> is not correct."
+            total = replace(total, tax_amount=_decimal(given["TaxAmount"], "0").quantize(Decimal("0.01")))
         if "LineAmount" in given and _decimal(given["LineAmount"], "0") != total.line_amount:
             errors.append(f"The line total {given['LineAmount']} does not match the expected line total "
                           f"{total.line_amount}")

@@ -102,7 +102,7 @@ class FakeXero:
 
     def add_organisation(self, name: str = "Acme Ltd", tier: str = "standard", *,
                          tax_rates: dict[str, Decimal] | None = None,
-                         accounts: dict[str, str] | None = None) -> FakeOrg:
+                         accounts: dict[str, str] | None = None, honours_tax_amount: bool = True) -> FakeOrg:
         """An organisation; ``tax_rates`` (TaxType → percent) and ``accounts`` (code → default TaxType)."""
         if tier not in ("standard", "starter"):
             raise ValueError(f"unknown tier {tier!r}")
@@ -112,6 +112,7 @@ class FakeXero:
             books.tax_rates = dict(tax_rates)
         if accounts is not None:
             books.accounts = dict(accounts)
+        books.honours_tax_amount = honours_tax_amount
         self.orgs[org.tenant_id] = books
         return org
 

@@ -91,6 +91,9 @@ class OrgStore:
     tax_rates: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_TAX_RATES))
     accounts: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ACCOUNTS))
     contacts: list[dict[str, Any]] = field(default_factory=list)
+    #: False: the organisation recomputes every line's tax and ignores a given ``TaxAmount`` (tests of a
+    #: totals mismatch; Xero itself honours the override)
+    honours_tax_amount: bool = True
     invoices: list[dict[str, Any]] = field(default_factory=list)
     credit_notes: list[dict[str, Any]] = field(default_factory=list)
     purchase_orders: list[dict[str, Any]] = field(default_factory=list)

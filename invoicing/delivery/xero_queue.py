@@ -1,0 +1,37 @@
+"""Queue a document's Xero pushes in the transaction that issues it (the Xero outbox, like ``Delivery``).
+
+``queue_pushes`` is called by the invoice run and by credit-note issuance, inside their transactions, so
+an issued document and its pushes commit or roll back together. It writes nothing unless the company's
+``xero`` integration is enabled: an invoice gets an ``invoice`` push (the tenant's organisation) and, with
+``purchase_orders`` on, a ``purchase_order`` push (the company's organisation); a credit note gets a
+``credit_note`` push. ``dedupe_key`` names the document, so a document is never queued twice per target.
+The pushes are sent after commit by ``invoicing.integrations.xero.pushes``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from models import CreditNote, Integration, IntegrationKind, Invoice, XeroPush, XeroPushKind
+
+
+async def queue_pushes(company_id: int, *, now: datetime, invoice: Invoice | None = None,
+                       credit_note: CreditNote | None = None) -> int:
+    """Queue the Xero pushes of ``invoice`` or ``credit_note`` (in the caller's transaction); how many."""
+    row = await Integration.get_or_none(company_id=company_id, kind=IntegrationKind.XERO)
+    if row is None or not row.enabled:
+        return 0
+    pushes: list[XeroPush] = []
+    if invoice is not None:
+        base = {"tenant_id": invoice.tenant_id, "company_id": company_id, "invoice_id": invoice.id,
+                "number": invoice.display_number, "next_attempt_at": now}
+        pushes.append(XeroPush(kind=XeroPushKind.INVOICE, dedupe_key=f"invoice:{invoice.id}", **base))
+        if (row.settings or {}).get("purchase_orders"):
+            pushes.append(XeroPush(kind=XeroPushKind.PURCHASE_ORDER, dedupe_key=f"po:{invoice.id}", **base))
+    if credit_note is not None:
+        pushes.append(XeroPush(kind=XeroPushKind.CREDIT_NOTE, dedupe_key=f"credit:{credit_note.id}",
+                               tenant_id=credit_note.tenant_id, company_id=company_id,
+                               invoice_id=credit_note.invoice_id, credit_note_id=credit_note.id,
+                               number=credit_note.display_number, next_attempt_at=now))
+    await XeroPush.bulk_create(pushes)
+    return len(pushes)
