@@ -46,7 +46,10 @@ from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
 from invoicing.integrations.pdf_emailer import approvals
 from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.registry import RUNNERS
+from invoicing.integrations.xero.client import XeroClient
 from invoicing.integrations.xero.endpoints import XeroEnv, XeroHttp, XeroUrls, redirect_uri
+from invoicing.integrations.xero.pacer import Pacers
+from invoicing.integrations.xero.pushes import Pusher
 from invoicing.integrations.xml_export.uploads import Uploads
 from invoicing.secrets import SecretBox
 from models import DeliveryStatus, IntegrationKind, NoticeStatus, XmlExportStatus
@@ -59,6 +62,8 @@ NOTICE_POLL_SECONDS = 30.0
 OUTBOX_STOP_GRACE = 10.0
 #: The XML upload worker polls too (files queued by another process, retries coming due).
 UPLOAD_POLL_SECONDS = 30.0
+#: And the Xero push worker (pushes queued by another process, held ones coming due).
+XERO_POLL_SECONDS = 30.0
 
 
 def replay_store(database_url: str) -> ReplayStore:
@@ -102,6 +107,8 @@ class Service:
         # XML export files are uploaded beside the e-mail outbox (``invoicing.integrations.xml_export.uploads``).
         self.uploads = Uploads(self.secret_box, clock=clock, lease_seconds=settings.xml_upload_lease_seconds)
         self._upload_kick = asyncio.Event()
+        self._xero_kick = asyncio.Event()
+        self.xero_pusher: Pusher | None = None  # built with ``xero`` in start()
         self.poster: ChannelPoster | None = None
         # Slack notices are posted only when Slack is configured; otherwise the rows wait (``deliveries``).
         self.notices: NoticeOutbox | None = None
@@ -130,10 +137,12 @@ class Service:
         self._kick.set()
         self._notice_kick.set()
         self._upload_kick.set()
+        self._xero_kick.set()
 
     async def _after_manual_run(self, _: RunReport) -> None:
         self._kick.set()
         self._notice_kick.set()
+        self._xero_kick.set()
 
     async def _resend(self, number: str, tenant_id: int, /, *, to: str | None = None,
                       dedupe_key: str | None = None) -> object:
@@ -151,6 +160,7 @@ class Service:
         # The run (or the scheduler, for a slot it could not run) queued its notice in its
         # own transaction; only the posting is left (and, for an XML export, the upload).
         self._notice_kick.set()
+        self._xero_kick.set()
         if outcome.kind == IntegrationKind.XML_EXPORT:
             self._upload_kick.set()
 
@@ -175,6 +185,7 @@ class Service:
             log.info("http listening host=%s port=%s", self.settings.host, self.port)
         self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
         self._tasks.append(asyncio.create_task(self._upload_loop(), name="uploads"))
+        self._tasks.append(asyncio.create_task(self._xero_loop(), name="xero"))
         if self.notices is not None:
             self._tasks.append(asyncio.create_task(self._notice_loop(), name="notices"))
         if self.scheduler_enabled:
@@ -213,6 +224,7 @@ class Service:
         session = aiohttp.ClientSession()
         self.xero = XeroEnv(box=self.secret_box, http=XeroHttp(session, urls, s.xero_timeout_seconds),
                             clock=self.clock)
+        self.xero_pusher = Pusher(XeroClient(self.xero, Pacers()), self.clock)
 
     async def _dm(self, user: str, reply: Reply) -> None:
         if self.poster is not None:
@@ -264,6 +276,23 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._upload_kick.wait(), timeout=delay)
 
+    async def _xero_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._xero_kick.clear()
+            delay = XERO_POLL_SECONDS
+            try:
+                if self.xero_pusher is not None:
+                    if await self.xero_pusher.push_due():
+                        self._notice_kick.set()  # refusals, mismatches and waits queue notices
+                        continue  # a pass is bounded: more may be due now
+                    due_at = await self.xero_pusher.next_due_at()
+                    if due_at is not None:
+                        delay = min(delay, max(0.05, (due_at - self.clock()).total_seconds()))
+            except Exception:  # keep pushing; the rows stay pending
+                log.exception("xero push pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._xero_kick.wait(), timeout=delay)
+
     async def _notice_loop(self) -> None:
         assert self.notices is not None
         while not self._stopping.is_set():
@@ -287,6 +316,7 @@ class Service:
         self._kick.set()
         self._notice_kick.set()
         self._upload_kick.set()
+        self._xero_kick.set()
         if self._socket_mode is not None:
             await self._socket_mode.close_async()
         if self._tasks:
@@ -295,7 +325,8 @@ class Service:
             # stays "sending" and is re-sent with the same Message-ID (at-least-once).
             _, pending = await asyncio.wait(self._tasks, timeout=OUTBOX_STOP_GRACE)
             for task in pending:
-                if task.get_name() in {"outbox", "notices", "uploads"}:  # cut short: what they hold is recoverable
+                # cut short: what they hold is recoverable
+                if task.get_name() in {"outbox", "notices", "uploads", "xero"}:
                     task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:

@@ -26,6 +26,7 @@ from commands import (
     runs,
     seller,
     xero,
+    xero_company,
     xml,
 )
 from commands.context import Args, CommandContext
@@ -156,7 +157,13 @@ COMMANDS: dict[str, Command] = {
                 "`setup` opens a form for your own Xero app's client id and secret (stored encrypted). `connect` "
                 "answers with a Xero link (10 minutes, once); `connect <co>` connects a dropship company's own "
                 "organisation (purchase orders). `status` shows scopes, token age and today's calls. `disconnect` "
-                "revokes InvoiceBot's access at Xero (confirm button).", _word_is(0, "connect", "disconnect")),
+                "revokes InvoiceBot's access at Xero (confirm button). `xero <co> enable` pushes every invoice and "
+                "credit note issued for the company to Xero (ACCREC, contact = its short name); `set status=` "
+                "AUTHORISED (default) or DRAFT, `account_code=` (default 200), `tax_types=S:OUTPUT2,Z:ZERORATEDOUTPUT` "
+                "(VAT category, optionally with rate: S5:RROUTPUT), `purchase_orders=on` (a matching purchase order "
+                "in the company's own organisation; `po_account_code=`, `po_tax_types=`); `retry` sends refused "
+                "documents again. See docs/xero.md.",
+                lambda a: _word_is(0, "connect", "disconnect")(a) or xero_company.mutates(a)),
         Command("admins", "admins [add|remove @user]", "who may change configuration", admins.admins,
                 mutates=_word_is(0, "add", "remove")),
     )

@@ -43,7 +43,8 @@ assert _FRAME_BLOCKS + PAGE_SIZE * _BLOCKS_PER_COMPANY <= MAX_HOME_BLOCKS
 
 NEXT_PAGE = "home_page"
 PREVIOUS_PAGE = "home_page_back"  # its own action id: Slack wants them unique within a block
-_KIND_LABEL = {IntegrationKind.PDF_EMAILER: "PDF Emailer", IntegrationKind.XML_EXPORT: "XML export"}
+_KIND_LABEL = {IntegrationKind.PDF_EMAILER: "PDF Emailer", IntegrationKind.XML_EXPORT: "XML export",
+               IntegrationKind.XERO: "Xero"}
 _ERROR_CHARS = 200
 _PAGE_META = re.compile(r"page=([0-9]{1,6})")
 

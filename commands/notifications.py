@@ -32,6 +32,7 @@ from commands.replies import (
     shorten,
 )
 from commands.xero import broken_reply, budget_reply
+from commands.xero_company import mismatch_reply, push_failed_reply, waiting_reply
 from commands.xml_notices import KINDS as XML_KINDS
 from commands.xml_notices import xml_notice_reply
 from invoicing.billing.runs import RunReport
@@ -201,6 +202,12 @@ def notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         return broken_reply(payload)
     if kind == NoticeKind.XERO_BUDGET:
         return budget_reply(payload)
+    if kind == NoticeKind.XERO_PUSH_FAILED:
+        return push_failed_reply(payload)
+    if kind == NoticeKind.XERO_MISMATCH:
+        return mismatch_reply(payload)
+    if kind == NoticeKind.XERO_WAITING:
+        return waiting_reply(payload)
     if kind == NoticeKind.RUN_ISSUED:
         actor = str(payload.get("actor") or "")
         user = actor.removeprefix("slack:") if actor.startswith("slack:") else ""

@@ -1,4 +1,5 @@
-"""``xero setup | connect [<co>] | status | disconnect [<co>]``: the tenant's Xero app and connections.
+"""``xero setup | connect [<co>] | status | disconnect [<co>]``: the tenant's Xero app and connections
+(``xero <co> …``, a company's pushes, is ``commands.xero_company``).
 
 * ``setup`` (admins) opens a form for the tenant's own Xero app: client id, client secret (sealed with
   ``INVOICEBOT_SECRET_KEY``, never shown again, audited without it) and whether the app predates
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from commands import xero_company
 from commands.clicks import Click, ClickResult, action_id, with_status
 from commands.companies import modal_values
 from commands.context import Args, CommandContext
@@ -30,7 +32,7 @@ from models import Company, XeroApp, XeroConnection, XeroConnectionStatus
 SETUP_CALLBACK = "xero_setup"
 CLIENT_ID, CLIENT_SECRET, LEGACY = "client_id", "client_secret", "legacy_scopes"
 CHOOSE, DISCONNECT = "xero_choose", "xero_disconnect"
-USAGE = "xero setup | connect [<co>] | status | disconnect [<co>]"
+USAGE = "xero setup | connect [<co>] | status | disconnect [<co>] · " + xero_company.USAGE
 
 
 def _env(ctx: CommandContext) -> XeroEnv:
@@ -41,8 +43,10 @@ def _env(ctx: CommandContext) -> XeroEnv:
 
 
 async def xero(args: Args, ctx: CommandContext) -> Reply:
-    args.only_options(())
     action = args.words[0].lower() if args.words else "status"
+    if action not in ("status", "setup", "connect", "disconnect"):
+        return await xero_company.company_command(args, ctx, await find_company(ctx.tenant, args.words[0]))
+    args.only_options(())
     if action == "status":
         args.no_extra_words(1)
         return await status_reply(ctx)

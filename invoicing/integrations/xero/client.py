@@ -1,9 +1,9 @@
 """The accounting API client: every call paced, authorised, counted and mapped to our errors.
 
 ``XeroClient.call(tenant_id, connection_id, method, path, …)`` sends one request to
-``/api.xro/2.0/<path>`` for a connection *of that tenant* (another tenant's connection is
-``NotFound``, as if it did not exist), with ``Authorization: Bearer`` from ``tokens.access_token``,
-``xero-tenant-id``, ``Accept: application/json`` and, when given, ``Idempotency-Key``; a ``str`` body is sent as the JSON
+``/api.xro/2.0/<path>`` for a connection *of that tenant* (another tenant's connection is ``NotFound``,
+as if it did not exist), with ``Authorization: Bearer`` from ``tokens.access_token``, ``xero-tenant-id``,
+``Accept: application/json`` and, when given, ``Idempotency-Key``; a ``str`` body is sent as the JSON
 text it is (so a request sent again is byte-identical), anything else is serialised; it holds the
 organisation's pacer slot (``pacer``) and counts the call in the daily budget (``budget``) first.
 Answers:
@@ -11,7 +11,7 @@ Answers:
 * 2xx → the parsed JSON (``{}`` when empty);
 * 401 → the token is refreshed once (``stale``) and the call repeated;
 * 429 → the organisation backs off ``Retry-After`` seconds (others go on) and the call is repeated,
-  up to ``attempts``; a daily-limit 429 (``X-Rate-Limit-Problem: day``) is ``XeroDailyBudgetExhausted``;
+  up to ``attempts``; a daily-limit 429 (``X-Rate-Limit-Problem: daily``) is ``XeroDailyBudgetExhausted``;
 * 5xx or no answer → repeated with exponential backoff, but only when repeating cannot create twice
   (a GET, or a request with an ``Idempotency-Key``); then ``XeroUnavailable``;
 * 400 → ``XeroValidationError`` with Xero's validation messages; anything else ``XeroRequestFailed``.
@@ -117,7 +117,7 @@ class XeroClient:
             if status == 429:
                 wait = _seconds(retry_after)
                 log.warning("xero 429 org=%s problem=%s retry_after=%s", row.xero_tenant_id, problem, wait)
-                if problem.lower() == "day":
+                if problem.lower() in ("day", "daily"):
                     raise XeroDailyBudgetExhausted(f"Xero's daily limit for {row.organisation_name} is reached; "
                                                    "what is waiting goes tomorrow.")
                 pacer.back_off(wait)

@@ -151,6 +151,17 @@ async def configure(company: Company, *, now: datetime, actor: str, status: str 
     return view(company, row)
 
 
+async def retry(company: Company, *, now: datetime, actor: str) -> int:
+    """``xero <co> retry``: the company's refused pushes go again, rebuilt; audited with how many."""
+    async with in_transaction():
+        await locked(company)
+        count = await requeue_failed(company.id, now)
+        if count:
+            await audit.record(company.tenant_id, actor=actor, action="xero.retry",
+                               target=f"company:{company.short_name}", old={}, new={"requeued": str(count)})
+    return count
+
+
 async def requeue_failed(company_id: int, now: datetime) -> int:
     """The company's refused pushes go back to the queue, to be rebuilt (new request, new key)."""
     return await XeroPush.filter(company_id=company_id, status=XeroPushStatus.FAILED).update(

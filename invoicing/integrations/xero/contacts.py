@@ -1,14 +1,13 @@
 """The contacts our documents name in Xero, written (created or updated) only when their details changed.
 
 The buyer of a sales invoice is the contact whose ``ContactNumber`` is the company's short name (Xero:
-"identifies a contact from an external system", ≤ 50 characters), named and addressed from its
-accounting details; the supplier of a purchase order (in the company's organisation) is the seller, with
-the tenant's name as ``ContactNumber``. ``ensure`` sends the contacts that are new or changed in one
-``POST /Contacts?summarizeErrors=false`` (create or update; the ``ContactID`` we know is included) and
-remembers Xero's id and a fingerprint of what was sent (``XeroContact``), so an unchanged contact costs no
-call (a failed call raises, and the documents wait). A contact Xero refuses (e.g. its name is another contact's) comes back as an error message for
-the documents that name it; the others go on.
-"""
+"identifies a contact from an external system", ≤ 50 characters), named and addressed from its accounting
+details; the supplier of a purchase order (in the company's organisation) is the seller, with the
+tenant's name as ``ContactNumber``. ``ensure`` sends the contacts that are new or changed in one ``POST
+/Contacts?summarizeErrors=false`` (create or update; the ``ContactID`` we know is included) and remembers
+Xero's id and a fingerprint of what was sent (``XeroContact``), so an unchanged contact costs no call (a
+failed call raises, and the documents wait). A contact Xero refuses (e.g. its name is another contact's)
+comes back as an error message for the documents that name it; the others go on."""
 
 from __future__ import annotations
 

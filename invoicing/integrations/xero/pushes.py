@@ -5,20 +5,21 @@ each to its organisation (invoices and credit notes: the tenant's; purchase orde
 sends them in batches per organisation and collection: ``PUT /Invoices`` (``/CreditNotes``,
 ``/PurchaseOrders``) with ``summarizeErrors=false`` and an ``Idempotency-Key``. What a caller may rely on:
 
-* **Once.** A batch is claimed with a lease (a conditional UPDATE: two workers never hold one push),
-  then its request — the elements' exact JSON text and the batch key — is stored before it is sent. A
-  push sent again (lease expired after a crash, or Xero unavailable) is the same request under the same
-  ``Idempotency-Key`` (derived from the request body, which is derived from the documents), so Xero replays its first answer instead of creating again. Our numbers are
-  unique in Xero too: an element refused as "# must be unique" is looked up and recorded as done.
-* **Partial answers.** Each element of a 200 is recorded on its own: created → ``done`` with Xero's id and
-  totals (compared with ours, a difference is recorded and announced, not hidden); ``HasErrors`` →
+* **Once.** A batch is claimed with a lease (a conditional UPDATE: two workers never hold one push), then
+  its request — the elements' exact JSON text and the batch key — is stored before it is sent. A push
+  sent again (lease expired after a crash, or Xero unavailable) is the same request under the same
+  ``Idempotency-Key`` (derived from the request body, which is derived from the documents), so Xero
+  replays its first answer instead of creating again. Our numbers are unique in Xero too: an element
+  refused as "# must be unique" is looked up and recorded as done.
+* **Partial answers.** Each element of a 200 is recorded on its own: created → ``done`` with Xero's id
+  and totals (compared with ours, a difference is recorded and announced, not hidden); ``HasErrors`` →
   ``failed`` with Xero's validation messages in the channel, until ``xero <co> retry`` or a settings
   change puts it back (rebuilt: a new request and key, nothing having been created).
 * **Limits.** Every call goes through the client's pacer and daily budget: a 429 holds the batch for its
   ``Retry-After``; a spent day's budget holds it until the next UTC day and says so (once a day); an
   unavailable Xero retries with backoff (8 attempts, then ``failed``). A broken or missing connection
-  holds pushes until it is connected again (``connections.store_connection`` wakes them); nothing is lost.
-"""
+  holds pushes until it is connected again (``connections.store_connection`` wakes them); nothing is
+  lost."""
 
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ from tortoise.transactions import in_transaction
 from invoicing.backoff import retry_delay
 from invoicing.clock import Clock
 from invoicing.errors import NotFound
-from invoicing.integrations.xero import contacts
 from invoicing.integrations.xero.client import XeroClient
 from invoicing.integrations.xero.connections import usable_connection
 from invoicing.integrations.xero.errors import (
@@ -48,9 +48,9 @@ from invoicing.integrations.xero.errors import (
     XeroRateLimited,
     XeroValidationError,
 )
+from invoicing.integrations.xero.payloads import compare
 from invoicing.integrations.xero.push_notices import announce_failed, announce_mismatch, announce_waiting
 from invoicing.integrations.xero.requests import Built, build_batch, our_totals
-from invoicing.integrations.xero.payloads import compare
 from models import XeroConnection, XeroConnectionStatus, XeroPush, XeroPushKind, XeroPushStatus
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,14 @@ class Pusher:
                         for i in range(0, len(fresh), self.batch_size)]
         done = await asyncio.gather(*(self._batch(c, k, rows) for c, k, rows in batches))
         return sum(done)
+
+    async def next_due_at(self) -> datetime | None:
+        """When the next push falls due (a pending one's attempt, a held lease's end), or None."""
+        pending = await XeroPush.filter(status=XeroPushStatus.PENDING).order_by("next_attempt_at").first()
+        sending = await XeroPush.filter(status=XeroPushStatus.SENDING).order_by("lease_until").first()
+        times = [t for t in (pending.next_attempt_at if pending else None,
+                             sending.lease_until if sending else None) if t is not None]
+        return min(times) if times else None
 
     async def _batch(self, connection: XeroConnection, kind: XeroPushKind, rows: list[XeroPush]) -> int:
         now = self.clock()
