@@ -15,7 +15,7 @@ from invoicing.integrations.xero.endpoints import XeroEnv, XeroHttp, XeroUrls
 from invoicing.integrations.xero.oauth import authorize_link, complete_authorization
 from invoicing.integrations.xero.pacer import Limits, Pacers
 from invoicing.secrets import SecretBox, new_key
-from models import Tenant, XeroConnection
+from models import Tenant, XeroApp, XeroConnection
 from tests.fakes.xero import FakeClock, FakeOrg, FakeXero
 from tests.fakes.xero import Limits as FakeLimits
 
@@ -39,13 +39,16 @@ class XeroWorld:
 
         return Pacers(Limits(**limits), now=lambda: self.clock().timestamp(), sleep=sleep)  # type: ignore[arg-type]
 
-    async def connect(self, tenant: Tenant, org: FakeOrg, *, user: str = "dana") -> XeroConnection:
-        """Set up the tenant's app and connect ``org`` the way the callback does."""
-        app = self.xero.register_app(redirect_uris=[REDIRECT])
-        await save_app(tenant, client_id=app.client_id, client_secret=app.client_secret, legacy_scopes=False,
-                       actor="slack:UADMIN", box=self.env.box)
+    async def connect(self, tenant: Tenant, org: FakeOrg, *, user: str = "dana",
+                      company_id: int | None = None) -> XeroConnection:
+        """Set up the tenant's app (once) and connect ``org`` the way the callback does (``company_id``: a
+        dropship company's own organisation)."""
+        if not await XeroApp.exists(tenant_id=tenant.id):
+            app = self.xero.register_app(redirect_uris=[REDIRECT])
+            await save_app(tenant, client_id=app.client_id, client_secret=app.client_secret, legacy_scopes=False,
+                           actor="slack:UADMIN", box=self.env.box)
         self.xero.authorize_as(user, [org])
-        url = await authorize_link(tenant_id=tenant.id, user_id="UADMIN", channel="C0XERO", company_id=None,
+        url = await authorize_link(tenant_id=tenant.id, user_id="UADMIN", channel="C0XERO", company_id=company_id,
                                    env=self.env)
         async with self.env.http.session.get(url, allow_redirects=False) as answer:
             location = answer.headers["Location"]

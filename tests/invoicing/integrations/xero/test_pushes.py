@@ -16,7 +16,7 @@ from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.integrations.xero import company_settings
 from invoicing.integrations.xero.client import XeroClient
 from invoicing.integrations.xero.pushes import Pusher
-from models import NoticeKind, SlackNotice, Tenant, XeroPush, XeroPushStatus
+from models import NoticeKind, SlackNotice, Tenant, XeroConnection, XeroConnectionStatus, XeroPush, XeroPushStatus
 from tests import factories as f
 from tests.factories import T0
 
@@ -202,3 +202,85 @@ async def test_nothing_is_queued_for_a_company_without_xero(world):
     await company_settings.disable(acme, now=T0, actor="slack:UADMIN")
     await run(tenant, "acme")
     assert await XeroPush.all().count() == 0
+
+
+async def test_a_company_with_its_own_organisation_gets_a_matching_purchase_order(world):
+    tenant, org, (acme,) = await setup(world)
+    theirs = world.xero.add_organisation("Acme Retail")
+    await world.connect(tenant, theirs, user="acme-books", company_id=acme.id)
+    await company_settings.configure(acme, now=T0, actor="slack:UADMIN", purchase_orders="on",
+                                     po_account_code="310")
+    report = await run(tenant, "acme")
+    assert await pusher(world).push_due() == 2
+    (invoice,) = world.xero.store(org).invoices
+    (order,) = world.xero.store(theirs).purchase_orders
+    assert world.xero.store(org).purchase_orders == [] and world.xero.store(theirs).invoices == []
+    assert order["Status"] == "SUBMITTED" and order["Reference"] == report.invoice_number
+    assert order["Total"] == invoice["Total"]
+    assert {line["TaxType"] for line in order["LineItems"]} == {"INPUT2"}
+    assert {line["AccountCode"] for line in order["LineItems"]} == {"310"}
+    (supplier,) = world.xero.store(theirs).contacts
+    assert supplier["ContactNumber"] == tenant.name and order["Contact"]["ContactID"] == supplier["ContactID"]
+
+
+async def test_a_429_storm_sends_no_request_beyond_the_limit_and_loses_nothing(world):
+    tenant, org, companies = await setup(world, companies=[f"co{i:02d}" for i in range(40)], orders=1)
+    for c in companies:
+        await run(tenant, c.short_name)
+    # Xero also answers 429 on its own (another app of the organisation): three in a row
+    for _ in range(3):
+        world.xero.fail_next(INVOICES, 429, method="PUT", headers={"Retry-After": "5",
+                                                                    "X-Rate-Limit-Problem": "minute"})
+    slow = pusher(world, per_minute=30)
+    slow.batch_size = 1  # 40 invoice calls and 40 contact calls: more than two minutes' worth
+    while await XeroPush.filter(status__not=XeroPushStatus.DONE).exists():
+        await slow.push_due()
+        world.clock.advance(5)
+    assert len(world.xero.store(org).invoices) == 40
+    assert len(world.xero.calls(org)) >= 80
+    assert [c for c in world.xero.rejections(org) if c.problem not in (None, "injected")] == []
+    assert world.xero.max_in_flight(org) <= 5
+
+
+async def test_a_spent_daily_budget_holds_pushes_until_tomorrow_and_says_so(world):
+    tenant, org, (acme,) = await setup(world)
+    await run(tenant, "acme")
+    connection = await XeroConnection.get(tenant_id=tenant.id)
+    connection.calls_day, connection.calls_today = world.clock().date(), connection.daily_limit
+    await connection.save()
+    assert await pusher(world).push_due() == 0
+    push = await XeroPush.get()
+    assert push.status == XeroPushStatus.PENDING and push.next_attempt_at.date() > world.clock().date()
+    assert "tomorrow" in push.last_error
+    notice = await SlackNotice.get(kind=NoticeKind.XERO_WAITING)
+    assert notice.payload["waiting"] == 1
+    world.clock.advance(86400)
+    assert await pusher(world).push_due() == 1
+
+
+async def test_a_broken_connection_holds_pushes_and_a_reconnect_sends_them(world):
+    tenant, org, (acme,) = await setup(world)
+    await run(tenant, "acme")
+    await XeroConnection.filter(tenant_id=tenant.id).update(status=XeroConnectionStatus.BROKEN)
+    assert await pusher(world).push_due() == 0
+    assert (await XeroPush.get()).status == XeroPushStatus.PENDING
+    await world.connect(tenant, org)  # reconnected: the held push goes at once
+    assert await pusher(world).push_due() == 1
+    assert len(world.xero.store(org).invoices) == 1
+
+
+async def test_another_tenants_pushes_go_to_its_own_organisation_only(world):
+    tenant, org, _ = await setup(world)
+    other = await f.tenant("other")
+    their_org = world.xero.add_organisation("Other Books")
+    await world.connect(other, their_org, user="olga")
+    await f.price(other, "MUG", "9.00")
+    beta = await f.company(other, "beta")
+    await company_settings.enable(beta, now=T0, actor="slack:UADMIN")
+    await f.order(beta, quantity=1)
+    await run(tenant, "acme")
+    await run(other, "beta")
+    assert await pusher(world).push_due() == 2
+    assert [i["Contact"]["ContactID"] for i in world.xero.store(org).invoices] == \
+        [c["ContactID"] for c in world.xero.store(org).contacts if c["ContactNumber"] == "acme"]
+    assert [c["ContactNumber"] for c in world.xero.store(their_org).contacts] == ["beta"]
