@@ -171,8 +171,12 @@ async def _test(ctx: CommandContext, company: Company) -> Reply:
             blocks.append(trust_button(row.id, error.offered_key, fingerprint))
         return message(f"Test of the XML export of {company.short_name} failed: {error.message}", *blocks)
     done = Mrkdwn("\n").join(f"• {step}" for step in steps)
-    return message(f"XML export of {company.short_name}: the destination works",
-                   section(md(":white_check_mark: *The destination of {} works.*\n{}", company.short_name, done)))
+    requeued = await xml_config.resume_after_test(company, now=ctx.clock(), actor=ctx.actor)
+    blocks = [section(md(":white_check_mark: *The destination of {} works.*\n{}", company.short_name, done))]
+    if requeued:
+        blocks.append(context(md("{} file(s) that had failed are uploaded again.", requeued)))
+        await ctx.services.kick_outbox()
+    return message(f"XML export of {company.short_name}: the destination works", *blocks)
 
 
 async def _key(ctx: CommandContext) -> Reply:

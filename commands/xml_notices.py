@@ -55,7 +55,8 @@ def xml_notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         if payload.get("gave_up"):
             text = md("XML export {}: gave up uploading {} after {} attempts: {}", company, name,
                       payload.get("attempts", ""), error)
-            hint = md("Fix the server, then `/invoicing xml {} test`; any change of the destination re-queues it.",
+            hint = md("Fix the server, then `/invoicing xml {} test`: when it passes, the file goes again (so does any "
+                      "change of the destination).",
                       company)
         else:
             text = md("XML export {}: uploading {} failed, retrying (in {} s): {}", company, name,
@@ -71,7 +72,8 @@ def xml_notice_reply(kind: NoticeKind, payload: dict[str, Any]) -> Reply:
         blocks.append(trust_button(int(payload.get("integration_id") or 0), str(offered), str(print_)))
     else:
         blocks.append(context(md("Fix it, then change the settings (`/invoicing xml {} set …`) or run "
-                                 "`/invoicing xml {} test`: the files are uploaded again.", company, company)))
+                                 "`/invoicing xml {} test`: when it passes, the files are uploaded again.",
+                                 company, company)))
     return message(md("XML export {} is blocked: {}", company, error), *blocks, ephemeral=False)
 
 

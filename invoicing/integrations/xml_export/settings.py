@@ -210,6 +210,23 @@ async def block(integration_id: int, *, kind: str, message: str, now: datetime, 
     return True
 
 
+async def resume_after_test(company: Company, *, now: datetime, actor: str) -> int:
+    """``xml <co> test`` succeeded: the server was fixed, so a block is cleared and failed files go again
+    (in one transaction under the row lock, audited when something changed); how many files were re-queued."""
+    async with in_transaction():
+        row = await locked(company)
+        was_blocked = isinstance((row.settings or {}).get("blocked"), dict)
+        if was_blocked:
+            row.settings = {k: v for k, v in (row.settings or {}).items() if k != "blocked"}
+            await row.save(update_fields=["settings"])
+        count = await requeue_blocked(row.id, now)
+        if was_blocked or count:
+            await audit.record(company.tenant_id, actor=actor, action="xml.resume",
+                               target=f"company:{company.short_name}",
+                               old={"blocked": "yes" if was_blocked else "no"}, new={"requeued": str(count)})
+    return count
+
+
 async def requeue_blocked(integration_id: int, now: datetime) -> int:
     """Failed files of the integration go back to the upload queue (settings changed: worth trying again)."""
     return await XmlExport.filter(integration_id=integration_id, status=XmlExportStatus.FAILED).update(

@@ -76,3 +76,20 @@ async def test_a_destination_change_clears_a_block_and_requeues_failed_files(db,
     await xml_settings.configure(company, now=at(3), actor="test", box=BOX, dir=str(other))
     assert (await xml_settings.settings(company)).blocked is None
     assert [e.status for e in await XmlExport.all()] == [XmlExportStatus.PENDING]
+
+
+async def test_a_passing_test_after_a_server_side_fix_clears_the_block_and_requeues(db, tmp_path: Path):
+    tenant, company = await setup(tmp_path)
+    await factories.order(company, ref="Q-2")
+    from invoicing.integrations.xml_export.run import run_company
+
+    await run_company(tenant, company, clock=lambda: at(1))
+    integration = await row(company)
+    await XmlExport.filter(company_id=company.id).update(status=XmlExportStatus.FAILED, error_kind="permission")
+    assert await xml_settings.block(integration.id, kind="permission", message="denied", now=at(2))
+    assert await xml_settings.resume_after_test(company, now=at(3), actor="slack:UADMIN") == 1
+    assert (await xml_settings.settings(company)).blocked is None
+    assert [e.status for e in await XmlExport.all()] == [XmlExportStatus.PENDING]
+    assert await AuditEntry.filter(action="xml.resume").count() == 1
+    assert await xml_settings.resume_after_test(company, now=at(4), actor="slack:UADMIN") == 0  # nothing to do
+    assert await AuditEntry.filter(action="xml.resume").count() == 1
