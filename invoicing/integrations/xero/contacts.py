@@ -11,6 +11,8 @@ comes back as an error message for the documents that name it; the others go on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +58,19 @@ def supplier(tenant: Tenant) -> Party:
     return Party(tenant.name[:50], _element(tenant.name, tenant.legal_name or tenant.name, tenant))
 
 
-async def ensure(client: XeroClient, connection: XeroConnection, parties: list[Party]) -> dict[str, str | Exception]:
-    """Xero's ``ContactID`` of each party's number, or the error that kept it out of Xero."""
+async def ensure(client: XeroClient, connection: XeroConnection, parties: list[Party], *,
+                 lock: asyncio.Lock | None = None) -> dict[str, str | Exception]:
+    """Xero's ``ContactID`` of each party's number, or the error that kept it out of Xero.
+
+    ``lock`` (one per connection, held by the caller's process): batches sent at once that name the same
+    new contact then write it once — the second reads the first one's ``XeroContact`` row instead of
+    spending a call of the organisation's minute on the same contact.
+    """
+    async with lock or contextlib.nullcontext():
+        return await _ensure(client, connection, parties)
+
+
+async def _ensure(client: XeroClient, connection: XeroConnection, parties: list[Party]) -> dict[str, str | Exception]:
     wanted = {p.number: p for p in parties}
     known = {c.contact_number: c for c in await XeroContact.filter(
         connection_id=connection.id, xero_tenant_id=connection.xero_tenant_id, contact_number__in=list(wanted))}

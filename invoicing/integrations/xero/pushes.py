@@ -76,6 +76,8 @@ class Pusher:
     lease: timedelta = LEASE
     owner: str = field(default_factory=lambda: secrets.token_hex(8))
     _claims: int = 0
+    #: Per connection: batches of one round write their new contacts one at a time (``contacts.ensure``).
+    _contact_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     async def push_due(self, *, limit: int = 1000) -> int:
         """Send what is due now, every organisation at once (each paced by the client); how many were
@@ -127,7 +129,8 @@ class Pusher:
         collection, _ = COLLECTION[kind]
         try:
             if not all(r.batch_key and r.payload for r in rows):
-                built = await build_batch(self.client, connection, kind, rows)
+                built = await build_batch(self.client, connection, kind, rows,
+                                          contact_lock=self._contact_locks.setdefault(connection.id, asyncio.Lock()))
                 recorded = await self._refuse(rows, built, now)
                 rows = [r for r in rows if r.id not in built.errors]
                 if not rows:

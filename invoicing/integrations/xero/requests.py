@@ -8,6 +8,7 @@ a tax type, a contact Xero refused) — those fail alone, the others go.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ class Built:
 
 
 async def build_batch(client: XeroClient, connection: XeroConnection, kind: XeroPushKind,
-                      rows: list[XeroPush]) -> Built:
+                      rows: list[XeroPush], *, contact_lock: asyncio.Lock | None = None) -> Built:
     built = Built()
     companies = await Company.in_bulk({r.company_id for r in rows}, "id")
     settings = {row.company_id: view(companies[row.company_id], row) for row in await Integration.filter(
@@ -66,7 +67,8 @@ async def build_batch(client: XeroClient, connection: XeroConnection, kind: Xero
         party_of = {r.id: seller for r in rows}
     else:
         party_of = {r.id: contacts.buyer(companies[r.company_id]) for r in rows}
-    ids = await contacts.ensure(client, connection, list({p.number: p for p in party_of.values()}.values()))
+    ids = await contacts.ensure(client, connection, list({p.number: p for p in party_of.values()}.values()),
+                                lock=contact_lock)
     for row in rows:
         contact = ids.get(party_of[row.id].number)
         if not isinstance(contact, str):

@@ -284,3 +284,19 @@ async def test_another_tenants_pushes_go_to_its_own_organisation_only(world):
     assert [i["Contact"]["ContactID"] for i in world.xero.store(org).invoices] == \
         [c["ContactID"] for c in world.xero.store(org).contacts if c["ContactNumber"] == "acme"]
     assert [c["ContactNumber"] for c in world.xero.store(their_org).contacts] == ["beta"]
+
+
+async def test_batches_sent_at_once_write_a_new_contact_once(world):
+    tenant, org, (acme,) = await setup(world, orders=1)
+    await run(tenant, "acme")
+    for week in (1, 2):
+        await f.order(acme, quantity=1, dispatched_at=T0 + timedelta(days=7 * week - 1))
+        later = T0 + timedelta(days=7 * week)
+        await run_by_name(tenant, "acme", clock=lambda at=later: at, mail_domain="inkwell.example")
+    world.clock.advance(21 * 86400)
+    one_per_request = pusher(world)
+    one_per_request.batch_size = 1
+    assert await one_per_request.push_due() == 3  # three requests at once, all naming the new contact
+    assert len(world.xero.store(org).invoices) == 3
+    contact_calls = [c for c in world.xero.calls(org) if c.path.lower().endswith("/contacts")]
+    assert len(contact_calls) == 1
