@@ -23,7 +23,7 @@ set to the same ``--per-minute``. It pushes until every push is recorded, then p
 ``--batch 5`` is the default so the limiter is the bottleneck: at Xero's recommended 50 per request (the
 service's default, ``--batch 50``) 5,000 invoices are about 120 calls, inside one minute's allowance, and the
 run measures the fake rather than the pacer. ``--quick``: 600 invoices at Xero's real 60 per minute (about
-70 s). Figures, not asserts: a shared 2-core machine moves them by ±20 %.
+two minutes: 130 calls are two windows). Figures, not asserts: a shared 2-core machine moves them by ±20 %.
 """
 
 from __future__ import annotations

@@ -78,6 +78,11 @@ class Pusher:
     _claims: int = 0
     #: Per connection: batches of one round write their new contacts one at a time (``contacts.ensure``).
     _contact_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    #: Per connection: how many of a round's batches are claimed and in progress at once (twice the calls
+    #: the organisation allows in flight). The others wait unclaimed, so a lease starts when its batch is
+    #: about to go, not minutes earlier behind the pacer, and the first calls of a round leave at once
+    #: instead of after every batch of the round has been claimed and built.
+    _lanes: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     async def push_due(self, *, limit: int = 1000) -> int:
         """Send what is due now, every organisation at once (each paced by the client); how many were
@@ -121,6 +126,11 @@ class Pusher:
         return min(times) if times else None
 
     async def _batch(self, connection: XeroConnection, kind: XeroPushKind, rows: list[XeroPush]) -> int:
+        lane = self._lanes.setdefault(connection.id, asyncio.Semaphore(2 * self.client.pacers.limits.concurrent))
+        async with lane:
+            return await self._send(connection, kind, rows)
+
+    async def _send(self, connection: XeroConnection, kind: XeroPushKind, rows: list[XeroPush]) -> int:
         now = self.clock()
         rows = await self._claim(rows, now)
         if not rows:
