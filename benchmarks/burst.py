@@ -52,7 +52,12 @@ from tests.bot.slack_harness import SIGNING_SECRET, sign
 
 TARGET_PG, TARGET_SQLITE, ACK_P99_MS, RSS_MB, LINEAR = 100.0, 60.0, 100.0, 250.0, 11.0
 ORDERS = 20
-COMMANDS_PER_SECOND = 20
+COMMANDS_PER_SECOND = float(os.environ.get("BURST_COMMANDS_PER_SECOND", "20"))
+#: The feed's offered load during the burst: single-order PUTs per second (an order system's steady trickle),
+#: 0 = none. An offered rate, not "as fast as possible", so invoices/s is not traded against a load we chose.
+UPSERTS_PER_SECOND = float(os.environ.get("BURST_UPSERTS_PER_SECOND", "50"))
+PROFILE = os.environ.get("BURST_PROFILE", "")  # a path: profile serve (cProfile) into it
+LANES = 4  # feed connections
 LEAD_SECONDS = 15  # the slot is this far after `serve` is started (it is up within a few seconds)
 
 
@@ -116,7 +121,7 @@ async def client_main() -> None:
     async def commands(session: aiohttp.ClientSession) -> None:
         n, tasks = 0, set()
         start = time.perf_counter()
-        while not stopping.is_set():
+        while not stopping.is_set() and COMMANDS_PER_SECOND > 0:
             n += 1
             task = asyncio.create_task(command(session, n))
             tasks.add(task)
@@ -127,8 +132,10 @@ async def client_main() -> None:
     async def upserter(session: aiohttp.ClientSession, lane: int) -> None:
         n = 0
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        while not stopping.is_set():
+        start = time.perf_counter()
+        while not stopping.is_set() and UPSERTS_PER_SECOND > 0:
             n += 1
+            await asyncio.sleep(max(0.0, start + n * LANES / UPSERTS_PER_SECOND - time.perf_counter()))
             moment = datetime.now(UTC).isoformat()
             order = {"items": [{"sku": "MUG", "quantity": 1}], "status": "received", "dispatched_at": None,
                      "on_hold": False, "error": None, "updated_at": moment,
@@ -149,7 +156,7 @@ async def client_main() -> None:
         stopping.set()
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
-        await asyncio.gather(control(), commands(session), *(upserter(session, k) for k in range(4)))
+        await asyncio.gather(control(), commands(session), *(upserter(session, k) for k in range(LANES)))
     print(json.dumps({"acks": acks, "upserts": upserts}), flush=True)
     await fake.stop()
 
@@ -238,8 +245,15 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
     slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=LEAD_SECONDS)
     async with database(url):
         await Integration.filter(kind=IntegrationKind.PDF_EMAILER).update(enabled=True, next_run_at=slot)
-    serve = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    # A file, not a pipe: nobody reads a pipe during the burst, and a full one blocks serve.
+    log_path = folder / "serve.log"
+    serve_log = log_path.open("w")
+    command = [sys.executable, "-m", "bot", "serve"]
+    if PROFILE:  # serve under cProfile (written when it stops on SIGTERM); read it with pstats
+        command = [sys.executable, "-c", "import cProfile, runpy, sys; sys.argv = ['bot', 'serve']; "
+                   f"cProfile.run('runpy.run_module(\"bot\", run_name=\"__main__\")', {PROFILE!r})"]
+    serve = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=serve_log, text=True)
 
     def sink_stat() -> tuple[int, float]:
         assert sink.stdin and sink.stdout
@@ -269,10 +283,14 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
         peer.stdin.write("stop\n")
         peer.stdin.flush()
         samples = json.loads(await asyncio.to_thread(peer.stdout.readline))
+    except BaseException:
+        print("  serve's last log lines:\n" + "\n".join(log_path.read_text().splitlines()[-20:]), file=sys.stderr)
+        raise
     finally:
         for proc in (serve,):
             proc.terminate()
             proc.wait(timeout=60)
+        serve_log.close()
         for child in (peer, sink):
             if child.stdin:
                 child.stdin.close()
