@@ -57,6 +57,11 @@ COMMANDS_PER_SECOND = float(os.environ.get("BURST_COMMANDS_PER_SECOND", "20"))
 #: 0 = none. An offered rate, not "as fast as possible", so invoices/s is not traded against a load we chose.
 UPSERTS_PER_SECOND = float(os.environ.get("BURST_UPSERTS_PER_SECOND", "50"))
 PROFILE = os.environ.get("BURST_PROFILE", "")  # a path: profile serve (cProfile) into it
+#: 0: one ``serve`` (role all) does everything, the default deployment. N ≥ 1: one ``serve --role web``
+#: takes the commands and the feed while N ``serve --role worker`` run the burst (PostgreSQL only).
+WORKERS = int(os.environ.get("BURST_WORKERS", "0"))
+#: The workers' niceness (``nice -n``): the burst yields the CPU to the web replica's acks (README, Capacity).
+WORKER_NICE = int(os.environ.get("BURST_WORKER_NICE", "0"))
 LANES = 4  # feed connections
 LEAD_SECONDS = 15  # the slot is this far after `serve` is started (it is up within a few seconds)
 
@@ -248,12 +253,19 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
     # A file, not a pipe: nobody reads a pipe during the burst, and a full one blocks serve.
     log_path = folder / "serve.log"
     serve_log = log_path.open("w")
-    command = [sys.executable, "-m", "bot", "serve"]
-    if PROFILE:  # serve under cProfile (written when it stops on SIGTERM); read it with pstats
-        command = [sys.executable, "-c", "import cProfile, runpy, sys; sys.argv = ['bot', 'serve']; "
-                   f"cProfile.run('runpy.run_module(\"bot\", run_name=\"__main__\")', {PROFILE!r})"]
-    serve = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                             stderr=serve_log, text=True)
+    roles = ["all"] if WORKERS < 1 else ["web"] + ["worker"] * WORKERS
+    processes: list[subprocess.Popen[str]] = []
+    for k, role in enumerate(roles):
+        command = [sys.executable, "-m", "bot", "serve", "--role", role]
+        if role == "worker" and WORKER_NICE:
+            command = ["nice", "-n", str(WORKER_NICE), *command]
+        if PROFILE and role != "web":  # serve under cProfile (written when it stops on SIGTERM); read with pstats
+            command = [sys.executable, "-c", f"import cProfile, runpy, sys; sys.argv = ['bot', 'serve', '--role', "
+                       f"{role!r}]; cProfile.run('runpy.run_module(\"bot\", run_name=\"__main__\")', "
+                       f"{PROFILE + (str(k) if k else '')!r})"]
+        processes.append(subprocess.Popen(command, env={**env, "PORT": str(port if k == 0 else free_port())},
+                                          stdout=subprocess.DEVNULL, stderr=serve_log, text=True))
+    serve = processes[0]
 
     def sink_stat() -> tuple[int, float]:
         assert sink.stdin and sink.stdout
@@ -268,18 +280,18 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
         peer.stdin.write(f"{base}/slack/events {base}/api/v1 {token}\n")
         peer.stdin.flush()
         await asyncio.sleep(max(0.0, slot.timestamp() - time.time() - 0.05))
-        cpu_at_slot = _proc_cpu(serve.pid)
+        cpu_at_slot = sum(_proc_cpu(p.pid) for p in processes)
         deadline = time.time() + 1800
         async with database(url):
             while (await asyncio.to_thread(sink_stat))[0] < companies:
-                if serve.poll() is not None or time.time() > deadline:
+                if any(p.poll() is not None for p in processes) or time.time() > deadline:
                     raise RuntimeError("the burst did not finish (serve exited or 30 minutes passed)")
                 await asyncio.sleep(0.25)
-            cpu = _proc_cpu(serve.pid) - cpu_at_slot
+            cpu = sum(_proc_cpu(p.pid) for p in processes) - cpu_at_slot
             accepted_at = (await asyncio.to_thread(sink_stat))[1]
             last_issued = max(await Invoice.all().values_list("issued_at", flat=True))
             sent = await Delivery.filter(status=DeliveryStatus.SENT).count()
-        rss = _rss_peak_mb(serve.pid)
+        rss = max(_rss_peak_mb(p.pid) for p in processes)
         peer.stdin.write("stop\n")
         peer.stdin.flush()
         samples = json.loads(await asyncio.to_thread(peer.stdout.readline))
@@ -287,7 +299,7 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
         print("  serve's last log lines:\n" + "\n".join(log_path.read_text().splitlines()[-20:]), file=sys.stderr)
         raise
     finally:
-        for proc in (serve,):
+        for proc in processes:
             proc.terminate()
             proc.wait(timeout=60)
         serve_log.close()

@@ -8,6 +8,12 @@ scheduler loop. Without Slack configured no notice is posted: the rows wait (and
 ``/invoicing deliveries`` or another replica with Slack sees them).
 ``Service.stop()`` stops claiming, lets in-flight runs finish (bounded), flushes
 nothing half-done (runs are transactions) and closes connections.
+
+**Roles** (``serve --role``): ``all`` (the default) is everything above in one process.
+``web`` answers HTTP (Slack, the feed, the Xero callback) and runs no background loop;
+``worker`` runs the scheduler and the outbox loops and serves only ``/healthz``. A web
+replica's commands wake the workers through ``bot.wakeups`` (PostgreSQL ``NOTIFY``), so a
+burst of scheduled runs never queues a Slack ack behind it on one event loop.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack import create_slack_app
 from bot.slack_web import ChannelPoster, web_client
+from bot.wakeups import Wakeups
 from bot.xero_callback import add_xero_routes
 from commands.context import Services
 from commands.replies import Reply
@@ -55,6 +62,9 @@ from invoicing.secrets import SecretBox
 from models import DeliveryStatus, IntegrationKind, NoticeStatus, XmlExportStatus
 
 log = logging.getLogger(__name__)
+
+#: What one ``serve`` process runs (module docstring).
+ROLES = ("all", "web", "worker")
 
 OUTBOX_POLL_SECONDS = 30.0
 #: The notice worker also polls: rows queued by another process (CLI run, another replica).
@@ -86,10 +96,15 @@ def build_transport(settings: Settings) -> Transport:
 class Service:
     """One replica of InvoiceBot. ``await start()``, then ``await wait_stopped()`` or ``stop()``."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now, scheduler_enabled: bool = True) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, scheduler_enabled: bool = True,
+                 role: str = "all") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.settings = settings
         self.clock = clock
-        self.scheduler_enabled = scheduler_enabled
+        self.role = role
+        self.scheduler_enabled = scheduler_enabled and role != "web"
+        self.wakeups = Wakeups(settings.resolved_database_url())
         self.domain = mail_domain(settings.mail_from)
         self.transport = build_transport(settings)
         self.renderer = RenderPool()
@@ -118,6 +133,7 @@ class Service:
         self.trimmer = HeapTrimmer()  # benchmarks/memory.py turns it off to measure without
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._publishing: set[asyncio.Task[None]] = set()  # wake-ups in flight (web role)
         self._db: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._runner: web.AppRunner | None = None
         self._socket_mode: Any = None
@@ -128,32 +144,50 @@ class Service:
     # --- hooks the commands and the scheduler call ------------------------------------------
 
     def services(self) -> Services:
-        return Services(wake_scheduler=self.scheduler.wake, after_run=self._after_manual_run,
+        return Services(wake_scheduler=self._wake_scheduler, after_run=self._after_manual_run,
                         resend_invoice=self._resend, render_pdf=self.renderer.render, mail_domain=self.domain,
                         kick_outbox=self.kick_outbox, resend_credit_note=self._resend_credit_note,
                         secret_box=self.secret_box, xero=self.xero)
 
     async def kick_outbox(self) -> None:
+        if self.role == "web":  # the workers send it
+            await self.wakeups.publish("outbox")
+            return
+        self._kick_loops()
+
+    def _kick_loops(self) -> None:
         self._kick.set()
         self._notice_kick.set()
         self._upload_kick.set()
         self._xero_kick.set()
 
+    def _wake_scheduler(self) -> None:
+        if self.role == "web":  # a schedule changed: the workers' schedulers look again
+            task = asyncio.create_task(self.wakeups.publish("scheduler"))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+            return
+        self.scheduler.wake()
+
+    def _on_wakeup(self, topic: str) -> None:
+        if topic == "scheduler":
+            self.scheduler.wake()
+        else:
+            self._kick_loops()
+
     async def _after_manual_run(self, _: RunReport) -> None:
-        self._kick.set()
-        self._notice_kick.set()
-        self._xero_kick.set()
+        await self.kick_outbox()
 
     async def _resend(self, number: str, tenant_id: int, /, *, to: str | None = None,
                       dedupe_key: str | None = None) -> object:
         delivery = await self.outbox.resend(number, tenant_id, to=to, dedupe_key=dedupe_key)
-        self._kick.set()
+        await self.kick_outbox()
         return delivery
 
     async def _resend_credit_note(self, number: str, tenant_id: int, /, *, to: str | None = None,
                                   dedupe_key: str | None = None) -> object:
         delivery = await self.outbox.resend_credit_note(number, tenant_id, to=to, dedupe_key=dedupe_key)
-        self._kick.set()
+        await self.kick_outbox()
         return delivery
 
     async def _on_scheduled(self, outcome: ScheduledOutcome) -> None:
@@ -175,14 +209,24 @@ class Service:
         await self._db.__aenter__()
         self._build_xero()
         self._build_slack()
-        self._build_http()
+        if self.role == "worker":
+            add_health_route(self.web_app)  # for the orchestrator; Slack and the feed are the web role's
+        else:
+            self._build_http()
         if serve_http:
             self._runner = web.AppRunner(self.web_app, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
             await site.start()
             self.port = self._runner.addresses[0][1]
-            log.info("http listening host=%s port=%s", self.settings.host, self.port)
+            log.info("http listening host=%s port=%s role=%s", self.settings.host, self.port, self.role)
+        if self.role == "web":
+            if not self.wakeups.enabled:
+                log.warning("role web on SQLite: no wake-ups; the worker finds this replica's work at its next poll")
+            if self._socket_mode is not None:
+                await self._socket_mode.connect_async()
+            return
+        self.wakeups.listen(self._on_wakeup)
         self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
         self._tasks.append(asyncio.create_task(self._upload_loop(), name="uploads"))
         self._tasks.append(asyncio.create_task(self._xero_loop(), name="xero"))
@@ -206,6 +250,8 @@ class Service:
                                      self.poster)
         self.notices = NoticeOutbox(channel, self.clock)
         self.bolt = bolt
+        if self.role == "worker":
+            return  # commands go to the web replicas; a worker only posts notices
         if s.slack_app_token:
             from slack_bolt.adapter.socket_mode.async_handler import (
                 AsyncSocketModeHandler,
@@ -319,6 +365,7 @@ class Service:
         self._xero_kick.set()
         if self._socket_mode is not None:
             await self._socket_mode.close_async()
+        await self.wakeups.close()
         if self._tasks:
             # Runs get the scheduler's own grace; an outbox pass (up to 100 e-mails to a slow
             # server) is cut short after OUTBOX_STOP_GRACE: a message interrupted in flight

@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--tenant", required=True, help="tenant name")
 
     serve = sub.add_parser("serve", help="HTTP (Slack /slack/events, feed /api/v1, /healthz) + scheduler + outbox")
-    serve.add_argument("--no-scheduler", action="store_true", help="serve HTTP only (another replica schedules)")
+    serve.add_argument("--no-scheduler", action="store_true", help="run no scheduler (another replica schedules)")
+    serve.add_argument("--role", choices=["all", "web", "worker"], default=None,
+                       help="all (default, SERVE_ROLE): everything; web: Slack, feed and Xero callback only; "
+                            "worker: scheduler and outboxes, /healthz only (README, Operations)")
     return parser
 
 
@@ -177,13 +180,13 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import Service
 
     logging.getLogger().setLevel(logging.INFO)
-    service = Service(settings, scheduler_enabled=not args.no_scheduler)
+    service = Service(settings, scheduler_enabled=not args.no_scheduler, role=args.role or settings.serve_role)
     await service.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    console.print(f"InvoiceBot serving on {settings.host}:{service.port} "
+    console.print(f"InvoiceBot serving ({service.role}) on {settings.host}:{service.port} "
                   f"(database {settings.resolved_database_url().split('@')[-1]})")
     await stop.wait()
     await service.stop()

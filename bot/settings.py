@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     feed_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     # Scheduler lease: renewed every third of it while a run is live; a crashed replica's runs wait about this long.
+    # What `serve` runs (bot.app): all, web (HTTP only) or worker (scheduler + outboxes); `serve --role` wins.
+    serve_role: Literal["all", "web", "worker"] = "all"
     scheduler_lease_seconds: int = Field(default=60, ge=1, le=3600)
     # XML export upload lease: a file claimed by a worker that died is uploaded again this much later.
     xml_upload_lease_seconds: int = Field(default=900, ge=1, le=86400)

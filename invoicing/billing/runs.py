@@ -4,8 +4,12 @@ An integration's run (``invoicing.integrations.<kind>.run``) holds **one databas
 transaction** and composes these steps inside it:
 
     lock the integration row → ``plan`` (eligible orders and their lines)
-    → ``issue`` (take the next number, create invoice + lines, mark orders invoiced)
+    → ``draft`` (create invoice + lines, mark orders invoiced) → what needs no number
+    → ``take_number`` (the tenant's next number, locked to commit)
     → ``record_run`` → the kind's own outbox rows → commit
+
+The number is taken last because its row lock serialises every run of the tenant
+until commit (``take_number`` says more).
 
 Nothing here commits, sends or notifies; nothing leaves the process before the
 caller's commit. So a crash leaves either nothing (the number returns to the
@@ -216,7 +220,10 @@ def period_start(integration: Integration) -> datetime | None:
 
 @dataclass(frozen=True)
 class Issued:
-    """An invoice written in the caller's transaction (not yet committed)."""
+    """An invoice written in the caller's transaction (not yet committed).
+
+    ``number`` is 0 and ``display`` empty until ``take_number`` gave the invoice its number.
+    """
 
     invoice: Invoice
     number: int
@@ -237,30 +244,40 @@ class RunContext:
     cutoff: datetime
 
 
-async def issue(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str], None]) -> Issued:
-    """Take the next number, write the invoice and its lines, mark the orders invoiced.
+def _unnumbered(integration: Integration) -> int:
+    """The number an invoice holds between ``draft`` and ``take_number`` (never committed).
+
+    Negative, so never a real number; the integration's id, so unique among the drafts in flight:
+    drafts of one integration are written under its row lock, one transaction at a time.
+    """
+    return -integration.id
+
+
+async def draft(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str], None]) -> Issued:
+    """Write the invoice and its lines and mark the orders invoiced — everything but the number.
 
     Must run inside the caller's transaction, after ``plan_invoice(..., lock=True)``, with
-    ``planned.lines`` non-empty. The invoice is an immutable snapshot of seller, buyer,
-    prices and totals. Raises ``Conflict`` (so the caller rolls back) when another run
-    invoiced one of the orders meanwhile. ``on_step`` is told ``numbered``,
-    ``invoice_created`` and ``orders_marked`` (fault-injection trials crash there). The invoice
-    is dated ``ctx.started_at`` and covers up to ``ctx.cutoff``; its dates are printed in the
-    seller's time zone (``tenant.timezone``), so one run's invoices never run backwards in date.
+    ``planned.lines`` non-empty; the caller then calls ``take_number`` (and must, before its
+    commit). The number comes last on purpose: taking it locks the tenant's sequence row until
+    commit, and every run of the tenant waits for that lock, so the less work follows it, the
+    more runs of one tenant issue per second. The invoice is an immutable snapshot of seller,
+    buyer, prices and totals. Raises ``Conflict`` (so the caller rolls back) when another run
+    invoiced one of the orders meanwhile. ``on_step`` is told ``invoice_created`` and
+    ``orders_marked`` (fault-injection trials crash there). The invoice is dated
+    ``ctx.started_at`` and covers up to ``ctx.cutoff``; its dates are printed in the seller's
+    time zone (``tenant.timezone``), so one run's invoices never run backwards in date.
 
     The legal content is snapshotted too (``legal``): each line's VAT category, the breakdown per
     (category, rate) with exemption reasons and VATEX codes, the notes in the buyer's invoice
     language, and — for an invoice not in the seller's currency — the VAT restated with the rate
-    on record (``fx.required_rate``; raises ``NotEligible`` before a number is taken when none is).
+    on record (``fx.required_rate``; raises ``NotEligible`` before anything is written when none is).
     """
     tenant, company, integration, cutoff = ctx.tenant, ctx.company, ctx.integration, ctx.cutoff
     quote = await required_rate(tenant, company.currency, ctx.started_at)
-    number, display = await take_next_number(tenant)
-    on_step("numbered")
     money = totals(((line.net, line.tax_rate) for line in planned.lines), company.currency)
     content = legal_content(tenant, company, planned.lines, quote)
     invoice = await Invoice.create(
-        tenant_id=tenant.id, company_id=company.id, number=number, display_number=display,
+        tenant_id=tenant.id, company_id=company.id, number=_unnumbered(integration), display_number="",
         issued_at=ctx.started_at, period_start=period_start(integration), period_end=cutoff, currency=company.currency,
         timezone=tenant.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
         buyer={"name": company.name, **company.accounting_dict()},
@@ -290,7 +307,24 @@ async def issue(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str
     on_step("orders_marked")
     integration.last_cutoff_at = max(filter(None, (integration.last_cutoff_at, cutoff)))
     await integration.save(update_fields=["last_cutoff_at"])
-    return Issued(invoice=invoice, number=number, display=display, money=money)
+    return Issued(invoice=invoice, number=0, display="", money=money)
+
+
+async def take_number(ctx: RunContext, drafted: Issued, *, on_step: Callable[[str], None]) -> Issued:
+    """Give a ``draft`` its number: the tenant's next (``numbering.take_next_number``), gapless.
+
+    From here to the caller's commit the tenant's sequence row is locked: write only what needs the
+    number after this (run record, e-mail, notice) and commit. A rollback returns the number and
+    removes the draft with it, so no number is lost and no invoice stays unnumbered. ``on_step`` is
+    told ``numbered``.
+    """
+    number, display = await take_next_number(ctx.tenant)
+    on_step("numbered")
+    invoice = drafted.invoice
+    await Invoice.filter(id=invoice.id, number=_unnumbered(ctx.integration)).update(number=number,
+                                                                                   display_number=display)
+    invoice.number, invoice.display_number = number, display
+    return Issued(invoice=invoice, number=number, display=display, money=drafted.money)
 
 
 async def record_run(ctx: RunContext, outcome: RunOutcome, *, finished_at: datetime, message: str,

@@ -77,14 +77,17 @@ def run_notice_key(run_id: int | None) -> str:
 
 
 async def _queue(company: Company, kind: NoticeKind, key: str, payload: dict[str, Any],
-                 now: datetime) -> SlackNotice | None:
+                 now: datetime, *, fresh: bool = False) -> SlackNotice | None:
+    """``fresh``: the key names a row written in this same transaction (a new run's id), so no notice
+    can have it yet — one INSERT instead of ``get_or_create``'s savepoint, read and insert."""
     if not company.slack_channel:
         return None
-    notice, _ = await SlackNotice.get_or_create(
-        dedupe_key=key,
-        defaults={"tenant_id": company.tenant_id, "company_id": company.id, "channel": company.slack_channel,
-                  "kind": kind, "payload": payload, "next_attempt_at": now},
-    )
+    fields: dict[str, Any] = {"tenant_id": company.tenant_id, "company_id": company.id,
+                              "channel": company.slack_channel, "kind": kind, "payload": payload,
+                              "next_attempt_at": now}
+    if fresh:
+        return await SlackNotice.create(dedupe_key=key, **fields)
+    notice, _ = await SlackNotice.get_or_create(dedupe_key=key, defaults=fields)
     return notice
 
 
@@ -99,7 +102,7 @@ async def queue_run_issued(company: Company, report: RunReport, *, now: datetime
                            actor: str = "") -> SlackNotice | None:
     """Queue the announcement of an issued invoice (``report.run_id`` must be set)."""
     payload = report_payload(report, timezone=company.timezone, actor=actor)
-    return await _queue(company, NoticeKind.RUN_ISSUED, run_notice_key(report.run_id), payload, now)
+    return await _queue(company, NoticeKind.RUN_ISSUED, run_notice_key(report.run_id), payload, now, fresh=True)
 
 
 async def queue_run_problem(company: Company, run_id: int, reason: str, *, failed: bool,

@@ -15,22 +15,37 @@ from datetime import datetime
 from models import CreditNote, Integration, IntegrationKind, Invoice, XeroPush, XeroPushKind
 
 
+async def xero_integration(company_id: int) -> Integration | None:
+    """The company's Xero integration when enabled (read before a document is numbered: see ``write_pushes``)."""
+    row = await Integration.get_or_none(company_id=company_id, kind=IntegrationKind.XERO)
+    return row if row is not None and row.enabled else None
+
+
 async def queue_pushes(company_id: int, *, now: datetime, invoice: Invoice | None = None,
                        credit_note: CreditNote | None = None) -> int:
     """Queue the Xero pushes of ``invoice`` or ``credit_note`` (in the caller's transaction); how many."""
-    row = await Integration.get_or_none(company_id=company_id, kind=IntegrationKind.XERO)
+    return await write_pushes(await xero_integration(company_id), now=now, invoice=invoice, credit_note=credit_note)
+
+
+async def write_pushes(row: Integration | None, *, now: datetime, invoice: Invoice | None = None,
+                       credit_note: CreditNote | None = None) -> int:
+    """``queue_pushes`` with the integration already read (``xero_integration``): one INSERT, or nothing.
+
+    The invoice run reads the integration before it takes its number, so only the INSERT happens
+    while the tenant's sequence row is locked.
+    """
     if row is None or not row.enabled:
         return 0
     pushes: list[XeroPush] = []
     if invoice is not None:
-        base = {"tenant_id": invoice.tenant_id, "company_id": company_id, "invoice_id": invoice.id,
+        base = {"tenant_id": invoice.tenant_id, "company_id": row.company_id, "invoice_id": invoice.id,
                 "number": invoice.display_number, "next_attempt_at": now}
         pushes.append(XeroPush(kind=XeroPushKind.INVOICE, dedupe_key=f"invoice:{invoice.id}", **base))
         if (row.settings or {}).get("purchase_orders"):
             pushes.append(XeroPush(kind=XeroPushKind.PURCHASE_ORDER, dedupe_key=f"po:{invoice.id}", **base))
     if credit_note is not None:
         pushes.append(XeroPush(kind=XeroPushKind.CREDIT_NOTE, dedupe_key=f"credit:{credit_note.id}",
-                               tenant_id=credit_note.tenant_id, company_id=company_id,
+                               tenant_id=credit_note.tenant_id, company_id=row.company_id,
                                invoice_id=credit_note.invoice_id, credit_note_id=credit_note.id,
                                number=credit_note.display_number, next_attempt_at=now))
     await XeroPush.bulk_create(pushes)

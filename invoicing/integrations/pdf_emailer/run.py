@@ -2,9 +2,9 @@
 
 The whole run is **one database transaction**:
 
-    lock this integration row → plan the lines → take the next number → create the
-    invoice + lines → mark the orders invoiced → record the run → queue the e-mail
-    (an outbox ``Delivery``) → commit
+    lock this integration row → plan the lines → create the invoice + lines → mark the
+    orders invoiced → take the next number → record the run → queue the e-mail (an
+    outbox ``Delivery``) → commit
 
 The run's Slack notice (``invoicing.delivery.notices``, for a company with a channel)
 is queued in the same transaction. The e-mail, the PDF and the Slack message are
@@ -98,7 +98,7 @@ async def run_company(
     used as given; the scheduler and every command read it once per run). Raises
     ``NotEligible`` (incl. ``IncompleteDetails``) when invoicing is refused; a refused
     non-dry run is recorded with outcome ``refused``. ``checkpoint(name)`` is called
-    at ``claimed``, ``numbered``, ``invoice_created``, ``orders_marked``, ``recorded``.
+    at ``claimed``, ``invoice_created``, ``orders_marked``, ``numbered``, ``recorded``.
     """
     now = clock()
     cutoff = cutoff or now
@@ -158,13 +158,18 @@ async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: s
                         clock: Clock, keep_approval: int | None = None) -> RunReport:
     """Issue ``planned`` (non-empty, planned with ``lock=True``) inside the caller's run transaction.
 
-    Takes the next number, writes the invoice and the run record, queues the e-mail
-    (``Delivery``) and the run's notice, and supersedes the integration's pending approvals
-    (their orders are in this invoice) except ``keep_approval``. Calls ``checkpoint`` at
-    ``numbered``, ``invoice_created``, ``orders_marked``, ``recorded``.
+    Writes the invoice, supersedes the integration's pending approvals (their orders are in
+    this invoice) except ``keep_approval``, then takes the next number (``runs.take_number``:
+    last, it serialises the tenant's runs to commit) and writes what carries it: the run record,
+    the e-mail (``Delivery``), the run's notice and the Xero pushes. Calls ``checkpoint`` at
+    ``invoice_created``, ``orders_marked``, ``numbered``, ``recorded``.
     """
     tenant, company, integration, now = ctx.tenant, ctx.company, ctx.integration, ctx.started_at
-    issued = await runs.issue(ctx, planned, on_step=checkpoint)
+    drafted = await runs.draft(ctx, planned, on_step=checkpoint)
+    # What needs no number comes before it: from the number to commit every run of the tenant waits.
+    xero = await xero_queue.xero_integration(company.id)
+    await preview.supersede_pending(integration.id, now=now, actor=ctx.actor, keep=keep_approval)
+    issued = await runs.take_number(ctx, drafted, on_step=checkpoint)
     einvoice_note = einvoice_choice.run_note(integration.settings, company.country, issued.invoice.currency)
     run = await runs.record_run(
         ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
@@ -177,8 +182,7 @@ async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: s
     result = dataclasses.replace(runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued),
                                  message=einvoice_note)
     await notices.queue_run_issued(company, result, now=now, actor=ctx.actor)
-    await xero_queue.queue_pushes(company.id, now=now, invoice=issued.invoice)
-    await preview.supersede_pending(integration.id, now=now, actor=ctx.actor, keep=keep_approval)
+    await xero_queue.write_pushes(xero, now=now, invoice=issued.invoice)
     checkpoint("recorded")
     return result
 
