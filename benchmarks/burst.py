@@ -10,7 +10,9 @@ Emailer due at one slot. Then three processes besides this one:
 
 * ``invoicebot serve`` itself (``python -m bot serve``: scheduler, outbox, render pool, notice
   worker, bolt over HTTP, the feed) — the process whose RSS and CPU are read from ``/proc``
-  (CPU includes its render workers);
+  (CPU includes its render workers); with ``BURST_WORKERS=N`` instead one ``serve --role web``
+  and N ``serve --role worker`` (``BURST_WORKER_NICE=n`` runs the workers under ``nice -n``),
+  CPU summed over them all, RSS the largest;
 * an aiosmtpd sink (``--sink``) that notes when it accepted each message;
 * a client (``--client``) hosting the fake Slack Web API, sending 20 signed ``/invoicing``
   commands per second (timing each ack) and upserting orders through the feed as fast as
