@@ -58,6 +58,7 @@ COMMANDS_PER_SECOND = float(os.environ.get("BURST_COMMANDS_PER_SECOND", "20"))
 #: The feed's offered load during the burst: single-order PUTs per second (an order system's steady trickle),
 #: 0 = none. An offered rate, not "as fast as possible", so invoices/s is not traded against a load we chose.
 UPSERTS_PER_SECOND = float(os.environ.get("BURST_UPSERTS_PER_SECOND", "50"))
+KEEP_DATABASE = os.environ.get("BURST_KEEP_DATABASE", "") not in ("", "0")  # PostgreSQL: keep it to look into
 PROFILE = os.environ.get("BURST_PROFILE", "")  # a path: profile serve (cProfile) into it
 #: 0: one ``serve`` (role all) does everything, the default deployment. N ≥ 1: one ``serve --role web``
 #: takes the commands and the feed while N ``serve --role worker`` run the burst (PostgreSQL only).
@@ -183,6 +184,7 @@ class Burst:
     ack_p99: float
     acks: int
     upserts_per_s: float
+    seq_reads: dict[str, int]  # PostgreSQL: rows read by sequential scans during the burst, per table
 
     @property
     def rate(self) -> float:
@@ -214,6 +216,18 @@ def _rss_peak_mb(pid: int) -> float:
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def _seq_reads() -> dict[str, int]:
+    """PostgreSQL's count of rows read by sequential scans, per table (a scan that grows with history shows here)."""
+    from tortoise import connections
+
+    conn = connections.get("default")
+    if conn.capabilities.dialect != "postgres":
+        return {}
+    await conn.execute_script("SELECT pg_stat_clear_snapshot()")
+    rows = await conn.execute_query_dict("SELECT relname, seq_tup_read FROM pg_stat_user_tables")
+    return {row["relname"]: int(row["seq_tup_read"] or 0) for row in rows}
 
 
 async def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
@@ -252,6 +266,7 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
     slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=LEAD_SECONDS)
     async with database(url):
         await Integration.filter(kind=IntegrationKind.PDF_EMAILER).update(enabled=True, next_run_at=slot)
+        reads_before = await _seq_reads()
     # A file, not a pipe: nobody reads a pipe during the burst, and a full one blocks serve.
     log_path = folder / "serve.log"
     serve_log = log_path.open("w")
@@ -293,6 +308,8 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
             accepted_at = (await asyncio.to_thread(sink_stat))[1]
             last_issued = max(await Invoice.all().values_list("issued_at", flat=True))
             sent = await Delivery.filter(status=DeliveryStatus.SENT).count()
+            await asyncio.sleep(1.0)  # backends report their counters at transaction end, at most once a second
+            reads = {t: n - reads_before.get(t, 0) for t, n in (await _seq_reads()).items()}
         rss = max(_rss_peak_mb(p.pid) for p in processes)
         peer.stdin.write("stop\n")
         peer.stdin.flush()
@@ -316,7 +333,7 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
     assert sent >= companies - 5, f"only {sent} deliveries recorded sent"
     return Burst(backend, companies, last_issued.timestamp() - slot.timestamp(), seconds, rss,
                  cpu * 1000 / companies, statistics.median(acks) if acks else float("nan"), _pct(acks, 0.99),
-                 len(acks), len(upserts) / seconds if seconds > 0 else 0.0)
+                 len(acks), len(upserts) / seconds if seconds > 0 else 0.0, reads)
 
 
 def report(b: Burst) -> bool:
@@ -327,6 +344,10 @@ def report(b: Burst) -> bool:
     print(f"    serve peak RSS {b.rss_mb:.0f} MB (≤ {RSS_MB:.0f}); CPU {b.cpu_per_invoice_ms:.1f} ms per invoice; "
           f"Slack ack p50 {b.ack_p50:.1f} ms, p99 {b.ack_p99:.1f} ms over {b.acks} commands (< {ACK_P99_MS:.0f}); "
           f"feed {b.upserts_per_s:.0f} upserts/s → {'targets met' if ok else 'target missed'}")
+    heavy = sorted(((n / b.companies, t) for t, n in b.seq_reads.items() if n >= b.companies), reverse=True)
+    if b.seq_reads:
+        print("    rows read by sequential scans per invoice: "
+              + (", ".join(f"{t} {per:,.0f}" for per, t in heavy[:5]) or "none ≥ 1 (every hot query uses an index)"))
     return ok
 
 
@@ -343,7 +364,10 @@ async def run_sizes(backend: str, sizes: list[int], postgres: str | None) -> lis
                 try:
                     results.append(await burst(database_url_with_name(postgres, name), backend, size, Path(folder)))
                 finally:
-                    await postgres_admin(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
+                    if KEEP_DATABASE:
+                        print(f"  kept database {name} (BURST_KEEP_DATABASE)")
+                    else:
+                        await postgres_admin(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
         report(results[-1])
     if len(results) > 1:
         first, last = results[0], results[-1]

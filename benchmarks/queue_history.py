@@ -121,7 +121,8 @@ async def bench_backend(label: str, url: str, history: int, rounds: int) -> bool
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=os.environ.get("INVOICEBOT_TEST_POSTGRES_URL", ""),
-                        help="PostgreSQL server URL allowed to CREATE DATABASE (default: $INVOICEBOT_TEST_POSTGRES_URL)")
+                        help="PostgreSQL server URL allowed to CREATE DATABASE "
+                             "(default: $INVOICEBOT_TEST_POSTGRES_URL)")
     parser.add_argument("--history", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args()

@@ -99,3 +99,5 @@ class RunApproval(Model):
 
     class Meta:
         table = "run_approval"
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("company_id",), ("integration_id",), ("invoice_id",), ("run_id",), ("tenant_id",))

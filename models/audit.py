@@ -29,3 +29,5 @@ class AuditEntry(Model):
     class Meta:
         table = "audit_entry"
         ordering = ["-id"]
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("tenant_id", "id"),)

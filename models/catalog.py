@@ -59,3 +59,5 @@ class Price(Model):
     class Meta:
         table = "price"
         unique_together = (("product", "retailer"),)
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("retailer_id",),)

@@ -64,7 +64,8 @@ class CreditNote(_Immutable):
     class Meta:
         table = "credit_note"
         unique_together = (("tenant", "number"),)
-        indexes = (("tenant_id", "display_number"),)
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("tenant_id", "display_number"), ("company_id",), ("invoice_id",))
         ordering = ["number"]
 
 

@@ -62,3 +62,7 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
+        # The workers' due-selection (status = pending, attempt time passed) reads only the queued rows
+        # through it, however many sent rows the table keeps (benchmarks/queue_history.py).
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("status", "next_attempt_at"), ("invoice_id",), ("credit_note_id",))

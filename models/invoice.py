@@ -82,7 +82,8 @@ class Invoice(_Immutable):
     class Meta:
         table = "invoice"
         unique_together = (("tenant", "number"),)
-        indexes = (("tenant_id", "display_number"),)
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("tenant_id", "display_number"), ("company_id",))
         ordering = ["number"]
 
 

@@ -83,3 +83,7 @@ class SlackNotice(Model):
 
     class Meta:
         table = "slack_notice"
+        # The workers' due-selection (status = pending, attempt time passed) reads only the queued rows
+        # through it, however many sent rows the table keeps (benchmarks/queue_history.py).
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("status", "next_attempt_at"), ("tenant_id", "channel", "id"), ("company_id",))

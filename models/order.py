@@ -50,7 +50,8 @@ class Order(Model):
     class Meta:
         table = "order"
         unique_together = (("company", "external_ref"),)
-        indexes = (("company_id", "invoice_id", "status", "dispatched_at"),)
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("company_id", "invoice_id", "status", "dispatched_at"), ("invoice_id",))
 
 
 class OrderItem(Model):

@@ -72,3 +72,5 @@ class InvoiceRun(Model):
     class Meta:
         table = "invoice_run"
         ordering = ["-id"]
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("company_id",), ("integration_id",), ("tenant_id",))

@@ -30,3 +30,5 @@ class ApiToken(Model):
 
     class Meta:
         table = "api_token"
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("tenant_id",),)

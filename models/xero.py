@@ -85,6 +85,8 @@ class XeroConnection(Model):
 
     class Meta:
         table = "xero_connection"
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("company_id",), ("tenant_id",))
 
     def __repr__(self) -> str:  # never the tokens
         return f"<XeroConnection {self.id} tenant={self.tenant_id} org={self.organisation_name!r} {self.status}>"
@@ -126,3 +128,5 @@ class XeroAuthState(Model):
 
     class Meta:
         table = "xero_auth_state"
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("company_id",), ("tenant_id",))

@@ -89,6 +89,8 @@ class XeroPush(Model):
 
     class Meta:
         table = "xero_push"
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("company_id",), ("connection_id",), ("credit_note_id",), ("invoice_id",), ("tenant_id",))
 
 
 class XeroContact(Model):

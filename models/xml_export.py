@@ -93,6 +93,8 @@ class XmlExport(Model):
     class Meta:
         table = "xml_export"
         unique_together = (("company", "sequence"),)
+        # Every foreign key leads an index (tests/models/test_indexes.py): lookups and joins from the parent side.
+        indexes = (("credit_note_id",), ("integration_id",), ("invoice_id",), ("tenant_id",))
 
 
 class XmlExportItem(Model):
