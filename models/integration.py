@@ -64,3 +64,6 @@ class Integration(Model):
     class Meta:
         table = "integration"
         unique_together = (("company", "kind"),)
+        # `/invoicing schedule`'s page: the enabled integrations of a kind in next-run order, read a page at a time
+        # even when every company is due in the same minute (a tie on next_run_at alone sorted all of them).
+        indexes = (("kind", "enabled", "next_run_at", "id"),)

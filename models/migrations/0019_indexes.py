@@ -3,6 +3,8 @@ and the indexes earlier migrations declared but did not build are built.
 
 * ``(status, next_attempt_at)`` on ``delivery`` and ``slack_notice``: every pass of the e-mail outbox and the notice
   worker read every sent row (benchmarks/queue_history.py: 10× slower behind 200,000 sent rows).
+* ``integration (kind, enabled, next_run_at, id)``: ``/invoicing schedule`` read and sorted every due integration
+  for one page when they tie on ``next_run_at`` (a Sunday burst: all of them).
 * One index per foreign key: without it a lookup or join from the parent side reads the whole child table
   (``/invoicing deliveries`` joined delivery to invoice as a nested loop over two sequential scans).
 * ``RepairIndexes``: Tortoise's ``AddField(db_index=True)`` creates no index (``slack_request_seen.retain_until``,
@@ -66,6 +68,10 @@ class Migration(migrations.Migration):
         ops.AddIndex(
             model_name='Delivery',
             index=Index(fields=['credit_note_id']),
+        ),
+        ops.AddIndex(
+            model_name='Integration',
+            index=Index(fields=['kind', 'enabled', 'next_run_at', 'id']),
         ),
         ops.AddIndex(
             model_name='Invoice',
