@@ -344,8 +344,12 @@ async def test_orders_pushed_over_the_feed_are_invoiced_exactly_once_and_listed_
     invoiced = await feed.call("GET", "/orders?company=delta&invoiced=true")
     assert [(o["ref"], o["invoice_number"]) for o in invoiced.body["orders"]] == [
         ("D-1", "INK-000001"), ("D-2", "INK-000001"), ("D-3", "INK-000001")]
+    assert invoiced.body["orders"][0] == {
+        "company": "delta", "ref": "D-1", "status": "dispatched", "on_hold": False, "error": None,
+        "dispatched_at": "2026-10-21T12:00:00Z", "invoiced": True, "invoice_number": "INK-000001"}
     pending = await feed.call("GET", "/orders?invoiced=false")
     assert [o["ref"] for o in pending.body["orders"]] == ["D-4"] and pending.body["orders"][0]["invoiced"] is False
+    assert pending.body["orders"][0]["dispatched_at"] is None and pending.body["next_cursor"] is None
 
     invoice = await feed.call("GET", "/invoices/INK-000001")
     assert invoice.status == 200
