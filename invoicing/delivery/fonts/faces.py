@@ -35,6 +35,7 @@ import copy
 import functools
 import hashlib
 import logging
+import re
 import threading
 import zlib
 from collections import OrderedDict
@@ -319,7 +320,21 @@ def output(pdf: FPDF) -> bytes:
     return bytes(pdf.output(output_producer_class=_OutputProducer))
 
 
+_XMP_CREATED = re.compile(r'xmp:CreateDate="([^"]*)"')
+_XMP_STAMPED = re.compile(r'(xmp:(?:ModifyDate|MetadataDate))="[^"]*"')
+
+
 class _OutputProducer(OutputProducer):
+    def _build_xmp_from_info(self) -> str:
+        """fpdf2 stamps a PDF/A file's XMP ``ModifyDate`` and ``MetadataDate`` with the time of output, so the same
+        invoice rendered twice (a resend, a download a second later) differed. An issued document is never modified:
+        both say when it was created (the invoice's issue time), and its bytes depend on the document alone."""
+        xmp = super()._build_xmp_from_info()
+        created = _XMP_CREATED.search(xmp)
+        if created is None:
+            return xmp
+        return _XMP_STAMPED.sub(lambda stamped: f'{stamped.group(1)}="{created.group(1)}"', xmp)
+
     def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):  # type: ignore[no-untyped-def]
         fonts = sorted(self.fpdf.fonts.values(), key=lambda font: font.i)
         shared = [font for font in fonts if isinstance(font, _SharedFont) and not font.color_font]

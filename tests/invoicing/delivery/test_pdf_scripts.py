@@ -8,6 +8,7 @@ import subprocess
 import sys
 import unicodedata
 from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,16 @@ def test_any_mix_of_scripts_renders_deterministically(name: str, description: st
 
     assert data == render_invoice_pdf(doc)
     assert "INV-00042" in page_texts(data)[0]
+
+
+def test_a_pdfa_invoice_carries_its_issue_time_in_every_xmp_date() -> None:
+    """fpdf2 stamps XMP's ModifyDate and MetadataDate with the time of output: the same invoice rendered in two
+    different seconds came out different (the byte equality below failed whenever two renders straddled one)."""
+    doc = make_doc([make_line(1)])
+    data = render_invoice_pdf(doc, enforce_compliance="PDF/A-3B")
+    issued = doc.issued_at.astimezone(UTC).isoformat(timespec="seconds")
+    for name in ("CreateDate", "ModifyDate", "MetadataDate"):
+        assert f'xmp:{name}="{issued}"'.encode() in data, name
 
 
 def test_a_pdfa_invoice_in_several_scripts_embeds_every_face_it_uses() -> None:
