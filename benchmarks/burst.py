@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
+from tortoise import connections
 
 from benchmarks.burst_world import seed_world
 from benchmarks.smtp import free_port
@@ -219,13 +220,11 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _seq_reads() -> dict[str, int]:
-    """PostgreSQL's count of rows read by sequential scans, per table (a scan that grows with history shows here)."""
-    from tortoise import connections
-
+    """PostgreSQL's count of rows read by sequential scans, per table (a scan that grows with history shows here).
+    Each statement outside a transaction reads the counters afresh: no snapshot to clear."""
     conn = connections.get("default")
     if conn.capabilities.dialect != "postgres":
         return {}
-    await conn.execute_script("SELECT pg_stat_clear_snapshot()")
     rows = await conn.execute_query_dict("SELECT relname, seq_tup_read FROM pg_stat_user_tables")
     return {row["relname"]: int(row["seq_tup_read"] or 0) for row in rows}
 

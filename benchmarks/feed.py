@@ -32,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import ClientSession, TCPConnector, web
 from tortoise import connections
 
-from bot.db import database, postgres_admin
+from benchmarks.scratch import scratch_postgres
+from bot.db import database
 from bot.feed import FEED_PREFIX, create_feed_app
 from invoicing.billing.queries import encode_cursor
 from invoicing.ingest.tokens import authenticate, create_token
@@ -266,14 +266,9 @@ async def main() -> int:
     parser.add_argument("--orders", type=int, default=None)
     args = parser.parse_args()
     if args.postgres:
-        name = f"invoicebot_bench_{uuid.uuid4().hex[:8]}"
-        base = args.postgres.rpartition("/")[0]
-        await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
-        print(f"PostgreSQL ({base}/{name})")
-        try:
-            return 0 if await bench(f"{base}/{name}", args.orders or 1_000_000, True) else 1
-        finally:
-            await postgres_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with scratch_postgres(args.postgres) as url:
+            print(f"PostgreSQL ({url})")
+            return 0 if await bench(url, args.orders or 1_000_000, True) else 1
     with tempfile.TemporaryDirectory() as tmp:
         orders = args.orders or 100_000
         print(f"No PostgreSQL URL (--postgres or INVOICEBOT_TEST_POSTGRES_URL): SQLite fallback with {orders:,} "

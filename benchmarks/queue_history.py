@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tortoise import connections
 
-from bot.db import database, postgres_admin
+from benchmarks.scheduler import medians_ms
+from benchmarks.scratch import scratch_postgres
+from bot.db import database
 from invoicing.delivery.outbox import _due as delivery_due
 from invoicing.delivery.slack_notices import _due as notice_due
 from models import Delivery, SlackNotice
@@ -76,14 +75,8 @@ async def add_rows(start: int, stop: int, *, status: str) -> None:
     await conn.execute_script("ANALYZE")
 
 
-async def medians_ms(actions: dict[str, Callable[[], Awaitable[object]]], rounds: int) -> dict[str, float]:
-    timings: dict[str, list[float]] = {name: [] for name in actions}
-    for _ in range(rounds):
-        for name, action in actions.items():
-            start = time.perf_counter()
-            await action()
-            timings[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in timings.items()}
+async def _unchanged() -> None:
+    """The selections write nothing: no state to reset between rounds."""
 
 
 async def bench_backend(label: str, url: str, history: int, rounds: int) -> bool:
@@ -101,13 +94,13 @@ async def bench_backend(label: str, url: str, history: int, rounds: int) -> bool
         actions = {"e-mail outbox": deliveries, "Slack notices": notices}
         await add_rows(1, SMALL, status="sent")
         await add_rows(SMALL + 1, SMALL + PENDING, status="pending")
-        await medians_ms(actions, 5)
-        small = await medians_ms(actions, rounds)
+        await medians_ms(actions, _unchanged, 5)
+        small = await medians_ms(actions, _unchanged, rounds)
         started = time.perf_counter()
         await add_rows(SMALL + PENDING + 1, history + PENDING, status="sent")
         print(f"[{label}] sent history grown to {history:,} rows per queue in {time.perf_counter() - started:.1f} s")
-        await medians_ms(actions, 5)
-        large = await medians_ms(actions, rounds)
+        await medians_ms(actions, _unchanged, 5)
+        large = await medians_ms(actions, _unchanged, rounds)
         met = True
         for name in actions:
             ratio = large[name] / small[name]
@@ -130,14 +123,8 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results.append(await bench_backend("sqlite", f"sqlite://{tmp}/bench.db", args.history, args.rounds))
     if args.postgres:
-        base = args.postgres.replace("postgresql://", "postgres://", 1)
-        name = f"invoicebot_bench_{uuid.uuid4().hex[:8]}"
-        await postgres_admin(base, f'CREATE DATABASE "{name}"')
-        try:
-            results.append(await bench_backend("postgres", f"{base.rpartition('/')[0]}/{name}", args.history,
-                                               args.rounds))
-        finally:
-            await postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with scratch_postgres(args.postgres) as url:
+            results.append(await bench_backend("postgres", url, args.history, args.rounds))
     else:
         print("[postgres] skipped (no --postgres URL and no INVOICEBOT_TEST_POSTGRES_URL)")
     print("overall:", "target met" if all(results) else "target missed")

@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tortoise import connections
 
-from bot.db import database, postgres_admin
+from benchmarks.scratch import scratch_postgres
+from bot.db import database
 from bot.scheduler import Scheduler
 from invoicing.scheduling.schedule import due_run, parse_schedule
 from models import Company, Integration, IntegrationKind, Tenant
@@ -177,13 +177,8 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results.append(await bench_backend("sqlite", f"sqlite://{tmp}/bench.db", args.rounds))
     if args.postgres:
-        base = args.postgres.replace("postgresql://", "postgres://", 1)
-        name = f"invoicebot_bench_{uuid.uuid4().hex[:8]}"
-        await postgres_admin(base, f'CREATE DATABASE "{name}"')
-        try:
-            results.append(await bench_backend("postgres", f"{base.rpartition('/')[0]}/{name}", args.rounds))
-        finally:
-            await postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with scratch_postgres(args.postgres) as url:
+            results.append(await bench_backend("postgres", url, args.rounds))
     else:
         print("[postgres] skipped (no --postgres URL and no INVOICEBOT_TEST_POSTGRES_URL)")
     bench_next_run()
