@@ -19,14 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.db import database, database_url_with_name, postgres_admin
+from bot.db import database, throwaway_database
 from invoicing.delivery.fonts.faces import preload
 from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.pdf import render_invoice_pdf
@@ -136,12 +135,8 @@ async def main(companies: int, orders: int, postgres: str | None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             await measure(f"sqlite://{Path(folder) / 'e2e.db'}", "SQLite", companies, orders, port)
         if postgres:
-            name = f"invoicebot_e2e_{uuid.uuid4().hex[:8]}"
-            await postgres_admin(postgres, f'CREATE DATABASE "{name}"')
-            try:
-                await measure(database_url_with_name(postgres, name), "PostgreSQL", companies, orders, port)
-            finally:
-                await postgres_admin(postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
+            async with throwaway_database(postgres, "invoicebot_e2e") as (url, _):
+                await measure(url, "PostgreSQL", companies, orders, port)
         else:
             print("PostgreSQL: skipped (give --postgres URL or set INVOICEBOT_TEST_POSTGRES_URL)")
     finally:

@@ -41,8 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import ClientSession, TCPConnector, web
 from tortoise import connections
 
-from benchmarks.scratch import scratch_postgres
-from bot.db import database
+from bot.db import database, throwaway_database
 from bot.feed import FEED_PREFIX, create_feed_app
 from invoicing.billing.queries import encode_cursor
 from invoicing.ingest.tokens import authenticate, create_token
@@ -266,7 +265,7 @@ async def main() -> int:
     parser.add_argument("--orders", type=int, default=None)
     args = parser.parse_args()
     if args.postgres:
-        async with scratch_postgres(args.postgres) as url:
+        async with throwaway_database(args.postgres, "invoicebot_bench") as (url, _):
             print(f"PostgreSQL ({url})")
             return 0 if await bench(url, args.orders or 1_000_000, True) else 1
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tortoise import connections
 
 from benchmarks.scheduler import medians_ms
-from benchmarks.scratch import scratch_postgres
-from bot.db import database
+from bot.db import database, throwaway_database
 from invoicing.delivery.outbox import _due as delivery_due
 from invoicing.delivery.slack_notices import _due as notice_due
 from models import Delivery, SlackNotice
@@ -123,7 +122,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results.append(await bench_backend("sqlite", f"sqlite://{tmp}/bench.db", args.history, args.rounds))
     if args.postgres:
-        async with scratch_postgres(args.postgres) as url:
+        async with throwaway_database(args.postgres, "invoicebot_bench") as (url, _):
             results.append(await bench_backend("postgres", url, args.history, args.rounds))
     else:
         print("[postgres] skipped (no --postgres URL and no INVOICEBOT_TEST_POSTGRES_URL)")

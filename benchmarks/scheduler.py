@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tortoise import connections
 
-from benchmarks.scratch import scratch_postgres
-from bot.db import database
+from bot.db import database, throwaway_database
 from bot.scheduler import Scheduler
 from invoicing.scheduling.schedule import due_run, parse_schedule
 from models import Company, Integration, IntegrationKind, Tenant
@@ -177,7 +176,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results.append(await bench_backend("sqlite", f"sqlite://{tmp}/bench.db", args.rounds))
     if args.postgres:
-        async with scratch_postgres(args.postgres) as url:
+        async with throwaway_database(args.postgres, "invoicebot_bench") as (url, _):
             results.append(await bench_backend("postgres", url, args.rounds))
     else:
         print("[postgres] skipped (no --postgres URL and no INVOICEBOT_TEST_POSTGRES_URL)")

@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from benchmarks.burst_world import _columns, _names, seed_world
-from bot.db import database, database_url_with_name, postgres_admin
+from bot.db import database, throwaway_database
 from invoicing.integrations.pdf_emailer.run import run_by_name
 from invoicing.integrations.xero.apps import save_app
 from invoicing.integrations.xero.client import XeroClient
@@ -215,12 +214,8 @@ async def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as folder:
             await run(f"sqlite://{Path(folder) / 'xero.db'}", args)
         return
-    name = f"invoicebot_xero_{uuid.uuid4().hex[:8]}"
-    await postgres_admin(args.postgres, f'CREATE DATABASE "{name}"')
-    try:
-        await run(database_url_with_name(args.postgres, name), args)
-    finally:
-        await postgres_admin(args.postgres, f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with throwaway_database(args.postgres, "invoicebot_xero") as (url, _):
+        await run(url, args)
 
 
 def parse() -> argparse.Namespace:

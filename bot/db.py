@@ -8,6 +8,7 @@ server and a CLI process can write the same file).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,17 @@ async def postgres_admin(url: str, sql: str) -> None:
 def database_url_with_name(url: str, name: str) -> str:
     """``postgres://u@h:5432/postgres`` → ``postgres://u@h:5432/<name>``."""
     return f"{url.rsplit('/', 1)[0]}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def throwaway_database(server_url: str, prefix: str) -> AsyncIterator[tuple[str, str]]:
+    """A new, empty database ``<prefix>_<random>`` on the PostgreSQL server at ``server_url`` (which must allow
+    ``CREATE DATABASE``), as ``(url, name)``; dropped on the way out, with any connection still open to it, also
+    when the block fails. For tests, benchmarks and trials."""
+    base = normalise_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    await postgres_admin(base, f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url_with_name(base, name), name
+    finally:
+        await postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,17 +74,11 @@ async def until(predicate, *, timeout: float, interval: float = 0.25, what: str 
         await asyncio.sleep(interval)
 
 
-@contextlib.asynccontextmanager
-async def throwaway_database(admin: str, prefix: str):
-    """A fresh database on the server at ``admin``; dropped (forcibly) on the way out."""
-    from bot.db import database_url_with_name, postgres_admin
+def throwaway_database(admin: str, prefix: str) -> contextlib.AbstractAsyncContextManager[tuple[str, str]]:
+    """``bot.db.throwaway_database``, imported when used: a trial's sink and Slack children never need the ORM."""
+    from bot.db import throwaway_database as scratch
 
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    await postgres_admin(admin, f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url_with_name(admin, name), name
-    finally:
-        await postgres_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch(admin, prefix)
 
 
 # --- the SMTP sink (child process) ----------------------------------------------------------

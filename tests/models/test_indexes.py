@@ -12,11 +12,11 @@
   sequential scans).
 """
 
-import uuid
+import contextlib
 
 from tortoise import Tortoise, connections
 
-from bot.db import database, database_url_with_name, postgres_admin
+from bot.db import database, throwaway_database
 
 Index = tuple[str, tuple[str, ...], bool]  # table, columns in order, unique
 
@@ -79,19 +79,14 @@ async def _foreign_keys() -> set[tuple[str, str]]:
 async def test_the_migrations_create_every_index_the_models_declare(db_url, tmp_path):
     async with database(db_url.url, apply_migrations=False):
         migrated = await _indexes()
-    if db_url.backend == "sqlite":
-        fresh_url, drop = f"sqlite://{tmp_path}/from_models.db", None
-    else:
-        name = f"invoicebot_models_{uuid.uuid4().hex[:10]}"
-        await postgres_admin(db_url.url, f'CREATE DATABASE "{name}"')
-        fresh_url, drop = database_url_with_name(db_url.url, name), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        if db_url.backend == "sqlite":
+            fresh_url = f"sqlite://{tmp_path}/from_models.db"
+        else:
+            fresh_url, _ = await stack.enter_async_context(throwaway_database(db_url.url, "invoicebot_models"))
         async with database(fresh_url, apply_migrations=False):
             await Tortoise.generate_schemas()
             declared = await _indexes()
-    finally:
-        if drop:
-            await postgres_admin(db_url.url, drop)
     missing, extra = sorted(declared - migrated), sorted(migrated - declared)
     assert missing == [], f"declared by the models, missing from the migrated schema: {missing}"
     assert extra == [], f"in the migrated schema, declared by no model: {extra}"

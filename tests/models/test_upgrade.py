@@ -9,7 +9,6 @@ be on the company's ``pdf_emailer`` integration, and old runs linked to it.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -17,7 +16,7 @@ import pytest
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as tortoise_migrate
 
-from bot.db import database, database_url_with_name, migrate, postgres_admin, tortoise_config
+from bot.db import database, migrate, throwaway_database, tortoise_config
 from invoicing.delivery.bcc import bcc_of
 from invoicing.parties.companies import create_company
 from invoicing.sql import Statement
@@ -52,12 +51,8 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[s
     if request.param == "sqlite":
         yield f"sqlite://{tmp_path}/old.db"
         return
-    name = f"invoicebot_up_{uuid.uuid4().hex[:10]}"
-    await postgres_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url_with_name(POSTGRES_URL, name)
-    finally:
-        await postgres_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with throwaway_database(POSTGRES_URL, "invoicebot_up") as (url, _):
+        yield url
 
 
 async def _insert(table: str, values: dict[str, object]) -> int:
