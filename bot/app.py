@@ -51,6 +51,7 @@ from invoicing.delivery.outbox import Outbox
 from invoicing.delivery.slack_notices import NoticeOutbox, NoticeOutcome
 from invoicing.delivery.transport import FileTransport, SmtpTransport, Transport
 from invoicing.integrations.pdf_emailer import approvals
+from invoicing.integrations.pdf_emailer.batch import run_batch
 from invoicing.integrations.pdf_emailer.run import KIND, run_company
 from invoicing.integrations.registry import RUNNERS
 from invoicing.integrations.xero.client import XeroClient
@@ -115,6 +116,7 @@ class Service:
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             lease=timedelta(seconds=settings.scheduler_lease_seconds),
             runners={**RUNNERS, KIND: functools.partial(run_company, mail_domain=self.domain)},
+            batch_runners={KIND: functools.partial(run_batch, mail_domain=self.domain)},
             sweep=functools.partial(approvals.sweep, mail_domain=self.domain),
         )
         key = settings.invoicebot_secret_key

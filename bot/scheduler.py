@@ -38,10 +38,11 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
+from bot.scheduled_batch import run_batched
 from bot.scheduled_run import ScheduledOutcome, Target, run_integration
 from invoicing.clock import Clock, utc_now
 from invoicing.integrations.pdf_emailer import approvals
-from invoicing.integrations.registry import RUNNERS, Runner
+from invoicing.integrations.registry import BATCH_RUNNERS, RUNNERS, BatchRunner, Runner
 from invoicing.scheduling import claims
 from invoicing.scheduling.claims import Claim, LeaseLost
 from invoicing.scheduling.schedule import DueRun
@@ -83,6 +84,7 @@ class Scheduler:
         after_commit: AfterCommit | None = None,
         clock: Clock = utc_now,
         runners: Mapping[IntegrationKind, Runner] = RUNNERS,
+        batch_runners: Mapping[IntegrationKind, BatchRunner] | None = None,
         concurrency: int = 8,
         batch_size: int = 50,
         lease: timedelta = DEFAULT_LEASE,
@@ -100,6 +102,10 @@ class Scheduler:
         self._after_commit = after_commit
         self._clock = clock
         self._runners = dict(runners)
+        # A kind runs in batches (``bot/scheduled_batch.py``) unless its single runner was replaced
+        # (tests that instrument a runner) and no batch runner was given for it.
+        self._batch_runners = dict(batch_runners) if batch_runners is not None else {
+            kind: batch for kind, batch in BATCH_RUNNERS.items() if self._runners.get(kind) is RUNNERS.get(kind)}
         self._slots = asyncio.Semaphore(concurrency)
         self._batch_size = batch_size
         self._lease = lease
@@ -233,13 +239,28 @@ class Scheduler:
             log.info("claimed replica=%s count=%d", self.replica, len(claims))
         self._held.update((claim.integration_id, claim) for claim in claims)
         heartbeat = asyncio.create_task(self._heartbeat()) if claims else None
+        batched: dict[IntegrationKind, list[Claim]] = {}
+        for claim in claims:
+            if claim.kind in self._batch_runners:
+                batched.setdefault(claim.kind, []).append(claim)
+        alone = [claim for claim in claims if claim.kind not in batched]
         try:
-            results = await asyncio.gather(*(self._run_claimed(claim) for claim in claims), return_exceptions=True)
+            results, batch_results = await asyncio.gather(
+                asyncio.gather(*(self._run_claimed(claim) for claim in alone), return_exceptions=True),
+                asyncio.gather(*(self._run_batch(kind, group) for kind, group in batched.items()),
+                               return_exceptions=True))
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
                 await asyncio.gather(heartbeat, return_exceptions=True)
+        claims = alone
         outcomes: list[ScheduledOutcome] = []
+        for kind, batch_result in zip(batched, batch_results, strict=True):
+            if isinstance(batch_result, BaseException):  # the leases expire and a later tick retries the slots
+                log.error("batched scheduling failed kind=%s replica=%s", kind.value, self.replica,
+                          exc_info=batch_result)
+            else:
+                outcomes += batch_result
         for claim, result in zip(claims, results, strict=True):
             if isinstance(result, asyncio.CancelledError):  # that run only; its lease was released
                 log.warning("run cancelled integration=%d replica=%s", claim.integration_id, self.replica)
@@ -309,6 +330,50 @@ class Scheduler:
         await self._announce(outcome)
         return outcome
 
+    async def _run_batch(self, kind: IntegrationKind, batch: list[Claim]) -> list[ScheduledOutcome]:
+        """Run ``batch`` through the kind's batch runner; what it leaves runs alone, as before."""
+        async with self._slots:
+            if self._stopping.is_set():
+                for claim in batch:
+                    self._held.pop(claim.integration_id, None)
+                    await self._release(claim)
+                return []
+            try:
+                ran = await run_batched(batch, self._batch_runners[kind], replica=self.replica, clock=self._clock,
+                                        grace=self._grace, lease=self._lease)
+            except asyncio.CancelledError:  # shutdown past its grace: the batch rolled back
+                for claim in batch:
+                    await asyncio.shield(self._release(claim))
+                raise
+            finally:
+                for claim in batch:
+                    self._held.pop(claim.integration_id, None)
+        self._held.update((claim.integration_id, claim) for claim in ran.alone)  # _run_claimed lets them go
+        for claim in (*ran.lost, *ran.gone):
+            await self._release(claim)
+        advanced = await claims.advance_many([(claim, due.next_run_at) for claim, _, due in ran.done], self.replica)
+        for claim, _, _ in ran.done:
+            if claim.integration_id not in advanced:
+                await self._release(claim)
+                log.info("next run left as changed meanwhile integration=%d", claim.integration_id)
+        alone = await asyncio.gather(*(self._run_claimed(claim) for claim in ran.alone), return_exceptions=True)
+        outcomes = [outcome for _, outcome, _ in ran.done]
+        for outcome in outcomes:
+            await self._announce(outcome, after_commit=False)
+        if self._after_commit is not None and any(o.report is not None and o.report.outcome == RunOutcome.INVOICED
+                                                  for o in outcomes):
+            try:
+                await self._after_commit()
+            except Exception:  # the outbox retries deliveries on its own schedule
+                log.exception("after_commit failed after a batch replica=%s", self.replica)
+        for claim, result in zip(ran.alone, alone, strict=True):
+            if isinstance(result, BaseException):
+                log.error("scheduling failed integration=%d replica=%s", claim.integration_id, self.replica,
+                          exc_info=result)
+            elif result is not None:
+                outcomes.append(result)
+        return outcomes
+
     async def _target(self, claim: Claim) -> Target | None:
         row = await Integration.get_or_none(id=claim.integration_id).select_related("company__tenant")
         if row is None:  # the company was deleted after the claim
@@ -344,13 +409,13 @@ class Scheduler:
     async def _release(self, claim: Claim) -> None:
         await claims.release(claim, self.replica)
 
-    async def _announce(self, outcome: ScheduledOutcome) -> None:
+    async def _announce(self, outcome: ScheduledOutcome, *, after_commit: bool = True) -> None:
         """Notify; a failing hook is logged and never affects the run or the other companies."""
         try:
             await self._on_result(outcome)
         except Exception:  # notifications are best effort; the run is recorded
             log.exception("on_result failed tenant=%s company=%s", outcome.tenant, outcome.company)
-        if self._after_commit is not None and outcome.report is not None and \
+        if after_commit and self._after_commit is not None and outcome.report is not None and \
                 outcome.report.outcome == RunOutcome.INVOICED:
             try:
                 await self._after_commit()

@@ -18,24 +18,34 @@ _INVOICES = ("last_invoice_number", "invoice_prefix", "format_number")
 _CREDIT_NOTES = ("last_credit_note_number", "credit_note_prefix", "format_credit_number")
 
 
-async def _take(tenant: Tenant, sequence: tuple[str, str, str]) -> tuple[int, str]:
+async def _take(tenant: Tenant, sequence: tuple[str, str, str], count: int = 1) -> list[tuple[int, str]]:
     """One ``UPDATE … RETURNING``: the increment, the row lock and the read of the new value
-    (with the prefix and padding current at that moment) are one statement."""
+    (with the prefix and padding current at that moment) are one statement. ``count`` numbers are
+    taken at once: the last is returned, the others are the ones just below it."""
     counter, prefix_column, formatter = sequence
     q = Statement()
     rows = await q.rows(
-        f"UPDATE tenant SET {counter} = {counter} + 1 "
+        f"UPDATE tenant SET {counter} = {counter} + {q(count)} "
         f"WHERE id = {q(tenant.id)} RETURNING {counter}, {prefix_column}, number_padding")
-    number, prefix, padding = rows[0]
-    setattr(tenant, counter, int(number))
+    last, prefix, padding = rows[0]
+    setattr(tenant, counter, int(last))
     setattr(tenant, prefix_column, prefix)
     tenant.number_padding = int(padding)
-    return int(number), str(getattr(tenant, formatter)(int(number)))
+    format_number = getattr(tenant, formatter)
+    return [(number, str(format_number(number))) for number in range(int(last) - count + 1, int(last) + 1)]
 
 
 async def take_next_number(tenant: Tenant) -> tuple[int, str]:
     """Return ``(number, display_number)`` for the next invoice of ``tenant`` (inside the run's transaction)."""
-    return await _take(tenant, _INVOICES)
+    return (await _take(tenant, _INVOICES))[0]
+
+
+async def take_next_numbers(tenant: Tenant, count: int) -> list[tuple[int, str]]:
+    """The next ``count`` numbers of ``tenant``'s invoices, ascending, as ``take_next_number`` gives one:
+    one statement, the same lock; the caller must give every one of them to an invoice before commit."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    return await _take(tenant, _INVOICES, count)
 
 
 async def peek_next_number(tenant_id: int) -> str:
@@ -52,7 +62,7 @@ async def take_next_credit_number(tenant: Tenant) -> tuple[int, str]:
     note takes no number. It locks the same row as ``take_next_number``, at the same place in
     the lock order.
     """
-    return await _take(tenant, _CREDIT_NOTES)
+    return (await _take(tenant, _CREDIT_NOTES))[0]
 
 
 async def peek_next_credit_number(tenant_id: int) -> str:

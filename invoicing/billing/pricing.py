@@ -9,9 +9,11 @@ from before those bounds) makes its order skipped with the reason, never a faile
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+from tortoise.expressions import Q
 
 from invoicing.billing.limits import line_problem
 from invoicing.billing.money import line_net, plain
@@ -58,19 +60,29 @@ class PriceBook:
 
 
 async def load_price_book(tenant_id: int, company_id: int, currency: str, skus: Iterable[str]) -> PriceBook:
+    return (await load_price_books(tenant_id, {company_id: currency}, skus))[company_id]
+
+
+async def load_price_books(tenant_id: int, currencies: Mapping[int, str], skus: Iterable[str]) -> dict[int, PriceBook]:
+    """The price book of each buyer in ``currencies`` (company id → its currency), for ``skus``: two
+    queries whatever the number of buyers (batched runs price many companies at once)."""
     wanted = sorted(set(skus))
     products = await Product.filter(tenant_id=tenant_id, sku__in=wanted) if wanted else []
     by_id = {p.id: p for p in products}
-    retailer: dict[str, Price] = {}
+    retailer: dict[int, dict[str, Price]] = {company_id: {} for company_id in currencies}
     default: dict[str, Price] = {}
     if by_id:
-        for price in await Price.filter(product_id__in=list(by_id)):
+        # Only these buyers' prices and the defaults: a product may have a price for every retailer.
+        mine = Q(retailer_id__in=list(currencies)) | Q(retailer_id__isnull=True)
+        for price in await Price.filter(mine, product_id__in=list(by_id)):
             sku = by_id[price.product_id].sku
-            if price.retailer_id == company_id:
-                retailer[sku] = price
-            elif price.retailer_id is None:
+            if price.retailer_id is None:
                 default[sku] = price
-    return PriceBook(currency=currency, retailer=retailer, default=default, names={p.sku: p.name for p in products})
+            elif price.retailer_id in retailer:
+                retailer[price.retailer_id][sku] = price
+    names = {p.sku: p.name for p in products}
+    return {company_id: PriceBook(currency=currency, retailer=retailer[company_id], default=default, names=names)
+            for company_id, currency in currencies.items()}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -32,12 +32,12 @@ from tortoise.transactions import in_transaction
 from invoicing.billing.breakdown import breakdown_json
 from invoicing.billing.document import DocumentLine
 from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scope_filter
-from invoicing.billing.fx import fx_json, required_rate
+from invoicing.billing.fx import Quote, fx_json, required_rate
 from invoicing.billing.legal import legal_content
 from invoicing.billing.limits import InvoiceRoom
 from invoicing.billing.money import Totals, totals
 from invoicing.billing.numbering import take_next_number
-from invoicing.billing.pricing import load_price_book, price_items
+from invoicing.billing.pricing import PriceBook, load_price_book, price_items
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible
 from invoicing.parties.accounting import missing_fields
 from models import (
@@ -162,14 +162,25 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
         query = query.select_for_update()
     # Row locks are taken in id order, as by every writer of orders (docs/architecture.md, "Lock order");
     # the lines still follow dispatch time.
-    orders = sorted(await query.order_by("id").prefetch_related("items"), key=lambda o: (o.dispatched_at, o.id))
+    orders = await query.order_by("id").prefetch_related("items")
     book = await load_price_book(
         company.tenant_id, company.id, company.currency, (item.sku for o in orders for item in o.items)
     )
+    return plan_orders(orders, book, integration, cutoff)
+
+
+def plan_orders(orders: Iterable[Order], book: PriceBook, integration: Integration, cutoff: datetime) -> InvoicePlan:
+    """``plan_invoice``'s pure part: ``orders`` (in the run's scope, items prefetched) priced with ``book``.
+
+    The lines follow dispatch time (then id), whatever order ``orders`` come in; the currency is the
+    book's (the buyer's). Batched runs (``pdf_emailer.batch``) load many companies' orders and books
+    at once and plan each company with this same function, so both paths plan identically.
+    """
+    orders = sorted(orders, key=lambda o: (o.dispatched_at, o.id))
     lines: list[PlannedLine] = []
     order_ids: list[int] = []
     skipped: list[Skipped] = []
-    room = InvoiceRoom(company.currency)
+    room = InvoiceRoom(book.currency)
     for order in orders:
         items = sorted(order.items, key=lambda i: (i.position, i.id))
         facts = OrderFacts(
@@ -272,42 +283,64 @@ async def draft(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str
     language, and — for an invoice not in the seller's currency — the VAT restated with the rate
     on record (``fx.required_rate``; raises ``NotEligible`` before anything is written when none is).
     """
-    tenant, company, integration, cutoff = ctx.tenant, ctx.company, ctx.integration, ctx.cutoff
-    quote = await required_rate(tenant, company.currency, ctx.started_at)
+    quote = await required_rate(ctx.tenant, ctx.company.currency, ctx.started_at)
+    rows = draft_rows(ctx, planned, quote)
+    invoice = rows.invoice
+    await invoice.save(force_create=True)
+    for line in rows.lines:
+        line.invoice_id = invoice.id
+    await InvoiceLine.bulk_create(list(rows.lines))
+    on_step("invoice_created")
+    marked = await Order.filter(id__in=list(planned.order_ids), invoice_id=None).update(invoice_id=invoice.id)
+    if marked != len(planned.order_ids):
+        raise Conflict(
+            f"{len(planned.order_ids) - marked} order(s) of '{ctx.company.short_name}' were invoiced by another "
+            "run meanwhile; this run was rolled back. Run it again."
+        )
+    on_step("orders_marked")
+    ctx.integration.last_cutoff_at = max(filter(None, (ctx.integration.last_cutoff_at, ctx.cutoff)))
+    await ctx.integration.save(update_fields=["last_cutoff_at"])
+    return Issued(invoice=invoice, number=0, display="", money=rows.money)
+
+
+@dataclass(frozen=True)
+class DraftRows:
+    """An invoice (unnumbered) and its lines as rows not yet written, with its totals.
+
+    The lines' ``invoice_id`` is set by whoever writes the invoice (``draft``, or a batched run
+    that writes many at once).
+    """
+
+    invoice: Invoice
+    lines: tuple[InvoiceLine, ...]
+    money: Totals
+
+
+def draft_rows(ctx: RunContext, planned: InvoicePlan, quote: Quote | None) -> DraftRows:
+    """The rows ``draft`` writes, built from the plan alone (``quote``: ``fx.required_rate``'s answer)."""
+    tenant, company, integration = ctx.tenant, ctx.company, ctx.integration
     money = totals(((line.net, line.tax_rate) for line in planned.lines), company.currency)
     content = legal_content(tenant, company, planned.lines, quote)
-    invoice = await Invoice.create(
+    invoice = Invoice(
         tenant_id=tenant.id, company_id=company.id, number=_unnumbered(integration), display_number="",
-        issued_at=ctx.started_at, period_start=period_start(integration), period_end=cutoff, currency=company.currency,
-        timezone=tenant.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
+        issued_at=ctx.started_at, period_start=period_start(integration), period_end=ctx.cutoff,
+        currency=company.currency, timezone=tenant.timezone, seller={"name": tenant.name, **tenant.accounting_dict()},
         buyer={"name": company.name, **company.accounting_dict()},
         net_total=money.net, tax_total=money.tax, gross_total=money.gross,
         tax_breakdown=breakdown_json(content.bands), language=content.language, notes=list(content.notes),
         fx=fx_json(content.fx) if content.fx else None,
         order_count=len(planned.order_ids), payment_terms_days=company.payment_terms_days,
     )
-    await InvoiceLine.bulk_create(
-        [
-            InvoiceLine(
-                invoice_id=invoice.id, position=pos, order_id_ref=line.order_id, order_ref=line.order_ref,
-                dispatched_at=line.dispatched_at, sku=line.sku, description=line.description[:300],
-                quantity=line.quantity, unit_cost=line.unit_cost, unit_shipping=line.unit_shipping,
-                tax_rate=line.tax_rate, net=line.net, vat_category=category,
-            )
-            for pos, (line, category) in enumerate(zip(planned.lines, content.categories, strict=True), start=1)
-        ]
-    )
-    on_step("invoice_created")
-    marked = await Order.filter(id__in=list(planned.order_ids), invoice_id=None).update(invoice_id=invoice.id)
-    if marked != len(planned.order_ids):
-        raise Conflict(
-            f"{len(planned.order_ids) - marked} order(s) of '{company.short_name}' were invoiced by another "
-            "run meanwhile; this run was rolled back. Run it again."
+    lines = tuple(
+        InvoiceLine(
+            position=pos, order_id_ref=line.order_id, order_ref=line.order_ref,
+            dispatched_at=line.dispatched_at, sku=line.sku, description=line.description[:300],
+            quantity=line.quantity, unit_cost=line.unit_cost, unit_shipping=line.unit_shipping,
+            tax_rate=line.tax_rate, net=line.net, vat_category=category,
         )
-    on_step("orders_marked")
-    integration.last_cutoff_at = max(filter(None, (integration.last_cutoff_at, cutoff)))
-    await integration.save(update_fields=["last_cutoff_at"])
-    return Issued(invoice=invoice, number=0, display="", money=money)
+        for pos, (line, category) in enumerate(zip(planned.lines, content.categories, strict=True), start=1)
+    )
+    return DraftRows(invoice, lines, money)
 
 
 async def take_number(ctx: RunContext, drafted: Issued, *, on_step: Callable[[str], None]) -> Issued:
@@ -330,8 +363,16 @@ async def take_number(ctx: RunContext, drafted: Issued, *, on_step: Callable[[st
 async def record_run(ctx: RunContext, outcome: RunOutcome, *, finished_at: datetime, message: str,
                      planned: InvoicePlan | None = None, invoice_id: int | None = None) -> InvoiceRun:
     """Write the run record (in the caller's transaction, or alone for a refusal)."""
+    run = run_row(ctx, outcome, finished_at=finished_at, message=message, planned=planned, invoice_id=invoice_id)
+    await run.save(force_create=True)
+    return run
+
+
+def run_row(ctx: RunContext, outcome: RunOutcome, *, finished_at: datetime, message: str,
+            planned: InvoicePlan | None = None, invoice_id: int | None = None) -> InvoiceRun:
+    """``record_run``'s row, not yet written."""
     skipped = _skipped_fields(planned) if planned is not None else {}
-    return await InvoiceRun.create(
+    return InvoiceRun(
         tenant_id=ctx.tenant.id, company_id=ctx.company.id, integration_id=ctx.integration.id, trigger=ctx.trigger,
         actor=ctx.actor, started_at=ctx.started_at, finished_at=finished_at, cutoff=ctx.cutoff, outcome=outcome,
         message=message, invoice_id=invoice_id, **skipped,

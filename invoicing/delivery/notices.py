@@ -76,17 +76,26 @@ def run_notice_key(run_id: int | None) -> str:
     return f"run:{run_id}"
 
 
+def _row(company: Company, kind: NoticeKind, key: str, payload: dict[str, Any], now: datetime) -> SlackNotice | None:
+    """The notice row, not yet written; None for a company without a channel."""
+    if not company.slack_channel:
+        return None
+    return SlackNotice(tenant_id=company.tenant_id, company_id=company.id, channel=company.slack_channel, kind=kind,
+                       payload=payload, next_attempt_at=now, dedupe_key=key)
+
+
 async def _queue(company: Company, kind: NoticeKind, key: str, payload: dict[str, Any],
                  now: datetime, *, fresh: bool = False) -> SlackNotice | None:
     """``fresh``: the key names a row written in this same transaction (a new run's id), so no notice
     can have it yet — one INSERT instead of ``get_or_create``'s savepoint, read and insert."""
-    if not company.slack_channel:
+    row = _row(company, kind, key, payload, now)
+    if row is None:
         return None
-    fields: dict[str, Any] = {"tenant_id": company.tenant_id, "company_id": company.id,
-                              "channel": company.slack_channel, "kind": kind, "payload": payload,
-                              "next_attempt_at": now}
     if fresh:
-        return await SlackNotice.create(dedupe_key=key, **fields)
+        await row.save(force_create=True)
+        return row
+    fields = {name: getattr(row, name) for name in ("tenant_id", "company_id", "channel", "kind", "payload",
+                                                   "next_attempt_at")}
     notice, _ = await SlackNotice.get_or_create(dedupe_key=key, defaults=fields)
     return notice
 
@@ -101,8 +110,16 @@ async def queue_integration_notice(company: Company, kind: NoticeKind, key: str,
 async def queue_run_issued(company: Company, report: RunReport, *, now: datetime,
                            actor: str = "") -> SlackNotice | None:
     """Queue the announcement of an issued invoice (``report.run_id`` must be set)."""
+    row = run_issued_row(company, report, now=now, actor=actor)
+    if row is not None:
+        await row.save(force_create=True)
+    return row
+
+
+def run_issued_row(company: Company, report: RunReport, *, now: datetime, actor: str = "") -> SlackNotice | None:
+    """``queue_run_issued``'s row, not yet written (batched runs insert many at once)."""
     payload = report_payload(report, timezone=company.timezone, actor=actor)
-    return await _queue(company, NoticeKind.RUN_ISSUED, run_notice_key(report.run_id), payload, now, fresh=True)
+    return _row(company, NoticeKind.RUN_ISSUED, run_notice_key(report.run_id), payload, now)
 
 
 async def queue_run_problem(company: Company, run_id: int, reason: str, *, failed: bool,

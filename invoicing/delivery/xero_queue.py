@@ -34,8 +34,18 @@ async def write_pushes(row: Integration | None, *, now: datetime, invoice: Invoi
     The invoice run reads the integration before it takes its number, so only the INSERT happens
     while the tenant's sequence row is locked.
     """
-    if row is None or not row.enabled:
+    pushes = push_rows(row, now=now, invoice=invoice, credit_note=credit_note)
+    if not pushes:
         return 0
+    await XeroPush.bulk_create(pushes)
+    return len(pushes)
+
+
+def push_rows(row: Integration | None, *, now: datetime, invoice: Invoice | None = None,
+              credit_note: CreditNote | None = None) -> list[XeroPush]:
+    """``write_pushes``'s rows, not yet written (batched runs insert many at once); none unless enabled."""
+    if row is None or not row.enabled:
+        return []
     pushes: list[XeroPush] = []
     if invoice is not None:
         base = {"tenant_id": invoice.tenant_id, "company_id": row.company_id, "invoice_id": invoice.id,
@@ -48,5 +58,4 @@ async def write_pushes(row: Integration | None, *, now: datetime, invoice: Invoi
                                tenant_id=credit_note.tenant_id, company_id=row.company_id,
                                invoice_id=credit_note.invoice_id, credit_note_id=credit_note.id,
                                number=credit_note.display_number, next_attempt_at=now))
-    await XeroPush.bulk_create(pushes)
-    return len(pushes)
+    return pushes

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 
 from invoicing.billing.runs import RunReport
+from invoicing.integrations.pdf_emailer.batch import BatchResult, run_batch
 from invoicing.integrations.pdf_emailer.run import run_company
 from invoicing.integrations.xml_export.run import run_company as export_company
 from models import IntegrationKind
@@ -23,4 +24,12 @@ Runner = Callable[..., Awaitable[RunReport]]
 RUNNERS: Mapping[IntegrationKind, Runner] = {
     IntegrationKind.PDF_EMAILER: run_company,
     IntegrationKind.XML_EXPORT: export_company,
+}
+
+#: ``run_batch(tenant, items, *, actor, clock, hold) -> BatchResult``: many due integrations of one kind and
+#: tenant at once (``pdf_emailer.batch``); what it leaves out, the scheduler runs alone with ``RUNNERS``.
+BatchRunner = Callable[..., Awaitable[BatchResult]]
+
+BATCH_RUNNERS: Mapping[IntegrationKind, BatchRunner] = {
+    IntegrationKind.PDF_EMAILER: run_batch,
 }

@@ -160,3 +160,47 @@ async def advance(claim: Claim, replica: str, next_run_at: datetime | None) -> b
 async def release(claim: Claim, replica: str) -> None:
     """Give the lease back now (run not started, or cancelled) so another replica may take the slot."""
     await Integration.filter(id=claim.integration_id, lease_owner=replica).update(lease_owner=None, lease_until=None)
+
+
+# --- the same, for a batch of claims (the scheduler's batched runs) ---------------------------------
+
+
+async def renew_many(batch: Collection[Claim], replica: str, *, until: datetime) -> set[int]:
+    """``renew`` for every claim of ``batch`` in one statement; the integration ids whose lease is still ours."""
+    if not batch:
+        return set()
+    slots = {claim.integration_id: claim.slot for claim in batch}
+    q = Statement()
+    rows = await q.rows(f"UPDATE integration SET lease_until = {q(until.astimezone(UTC))} "
+                        f"WHERE id {q.any_of(list(slots), 'int')} AND lease_owner = {q(replica)} "
+                        f"RETURNING id, next_run_at")
+    return {int(row[0]) for row in rows if instant(row[1]) == slots[int(row[0])]}
+
+
+async def hold_many(integration_ids: Collection[int], replica: str, *, until: datetime) -> set[int]:
+    """``hold`` for several integrations (inside the batch's transaction, after its row locks): extends
+    the leases still ours and returns their ids; the others were lost and must not be written for."""
+    if not integration_ids:
+        return set()
+    q = Statement()
+    rows = await q.rows(f"UPDATE integration SET lease_until = {q(until.astimezone(UTC))} "
+                        f"WHERE id {q.any_of(list(integration_ids), 'int')} AND lease_owner = {q(replica)} "
+                        f"RETURNING id")
+    return {int(row[0]) for row in rows}
+
+
+async def advance_many(advances: Collection[tuple[Claim, datetime | None]], replica: str) -> set[int]:
+    """``advance`` for several claims: one statement per distinct (slot, next slot) pair — in a burst,
+    one in all. Returns the integration ids advanced; the others changed meanwhile (settings win)."""
+    groups: dict[tuple[datetime, datetime | None], list[int]] = {}
+    for claim, next_run_at in advances:
+        groups.setdefault((claim.slot, next_run_at), []).append(claim.integration_id)
+    advanced: set[int] = set()
+    for (slot, next_run_at), ids in groups.items():
+        q = Statement()
+        rows = await q.rows(
+            f"UPDATE integration SET next_run_at = {q(next_run_at and next_run_at.astimezone(UTC))}, "
+            f"lease_owner = NULL, lease_until = NULL WHERE id {q.any_of(ids, 'int')} "
+            f"AND lease_owner = {q(replica)} AND next_run_at = {q(slot.astimezone(UTC))} RETURNING id")
+        advanced.update(int(row[0]) for row in rows)
+    return advanced
