@@ -130,6 +130,7 @@ class InvoiceRoom:
     currency: str
     by_rate: dict[Decimal, Decimal] = field(default_factory=dict)  # net per tax rate planned so far
     full: bool = False
+    bound: Decimal = Decimal(0)  # the absolute nets of every order offered so far
 
     def take(self, lines: Sequence[tuple[Decimal, Decimal]]) -> str | None:
         """Plan one order's ``(net, tax rate)`` lines in, or say why not.
@@ -138,6 +139,12 @@ class InvoiceRoom:
         an order does not fit what is planned already, the invoice is full and it and every
         later order get ``DEFERRED``. Totals are computed as ``money.totals`` will compute them.
         """
+        # Far below the limit the exact totals cannot reach it: every total is at most twice the
+        # nets' absolute sum (a rate is at most 100 %) plus a unit of rounding per band.
+        self.bound += sum((abs(net) for net, _ in lines), Decimal(0))
+        if not self.full and 2 * self.bound + len(self.by_rate) + len(lines) + 2 < MAX_INVOICE_TOTAL:
+            add_lines(self.by_rate, lines)
+            return None
         alone: dict[Decimal, Decimal] = {}
         add_lines(alone, lines)
         problem = totals_problem(band_totals(alone, self.currency))

@@ -15,6 +15,7 @@ So an accountant can recompute every figure from the printed lines.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
 
+@functools.lru_cache(maxsize=512)  # a few hundred ISO codes at most; babel's lookup is costly per call
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of ``currency``: ``Decimal('0.01')`` for GBP, ``Decimal('1')`` for JPY."""
     return Decimal(1).scaleb(-get_currency_precision(currency.upper()))
