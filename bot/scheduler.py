@@ -219,7 +219,7 @@ class Scheduler:
     async def _delay_until_due(self) -> float:
         now = self._clock()
         try:
-            due_at = await claims.earliest_due(now)
+            due_at = await claims.earliest_due(now, kinds=list(self._runners))
         except Exception:  # database trouble: poll again later
             log.exception("could not read the next due time replica=%s", self.replica)
             return self._error_backoff
@@ -290,7 +290,8 @@ class Scheduler:
 
     async def claim_due(self) -> list[Claim]:
         """Lease up to ``batch_size`` due integrations of any kind to this replica (one statement)."""
-        return await claims.claim_due(self.replica, now=self._clock(), lease=self._lease, limit=self._batch_size)
+        return await claims.claim_due(self.replica, now=self._clock(), lease=self._lease, limit=self._batch_size,
+                                      kinds=list(self._runners))
 
     async def _heartbeat(self) -> None:
         """Renew every lease of the runs in flight, every ``lease / HEARTBEAT_FRACTION``, until cancelled.

@@ -93,8 +93,8 @@ async def seed(url: str, companies: int, slot: datetime, rng: random.Random) -> 
         await OrderItem.bulk_create(items, batch_size=2000)
     conn = await asyncpg.connect(harness.pg_dsn(url))
     try:
-        await conn.execute("UPDATE integration SET enabled = true, schedule = 'daily', next_run_at = $1",
-                           slot)
+        await conn.execute("UPDATE integration SET enabled = true, schedule = 'daily', next_run_at = $1 "
+                           "WHERE kind = 'pdf_emailer'", slot)
         await conn.execute("UPDATE integration SET settings = jsonb_build_object('bcc', $1::jsonb) WHERE id % 7 = 0",
                            json.dumps(["audit@trials.example"]))
     finally:

@@ -61,13 +61,21 @@ def _due(q: Statement, now: datetime) -> str:
     return f"enabled = {q(True)} AND next_run_at <= {q(now)} AND (lease_until IS NULL OR lease_until < {q(now)})"
 
 
-async def claim_due(replica: str, *, now: datetime, lease: timedelta, limit: int) -> list[Claim]:
-    """Lease up to ``limit`` due integrations (earliest slot first) to ``replica``, in one statement."""
+async def claim_due(replica: str, *, now: datetime, lease: timedelta, limit: int,
+                    kinds: Collection[IntegrationKind] | None = None) -> list[Claim]:
+    """Lease up to ``limit`` due integrations (earliest slot first) to ``replica``, in one statement.
+
+    ``kinds``: only integrations of these kinds (the ones the caller can run); None, every kind. A kind
+    with no scheduled run (Xero pushes through its outbox) is never claimed, even if a row of it is due.
+    """
     now = now.astimezone(UTC)  # SQLite compares the stored UTC ISO text
     until = now + lease
     q = Statement()
+    def only() -> str:  # bound where it appears: SQLite's ``?`` placeholders are positional
+        return f" AND kind {q.any_of([k.value for k in kinds], 'text')}" if kinds is not None else ""
+
     sql = (f"UPDATE integration SET lease_owner = {q(replica)}, lease_until = {q(until)} "
-           f"WHERE id IN (SELECT id FROM integration WHERE {_due(q, now)} ORDER BY next_run_at "
+           f"WHERE id IN (SELECT id FROM integration WHERE {_due(q, now)}{only()} ORDER BY next_run_at "
            f"LIMIT {q(limit)}{q.for_update(skip_locked=True)}) AND {_due(q, now)} RETURNING id, kind, next_run_at")
     claims = []
     for row in await q.dicts(sql):
@@ -77,21 +85,23 @@ async def claim_due(replica: str, *, now: datetime, lease: timedelta, limit: int
     return sorted(claims, key=lambda c: (c.slot, c.integration_id))
 
 
-async def earliest_due(now: datetime) -> datetime | None:
+async def earliest_due(now: datetime, kinds: Collection[IntegrationKind] | None = None) -> datetime | None:
     """When to tick next: the earliest pending slot not leased at ``now``, or a due lease's expiry.
 
     The expiry counts so that a crashed replica's integrations are taken about one
     lease after its last renewal, not at the next ``max_sleep``; while the holder is
     alive its heartbeat moves the expiry on, and this replica wakes, claims nothing
-    and sleeps again (one tick per heartbeat, at most).
+    and sleeps again (one tick per heartbeat, at most). ``kinds`` as for ``claim_due``: a due row of
+    a kind nobody claims must not wake the loop again and again.
     """
+    only = Q(kind__in=list(kinds)) if kinds is not None else Q()
     free = await (
-        Integration.filter(enabled=True, next_run_at__not_isnull=True)
+        Integration.filter(only, enabled=True, next_run_at__not_isnull=True)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .order_by("next_run_at").limit(1).values_list("next_run_at", flat=True)
     )
     leased = await (
-        Integration.filter(enabled=True, next_run_at__lte=now, lease_until__gte=now)
+        Integration.filter(only, enabled=True, next_run_at__lte=now, lease_until__gte=now)
         .order_by("lease_until").limit(1).values_list("lease_until", flat=True)
     )
     moments = [m for m in (instant(v) for v in (*free, *leased)) if m is not None]  # type: ignore[arg-type]

@@ -296,3 +296,19 @@ async def test_two_replicas_run_300_due_integrations_exactly_once_with_gapless_n
     refs = await InvoiceLine.all().values_list("order_ref", flat=True)
     assert len(refs) == len(set(refs)) == 300  # every order on exactly one invoice
     assert await Integration.filter(next_run_at=SUNDAY, lease_owner=None).count() == 300
+
+
+async def test_a_due_row_of_a_kind_without_a_scheduled_run_is_never_claimed_and_does_not_wake_the_loop(db):
+    # Xero pushes through its own outbox: a Xero row with a due next_run_at (an older release, a hand edit)
+    # once made every tick fail with KeyError, its lease held, and the loop wake at once, again and again.
+    t = await setup_tenant()
+    c = await due_company(t)
+    await f.order(c, dispatched_at=SLOT - timedelta(minutes=1))
+    await Integration.filter(company_id=c.id, kind=IntegrationKind.XERO).update(enabled=True, next_run_at=SLOT)
+    scheduler = Scheduler(clock=at(SLOT + timedelta(minutes=1)), max_sleep=3600)
+    [outcome] = await scheduler.tick()
+    assert outcome.kind == IntegrationKind.PDF_EMAILER and outcome.report is not None
+    assert await scheduler.tick() == []
+    xero = await Integration.get(company_id=c.id, kind=IntegrationKind.XERO)
+    assert xero.lease_owner is None and xero.next_run_at == SLOT
+    assert await scheduler._delay_until_due() > 60  # the next PDF Emailer slot, not "now"
