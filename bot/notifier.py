@@ -1,10 +1,15 @@
 """The Slack side of the notice outbox: post a queued notice, find one already posted.
 
-``SlackNoticeChannel`` implements ``invoicing.delivery.slack_notices.NoticeChannel``
+``SlackNoticeChannel`` implements ``invoicing.delivery.notice_channel.NoticeChannel``
 over a Web API client **without** slack_sdk's retry handlers: a blind re-send after
 a timeout or a 5xx could post twice, so retrying is the notice worker's decision
 (it first looks for the message by its metadata key). Posts share the per-channel
 pacing of the command replies (``ChannelPoster``).
+
+slack_sdk opens a new HTTP session (a TCP and TLS handshake) for every call unless
+the client has one, so while the worker holds ``session()`` (a pass) the calls go
+through one keep-alive session of this channel's own, closed when the last holder
+leaves; the client passed in is never changed (it may be shared with the listeners).
 
 Errors map to the worker's two kinds: HTTP 429 / ``ratelimited`` → rate limited
 (with Retry-After); 5xx, Slack's ``internal_error``-like codes, timeouts and dropped
@@ -14,8 +19,10 @@ the reason (``channel_not_found``, ``not_in_channel``, ``invalid_auth``…).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -24,12 +31,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_web import ChannelPoster
 from commands.notifications import notice_reply
-from invoicing.delivery.slack_notices import (
-    PermanentNoticeError,
-    Posted,
-    TransientNoticeError,
-)
-from models import SlackNotice
+from invoicing.delivery.notice_channel import PermanentNoticeError, Posted, TransientNoticeError
+from invoicing.delivery.notice_claims import QueuedNotice
 
 #: The metadata event type every notice is posted with; its payload is ``{"key": dedupe_key}``.
 EVENT_TYPE = "invoicebot_notice"
@@ -82,19 +85,43 @@ class SlackNoticeChannel:
     def __init__(self, client: AsyncWebClient, pacer: ChannelPoster) -> None:
         self._client = client
         self._pacer = pacer
+        self._shared: AsyncWebClient | None = None  # the client with this channel's session, while held
+        self._holders = 0
 
-    async def post(self, notice: SlackNotice) -> Posted:
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """Calls made while this is entered (by anyone) share one keep-alive HTTP session."""
+        if self._holders == 0:
+            shared = copy.copy(self._client)
+            shared.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._client.timeout))
+            self._shared = shared
+        self._holders += 1
+        try:
+            yield
+        finally:
+            self._holders -= 1
+            if self._holders == 0 and self._shared is not None:
+                session, self._shared = self._shared.session, None
+                if session is not None:
+                    await session.close()
+
+    @property
+    def _web(self) -> AsyncWebClient:
+        return self._shared if self._shared is not None else self._client
+
+    async def post(self, notice: QueuedNotice) -> Posted:
         reply = notice_reply(notice.kind, notice.payload)
         metadata = {"event_type": EVENT_TYPE, "event_payload": {"key": notice.dedupe_key}}
-        response = await _call(lambda: self._pacer.paced(notice.channel, lambda: self._client.chat_postMessage(
+        client = self._web
+        response = await _call(lambda: self._pacer.paced(notice.channel, lambda: client.chat_postMessage(
             channel=notice.channel, text=reply.text, blocks=list(reply.blocks) or None, metadata=metadata)))
         return Posted(channel_id=str(response.get("channel") or notice.channel), ts=str(response.get("ts") or ""))
 
-    async def find(self, notice: SlackNotice, channel_id: str) -> str | None:
+    async def find(self, notice: QueuedNotice, channel_id: str) -> str | None:
         oldest = f"{notice.created_at.timestamp() - 60:.6f}"  # a minute of slack for clock skew
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
-            page = await _call(functools.partial(self._client.conversations_history, channel=channel_id,
+            page = await _call(functools.partial(self._web.conversations_history, channel=channel_id,
                                                  oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor))
             for item in page.get("messages") or []:
                 meta = item.get("metadata") or {}

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Tries of one command reply through its ``response_url`` (Slack allows 5 uses in 30 minutes).
 RESPONSE_URL_ATTEMPTS = 4
+#: Channels with pacing state kept before idle ones are forgotten.
+_SWEEP_AT = 1024
 
 
 def web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -63,7 +65,11 @@ class ChannelPoster:
         return await self._paced(channel, call)
 
     async def _paced(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        lock = self._locks.setdefault(channel, asyncio.Lock())
+        lock = self._locks.get(channel)
+        if lock is None:
+            if len(self._locks) >= _SWEEP_AT:
+                self._forget_idle()
+            lock = self._locks[channel] = asyncio.Lock()
         async with lock:
             wait = self._last.get(channel, -1e9) + self.min_interval - self._clock()
             if wait > 0:
@@ -72,6 +78,17 @@ class ChannelPoster:
                 return await call()
             finally:
                 self._last[channel] = self._clock()
+
+    def _forget_idle(self) -> None:
+        """Drop the state of channels nobody is posting to whose interval has passed (a burst posts once
+        to each of thousands of channels); forgetting such a channel changes no wait. A holder sets
+        ``_last`` before it releases the lock, so a channel whose lock is about to pass to a waiter is
+        still within its interval and kept."""
+        now = self._clock()
+        for channel in [c for c, lock in self._locks.items()
+                        if not lock.locked() and self._last.get(c, -1e9) + self.min_interval <= now]:
+            del self._locks[channel]
+            self._last.pop(channel, None)
 
     async def update(self, channel: str, ts: str, reply: Reply) -> None:
         """Replace the message ``ts`` in ``channel`` with ``reply`` (``chat.update``)."""
