@@ -7,6 +7,10 @@ started on first use (``spawn``: workers import only the renderer, not the
 service's sockets and database connections). The main process never imports
 fpdf2/fontTools, which keeps the idle service small. Output is identical: the
 renderer is deterministic.
+
+The outbox's e-mails are rendered *and composed* there too (``render_and_compose``):
+composing base64-encodes the PDF and folds headers, CPU work the loop would otherwise
+do for every message; the worker returns the message as bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.delivery.einvoice.hybrid import HybridPdf
+from invoicing.delivery.outbox_compose import Composed, ComposeRequest
 
 
 def _render(document: InvoiceDocument) -> bytes:
@@ -31,6 +36,13 @@ def _render_facturx(document: InvoiceDocument) -> HybridPdf:
     from invoicing.delivery.pdf import render_invoice_pdf
 
     return render_hybrid(render_invoice_pdf, document)
+
+
+def _render_and_compose(document: InvoiceDocument, request: ComposeRequest) -> Composed:
+    from invoicing.delivery.outbox_compose import render_and_compose
+    from invoicing.delivery.pdf import render_invoice_pdf
+
+    return render_and_compose(render_invoice_pdf, document, request)
 
 
 def _preload() -> None:
@@ -93,6 +105,10 @@ class RenderPool:
     async def render_facturx(self, document: InvoiceDocument) -> HybridPdf:
         """``facturx`` awaited on the loop: the worker's future, no thread waiting on it."""
         return await asyncio.wrap_future(self._executor().submit(_render_facturx, document))
+
+    async def render_and_compose(self, document: InvoiceDocument, request: ComposeRequest) -> Composed:
+        """The outbox's e-mail of ``document``, rendered and composed in a worker (``outbox_compose``)."""
+        return await asyncio.wrap_future(self._executor().submit(_render_and_compose, document, request))
 
     def close(self) -> None:
         with self._lock:

@@ -19,12 +19,15 @@ What a caller may rely on:
   ``InvoiceDocument.period()`` — the same days the PDF prints — whose last day is the
   day before a midnight cutoff ("01 Nov–07 Nov 2026" for a Sunday-to-Sunday weekly run).
 * Money is formatted with babel for ``LOCALE`` in the invoice currency.
+* ``flatten`` gives the message as the bytes SMTP carries (``FlatMessage``), for a composer
+  that runs in another process: bytes cross a process boundary cheaply, a message object not.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email
 import functools
 import hashlib
 import html
@@ -41,7 +44,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 
 from invoicing.billing.document import InvoiceDocument
-from invoicing.delivery.addresses import NeedsSmtpUtf8, ascii_domain
+from invoicing.delivery.addresses import NeedsSmtpUtf8, ascii_domain, needs_downgrade
 from invoicing.delivery.headers import address_header, folded_header
 from invoicing.errors import InvalidInput
 from invoicing.validation import has_control_characters, without_control_characters
@@ -140,6 +143,41 @@ def compose_invoice_email(
     message["Content-Type"] = f'multipart/mixed; boundary="{mixed}"'
     message.set_payload([bodies, attachment])
     return message
+
+
+@dataclass(frozen=True)
+class FlatMessage:
+    """A composed e-mail as bytes: ``message.as_bytes(policy=email.policy.SMTP)`` of the message ``flatten`` got.
+
+    Those are exactly the bytes ``aiosmtplib``'s ``send_message`` transmits and the ``.eml``
+    outbox writes for that message when no address in it or in the envelope needs SMTPUTF8
+    (``ascii_addresses`` says whether its header addresses are plain ASCII). It never carries a
+    ``Bcc`` header. ``message_id`` and ``invoice_number`` are the ``Message-ID`` and
+    ``X-Invoice-Number`` header values, for logs and file names.
+    """
+
+    data: bytes
+    message_id: str
+    invoice_number: str
+    ascii_addresses: bool
+
+    def parsed(self) -> EmailMessage:
+        """The message read back from ``data`` (for the rare path that must change its headers)."""
+        message = email.message_from_bytes(self.data, policy=POLICY)
+        assert isinstance(message, EmailMessage)  # the policy's message factory
+        return message
+
+
+def flatten(message: EmailMessage) -> FlatMessage:
+    """``message`` (as ``compose_invoice_email`` makes it: no ``Bcc``) as a ``FlatMessage``."""
+    if "Bcc" in message or "Resent-Bcc" in message:
+        raise ValueError("a message to flatten must not name BCC recipients in its headers")
+    return FlatMessage(
+        data=message.as_bytes(policy=policy.SMTP),
+        message_id=str(message.get("Message-ID", "")),
+        invoice_number=str(message.get("X-Invoice-Number", "")),
+        ascii_addresses=not needs_downgrade(message, "", []),
+    )
 
 
 def message_id_for(tenant_id: int, number: int, domain: str, resend: int = 0) -> str:

@@ -2,7 +2,11 @@
 
 Both transports implement ``Transport``: ``send(message, sender, recipients)`` hands
 one message over with an explicit envelope (so BCC recipients live in the envelope
-only) and ``close()`` releases the connection. ``send`` either returns — the
+only) and ``close()`` releases the connection. The message is an ``EmailMessage`` or a
+``FlatMessage`` (composed in another process): when no address needs SMTPUTF8, a flat
+message goes out as its bytes, exactly what the ``EmailMessage`` it was made from would
+give; otherwise it is parsed back first, and its header bytes may differ from that
+(the outbox composes such messages in-process). ``send`` either returns — the
 server accepted the message for at least one recipient — or raises one of:
 
 * ``TransientDeliveryError``: try again later (4xx replies, connection refused or
@@ -40,6 +44,7 @@ from typing import Literal, Protocol
 import aiosmtplib
 
 from invoicing.delivery.addresses import NeedsSmtpUtf8, downgrade, needs_downgrade
+from invoicing.delivery.mail import FlatMessage
 from invoicing.errors import InvoiceBotError
 
 log = logging.getLogger(__name__)
@@ -71,10 +76,14 @@ class PermanentDeliveryError(DeliveryError):
     """Not worth retrying: the server rejected this message (5xx) or the setup cannot work."""
 
 
+#: What a transport sends: a message object, or the same message already flattened.
+Outgoing = EmailMessage | FlatMessage
+
+
 class Transport(Protocol):
     """Hands messages over; ``recipients`` is the whole envelope (To and BCC), ``sender`` the MAIL FROM."""
 
-    async def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None: ...
+    async def send(self, message: Outgoing, sender: str, recipients: list[str]) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -119,7 +128,7 @@ class SmtpTransport:
     def __repr__(self) -> str:  # never the password
         return f"SmtpTransport(host={self._host!r}, port={self._port})"
 
-    async def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    async def send(self, message: Outgoing, sender: str, recipients: list[str]) -> None:
         async with self._lock:
             reused = self._smtp.is_connected
             try:
@@ -152,16 +161,21 @@ class SmtpTransport:
                 log.info("smtp quit failed host=%s error=%s", self._host, type(exc).__name__)
                 self._smtp.close()
 
-    async def _send_once(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    async def _send_once(self, message: Outgoing, sender: str, recipients: list[str]) -> None:
         """One attempt; ``SMTPServerDisconnected`` is left to the caller, everything else is classified."""
         try:
             if not self._smtp.is_connected:
                 await self._smtp.connect()
                 self.connections_opened += 1
                 log.info("smtp connected host=%s port=%d", self._host, self._port)
-            if needs_downgrade(message, sender, recipients):
-                message, sender, recipients = await self._for_this_server(message, sender, recipients)
-            refused, _ = await self._smtp.send_message(message, sender=sender, recipients=recipients)
+            if isinstance(message, FlatMessage) and _plain_ascii(message, sender, recipients):
+                refused, _ = await self._send_flat(message, sender, recipients)
+            else:
+                if isinstance(message, FlatMessage):
+                    message = message.parsed()
+                if needs_downgrade(message, sender, recipients):
+                    message, sender, recipients = await self._for_this_server(message, sender, recipients)
+                refused, _ = await self._smtp.send_message(message, sender=sender, recipients=recipients)
         except aiosmtplib.SMTPServerDisconnected:
             raise
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
@@ -173,18 +187,33 @@ class SmtpTransport:
             # of the delivery; the refused BCC copies are worth a warning for ops.
             log.warning(
                 "smtp recipients refused message_id=%s refused=%s",
-                message["Message-ID"], ", ".join(f"{rcpt}={r.code}" for rcpt, r in refused.items()),
+                _message_id(message), ", ".join(f"{rcpt}={r.code}" for rcpt, r in refused.items()),
             )
+
+    async def _send_flat(
+        self, message: FlatMessage, sender: str, recipients: list[str]
+    ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+        """``send_message`` of the message ``message`` was flattened from, without flattening it again.
+
+        Same MAIL FROM options too: ``BODY=8BITMIME`` when the server offers it (the message is
+        7-bit either way; ``send_message`` declares it, so this does as well).
+        """
+        await self._ehlo_if_needed()
+        options = ["BODY=8BITMIME"] if self._smtp.supports_extension("8BITMIME") else []
+        return await self._smtp.sendmail(sender, recipients, message.data, mail_options=options)
+
+    async def _ehlo_if_needed(self) -> None:
+        if self._smtp.is_ehlo_or_helo_needed:
+            try:
+                await self._smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await self._smtp.helo()  # no ESMTP at all: no extensions either
 
     async def _for_this_server(
         self, message: EmailMessage, sender: str, recipients: list[str]
     ) -> tuple[EmailMessage, str, list[str]]:
         """The message as this server can take it: unchanged with SMTPUTF8, else with ASCII addresses."""
-        if self._smtp.is_ehlo_or_helo_needed:
-            try:
-                await self._smtp.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await self._smtp.helo()  # no ESMTP at all: no SMTPUTF8 either
+        await self._ehlo_if_needed()
         if self._smtp.supports_extension("smtputf8"):
             return message, sender, recipients
         try:
@@ -198,6 +227,15 @@ class SmtpTransport:
             log.warning("smtp recipients left out: they need SMTPUTF8, which the server lacks "
                         "message_id=%s left_out=%s", message["Message-ID"], ", ".join(ascii_only.dropped))
         return ascii_only.message, ascii_only.sender, ascii_only.recipients
+
+
+def _plain_ascii(message: FlatMessage, sender: str, recipients: list[str]) -> bool:
+    """Whether no address of the message or the envelope needs SMTPUTF8 or a downgrade (the usual case)."""
+    return message.ascii_addresses and sender.isascii() and all(r.isascii() for r in recipients)
+
+
+def _message_id(message: Outgoing) -> str:
+    return message.message_id if isinstance(message, FlatMessage) else str(message["Message-ID"])
 
 
 def classify(exc: Exception) -> DeliveryError:
@@ -247,7 +285,7 @@ class FileTransport:
     def __repr__(self) -> str:
         return f"FileTransport(outbox_dir={str(self._dir)!r})"
 
-    async def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    async def send(self, message: Outgoing, sender: str, recipients: list[str]) -> None:
         try:
             path = await asyncio.to_thread(self._write, message, sender, recipients)
         except OSError as exc:
@@ -257,25 +295,36 @@ class FileTransport:
     async def close(self) -> None:
         return None
 
-    def path_for(self, message: EmailMessage) -> Path:
+    def path_for(self, message: Outgoing) -> Path:
         """Where ``message`` is (or will be) written; always inside the outbox folder."""
-        number = _UNSAFE_NAME.sub("_", str(message.get("X-Invoice-Number", ""))).strip("_")[:40] or "message"
-        digest = hashlib.sha256(str(message.get("Message-ID", "")).encode()).hexdigest()[:16]
+        if isinstance(message, FlatMessage):
+            number_header, message_id = message.invoice_number, message.message_id
+        else:
+            number_header, message_id = str(message.get("X-Invoice-Number", "")), str(message.get("Message-ID", ""))
+        number = _UNSAFE_NAME.sub("_", number_header).strip("_")[:40] or "message"
+        digest = hashlib.sha256(message_id.encode()).hexdigest()[:16]
         return self._dir / f"{number}-{digest}.eml"
 
-    def _write(self, message: EmailMessage, sender: str, recipients: list[str]) -> Path:
+    def _write(self, message: Outgoing, sender: str, recipients: list[str]) -> Path:
+        if isinstance(message, FlatMessage):
+            if _plain_ascii(message, sender, recipients):  # what the branch below would write for it
+                return self._store(self.path_for(message), message.data, sender, recipients)
+            message = message.parsed()
         if "Bcc" in message or "Resent-Bcc" in message:
             # As aiosmtplib does on the wire: BCC belongs to the envelope only.
             message = copy.deepcopy(message)
             del message["Bcc"], message["Resent-Bcc"]
-        self._dir.mkdir(parents=True, exist_ok=True)
-        path = self.path_for(message)
-        envelope = json.dumps({"mail_from": sender, "rcpt_to": recipients}, indent=2).encode()
-        _atomic_write(path.with_name(path.stem + ".envelope.json"), envelope)
         # An international address would be mangled into an encoded word by the SMTP policy;
         # such a file is written as an RFC 6532 (UTF-8 header) message instead.
         utf8 = needs_downgrade(message, sender, recipients)
-        _atomic_write(path, message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP))
+        data = message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+        return self._store(self.path_for(message), data, sender, recipients)
+
+    def _store(self, path: Path, data: bytes, sender: str, recipients: list[str]) -> Path:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        envelope = json.dumps({"mail_from": sender, "rcpt_to": recipients}, indent=2).encode()
+        _atomic_write(path.with_name(path.stem + ".envelope.json"), envelope)
+        _atomic_write(path, data)
         return path
 
 
