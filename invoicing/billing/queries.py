@@ -110,15 +110,18 @@ def parse_bound(value: str, field: str, *, end: bool, timezone: str = "UTC") -> 
                          naive="a date-time needs a time zone offset, e.g. Z for UTC")
 
 
-_PAGE_SQL = (
+#: One page of orders (``list_orders``, the feed's ``order_page.feed_page``). ``{limit}`` is written as a
+#: literal int (bounded by ``MAX_LIMIT``): under ``LIMIT $n`` PostgreSQL cannot cost a generic plan for the
+#: prepared statement and plans it again on every execution.
+PAGE_SQL = (
     "SELECT o.id, o.external_ref, o.status, o.on_hold, o.error, o.dispatched_at, i.display_number, c.short_name "
     'FROM "order" o JOIN company c ON c.id = o.company_id LEFT JOIN invoice i ON i.id = o.invoice_id '
     "WHERE {where} ORDER BY o.id LIMIT {limit} OFFSET {offset}"
 )
 
 
-async def _where(tenant_id: int, flt: OrderFilter, param: Statement) -> list[str]:
-    """The WHERE conditions of ``flt`` (``NotFound`` for an unknown company)."""
+async def page_where(tenant_id: int, flt: OrderFilter, param: Statement) -> list[str]:
+    """The WHERE conditions of ``flt`` for ``PAGE_SQL`` (``NotFound`` for an unknown company)."""
     where = [f"c.tenant_id = {param(tenant_id)}"]
     if flt.company is not None:
         name = flt.company.strip().lower()
@@ -145,7 +148,7 @@ async def _where(tenant_id: int, flt: OrderFilter, param: Statement) -> list[str
 async def count_orders(tenant_id: int, flt: OrderFilter) -> int:
     """How many of the tenant's orders ``flt`` matches (for "1–25 of 310" under a page)."""
     param = Statement()
-    where = await _where(tenant_id, flt, param)
+    where = await page_where(tenant_id, flt, param)
     sql = 'SELECT COUNT(*) FROM "order" o JOIN company c ON c.id = o.company_id WHERE ' + " AND ".join(where)
     rows = await param.rows(sql)
     return int(rows[0][0])
@@ -166,12 +169,12 @@ async def list_orders(
         raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
     after = decode_cursor(cursor) if cursor else None
     param = Statement()
-    where = await _where(tenant_id, flt, param)
+    where = await page_where(tenant_id, flt, param)
     if after is not None:
         where.append(f"o.id > {param(after)}")
     if offset < 0:
         raise InvalidInput("offset", "must not be negative")
-    sql = _PAGE_SQL.format(where=" AND ".join(where), limit=param(limit + 1), offset=param(offset))
+    sql = PAGE_SQL.format(where=" AND ".join(where), limit=int(limit) + 1, offset=param(offset))
     rows = await param.rows(sql)
     more = len(rows) > limit
     page = [

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from invoicing.billing.queries import _PAGE_SQL, MAX_LIMIT, OrderFilter, _where, decode_cursor, encode_cursor
+from invoicing.billing.queries import MAX_LIMIT, PAGE_SQL, OrderFilter, decode_cursor, encode_cursor, page_where
 from invoicing.errors import InvalidInput
 from invoicing.sql import Statement, instant
 
@@ -52,10 +52,10 @@ async def feed_page(tenant_id: int, flt: OrderFilter, *, cursor: str | None, lim
         raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
     after = decode_cursor(cursor) if cursor else None
     param = Statement()
-    where = await _where(tenant_id, flt, param)
+    where = await page_where(tenant_id, flt, param)
     if after is not None:
         where.append(f"o.id > {param(after)}")
-    rows = await param.rows(_PAGE_SQL.format(where=" AND ".join(where), limit=int(limit) + 1, offset=0))
+    rows = await param.rows(PAGE_SQL.format(where=" AND ".join(where), limit=int(limit) + 1, offset=0))
     more = len(rows) > limit
     del rows[limit:]
     if param.postgres:  # asyncpg gives bool and aware UTC datetimes already
