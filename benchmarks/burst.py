@@ -60,6 +60,7 @@ COMMANDS_PER_SECOND = float(os.environ.get("BURST_COMMANDS_PER_SECOND", "20"))
 #: 0 = none. An offered rate, not "as fast as possible", so invoices/s is not traded against a load we chose.
 UPSERTS_PER_SECOND = float(os.environ.get("BURST_UPSERTS_PER_SECOND", "50"))
 KEEP_DATABASE = os.environ.get("BURST_KEEP_DATABASE", "") not in ("", "0")  # PostgreSQL: keep it to look into
+KEEP_LOG = os.environ.get("BURST_KEEP_LOG", "")  # a folder: keep serve's log there (burst-<backend>-<N>.log)
 PROFILE = os.environ.get("BURST_PROFILE", "")  # a path: profile serve (cProfile) into it
 #: 0: one ``serve`` (role all) does everything, the default deployment. N ≥ 1: one ``serve --role web``
 #: takes the commands and the feed while N ``serve --role worker`` run the burst (PostgreSQL only).
@@ -321,6 +322,10 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
             proc.terminate()
             proc.wait(timeout=60)
         serve_log.close()
+        if KEEP_LOG:
+            kept = Path(KEEP_LOG) / f"burst-{backend}-{companies}.log"
+            kept.write_bytes(log_path.read_bytes())
+            print(f"  serve's log kept at {kept}")
         for child in (peer, sink):
             if child.stdin:
                 child.stdin.close()
