@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from benchmarks.burst_world import seed_world
 from invoicing.scheduling.claims import claim_due
 from models import Integration, IntegrationKind
-from benchmarks.burst_world import seed_world
 from tests.factories import T0
 
 
