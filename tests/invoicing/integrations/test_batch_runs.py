@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from invoicing.ingest.order_sync import ItemInput
-from invoicing.integrations.pdf_emailer.batch import BatchItem, run_batch
+from invoicing.integrations.pdf_emailer.batch import TRANSACTION_SIZE, BatchItem, run_batch
 from invoicing.integrations.pdf_emailer.run import run_company
 from models import (
     ApprovalState,
@@ -210,3 +210,18 @@ async def test_a_failing_batch_rolls_back_whole_and_leaves_every_company_to_its_
     assert await Invoice.filter(tenant_id=t.id).count() == 0
     assert await InvoiceRun.filter(tenant_id=t.id, started_at=NOW).count() == 0
     assert (await Tenant.get(id=t.id)).last_invoice_number == 0
+
+
+async def test_a_batch_larger_than_one_transaction_numbers_every_invoice_once_without_gaps(db):
+    t = await f.tenant("inkwell")
+    await f.price(t, "MUG", "5.00")
+    companies = [await f.company(t, f"shop{k}") for k in range(TRANSACTION_SIZE["postgres"] + 3)]
+    for c in companies:
+        await f.order(c)
+    items = [BatchItem(c, (await f.emailer_row(c)).id, RunTrigger.SCHEDULE, CUTOFF) for c in companies]
+    result = await run_batch(await Tenant.get(id=t.id), items, actor="scheduler", clock=at(NOW))
+    assert all(r is not None and r.outcome == RunOutcome.INVOICED for r in result.values())
+    numbers = sorted(await Invoice.filter(tenant_id=t.id).values_list("number", flat=True))
+    assert numbers == list(range(1, len(companies) + 1))
+    assert sorted(await Invoice.filter(tenant_id=t.id).values_list("company_id", flat=True)) == \
+        sorted(c.id for c in companies)
