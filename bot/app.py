@@ -108,7 +108,7 @@ class Service:
         self.wakeups = Wakeups(settings.resolved_database_url())
         self.domain = mail_domain(settings.mail_from)
         self.transport = build_transport(settings)
-        self.renderer = RenderPool()
+        self.renderer = RenderPool(settings.render_workers)
         self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock,
                              facturx_renderer=self.renderer.facturx, async_renderer=self.renderer.render,
                              async_facturx_renderer=self.renderer.render_facturx,

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # What `serve` runs (bot.app): all, web (HTTP only) or worker (scheduler + outboxes); `serve --role` wins.
     serve_role: Literal["all", "web", "worker"] = "all"
     scheduler_lease_seconds: int = Field(default=60, ge=1, le=3600)
+    # PDF render processes of a serve that runs workers (all, worker): about one per core the database leaves free.
+    render_workers: int = Field(default=2, ge=1, le=64)
     # XML export upload lease: a file claimed by a worker that died is uploaded again this much later.
     xml_upload_lease_seconds: int = Field(default=900, ge=1, le=86400)
 
