@@ -15,6 +15,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from invoicing.billing.document import InvoiceDocument
@@ -120,6 +121,26 @@ PAGE_SQL = (
 )
 
 
+async def page_rows(tenant_id: int, flt: OrderFilter, *, cursor: str | None, limit: int,
+                    offset: int = 0) -> list[tuple[Any, ...]]:
+    """``PAGE_SQL``'s raw rows for one page: at most ``limit + 1`` (one more tells that a next page exists).
+
+    ``InvalidInput`` for a limit out of 1..``MAX_LIMIT``, a negative offset or a cursor this API did not
+    issue; ``NotFound`` for an unknown ``flt.company``.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
+    after = decode_cursor(cursor) if cursor else None
+    param = Statement()
+    where = await page_where(tenant_id, flt, param)
+    if after is not None:
+        where.append(f"o.id > {param(after)}")
+    if offset < 0:
+        raise InvalidInput("offset", "must not be negative")
+    sql = PAGE_SQL.format(where=" AND ".join(where), limit=int(limit) + 1, offset=param(offset))
+    return await param.rows(sql)
+
+
 async def page_where(tenant_id: int, flt: OrderFilter, param: Statement) -> list[str]:
     """The WHERE conditions of ``flt`` for ``PAGE_SQL`` (``NotFound`` for an unknown company)."""
     where = [f"c.tenant_id = {param(tenant_id)}"]
@@ -165,17 +186,7 @@ async def list_orders(
     Served by the primary key (keyset) and, with a company, the (company, invoice, …) index.
     ``offset`` serves numbered pages (Slack's ``page=N``); API clients use the cursor.
     """
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
-    after = decode_cursor(cursor) if cursor else None
-    param = Statement()
-    where = await page_where(tenant_id, flt, param)
-    if after is not None:
-        where.append(f"o.id > {param(after)}")
-    if offset < 0:
-        raise InvalidInput("offset", "must not be negative")
-    sql = PAGE_SQL.format(where=" AND ".join(where), limit=int(limit) + 1, offset=param(offset))
-    rows = await param.rows(sql)
+    rows = await page_rows(tenant_id, flt, cursor=cursor, limit=limit, offset=offset)
     more = len(rows) > limit
     page = [
         OrderRow(id=r[0], company=r[7], ref=r[1], status=r[2], on_hold=bool(r[3]), error=r[4],

@@ -19,9 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from invoicing.billing.queries import MAX_LIMIT, PAGE_SQL, OrderFilter, decode_cursor, encode_cursor, page_where
-from invoicing.errors import InvalidInput
-from invoicing.sql import Statement, instant
+from invoicing.billing.queries import OrderFilter, encode_cursor, page_rows
+from invoicing.sql import instant, is_postgres
 
 
 class PageRow(NamedTuple):
@@ -48,17 +47,10 @@ async def feed_page(tenant_id: int, flt: OrderFilter, *, cursor: str | None, lim
     ``InvalidInput`` for a limit out of range or a cursor this API did not issue;
     ``NotFound`` for an unknown ``flt.company``. ``next_cursor`` is None on the last page.
     """
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput("limit", f"must be between 1 and {MAX_LIMIT}")
-    after = decode_cursor(cursor) if cursor else None
-    param = Statement()
-    where = await page_where(tenant_id, flt, param)
-    if after is not None:
-        where.append(f"o.id > {param(after)}")
-    rows = await param.rows(PAGE_SQL.format(where=" AND ".join(where), limit=int(limit) + 1, offset=0))
+    rows = await page_rows(tenant_id, flt, cursor=cursor, limit=limit)
     more = len(rows) > limit
     del rows[limit:]
-    if param.postgres:  # asyncpg gives bool and aware UTC datetimes already
+    if is_postgres():  # asyncpg gives bool and aware UTC datetimes already
         page = [PageRow._make(row) for row in rows]
     else:  # SQLite: 0/1 and ISO text
         page = [PageRow(r[0], r[1], r[2], bool(r[3]), r[4], instant(r[5]), r[6], r[7]) for r in rows]
