@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.scheduled_run import ACTOR, ScheduledOutcome
+from bot.scheduled_run import ACTOR, ScheduledOutcome, log_done, trigger_for
 from invoicing.clock import Clock
 from invoicing.errors import InvoiceBotError
 from invoicing.integrations.pdf_emailer.batch import BatchItem
@@ -24,7 +24,7 @@ from invoicing.integrations.registry import BatchRunner
 from invoicing.scheduling import claims
 from invoicing.scheduling.claims import Claim
 from invoicing.scheduling.schedule import DueRun, due_run, parse_schedule
-from models import Integration, RunTrigger, Tenant
+from models import Integration
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ async def run_batched(batch: list[Claim], runner: BatchRunner, *, replica: str, 
                                                                        c.integration_id in ours])
             .select_related("company__tenant")}
     by_tenant: dict[int, list[tuple[Claim, Integration, DueRun]]] = defaultdict(list)
-    tenants: dict[int, Tenant] = {}
     for claim in batch:
         if claim.integration_id not in ours:
             log.warning("lease lost before the run replica=%s integration=%d", replica, claim.integration_id)
@@ -65,13 +64,11 @@ async def run_batched(batch: list[Claim], runner: BatchRunner, *, replica: str, 
         except (InvoiceBotError, ValueError, KeyError):  # no longer valid: the single run pauses it, with a notice
             out.alone.append(claim)
             continue
-        tenants[row.company.tenant_id] = row.company.tenant
         by_tenant[row.company.tenant_id].append((claim, row, due))
     hold = functools.partial(_hold, replica=replica, clock=clock, lease=lease)
-    for tenant_id, group in by_tenant.items():
-        tenant = tenants[tenant_id]
-        items = [BatchItem(row.company, row.id, RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE,
-                           due.cutoff) for _, row, due in group]
+    for group in by_tenant.values():
+        tenant = group[0][1].company.tenant
+        items = [BatchItem(row.company, row.id, trigger_for(due), due.cutoff) for _, row, due in group]
         try:
             result = await runner(tenant, items, actor=ACTOR, clock=clock, hold=hold)
         except Exception:  # the batch runner promises not to raise; if it did, each company runs alone
@@ -87,9 +84,7 @@ async def run_batched(batch: list[Claim], runner: BatchRunner, *, replica: str, 
                             claim.integration_id)
                 out.lost.append(claim)
                 continue
-            log.info("run done tenant=%s company=%s trigger=%s cutoff=%s outcome=%s invoice=%s next=%s",
-                     tenant.name, row.company.short_name, item.trigger.value, due.cutoff.isoformat(),
-                     report.outcome.value, report.invoice_number, due.next_run_at.isoformat())
+            log_done(tenant, row.company, item.trigger, due, report)
             outcome = ScheduledOutcome(tenant=tenant.name, company=row.company.short_name, trigger=item.trigger,
                                        slot=claim.slot, cutoff=due.cutoff, tenant_id=tenant.id,
                                        company_id=row.company.id, kind=claim.kind, report=report)

@@ -75,7 +75,7 @@ async def run_integration(claim: Claim, target: Target, runner: Runner, *, clock
         message = f"Schedule '{target.schedule}' cannot be computed ({bad}); runs paused until it is fixed."
         await notices.queue_schedule_problem(company, claim.integration_id, claim.slot, message, now=clock())
         return ScheduledOutcome(**base, trigger=RunTrigger.SCHEDULE, cutoff=claim.slot, error=message), None
-    trigger = RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE
+    trigger = trigger_for(due)
     base.update(trigger=trigger, cutoff=due.cutoff)
     try:
         report = await runner(target.tenant, company, trigger=trigger, cutoff=due.cutoff,
@@ -91,7 +91,17 @@ async def run_integration(claim: Claim, target: Target, runner: Runner, *, clock
         log.exception("run failed tenant=%s company=%s trigger=%s cutoff=%s", target.tenant.name,
                       company.short_name, trigger.value, due.cutoff.isoformat())
         return ScheduledOutcome(**base, error=f"Run failed ({type(exc).__name__}); nothing was issued."), due
-    log.info("run done tenant=%s company=%s trigger=%s cutoff=%s outcome=%s invoice=%s next=%s",
-             target.tenant.name, company.short_name, trigger.value, due.cutoff.isoformat(), report.outcome.value,
-             report.invoice_number, due.next_run_at.isoformat())
+    log_done(target.tenant, company, trigger, due, report)
     return ScheduledOutcome(**base, report=report), due
+
+
+def trigger_for(due: DueRun) -> RunTrigger:
+    """How a scheduled run is recorded: ``catch_up`` after missed slots, else ``schedule``."""
+    return RunTrigger.CATCH_UP if due.catch_up else RunTrigger.SCHEDULE
+
+
+def log_done(tenant: Tenant, company: Company, trigger: RunTrigger, due: DueRun, report: RunReport) -> None:
+    """The one log line of a finished scheduled run (single or batched)."""
+    log.info("run done tenant=%s company=%s trigger=%s cutoff=%s outcome=%s invoice=%s next=%s",
+             tenant.name, company.short_name, trigger.value, due.cutoff.isoformat(), report.outcome.value,
+             report.invoice_number, due.next_run_at.isoformat())

@@ -253,7 +253,6 @@ class Scheduler:
             if heartbeat is not None:
                 heartbeat.cancel()
                 await asyncio.gather(heartbeat, return_exceptions=True)
-        claims = alone
         outcomes: list[ScheduledOutcome] = []
         for kind, batch_result in zip(batched, batch_results, strict=True):
             if isinstance(batch_result, BaseException):  # the leases expire and a later tick retries the slots
@@ -261,7 +260,7 @@ class Scheduler:
                           exc_info=batch_result)
             else:
                 outcomes += batch_result
-        for claim, result in zip(claims, results, strict=True):
+        for claim, result in zip(alone, results, strict=True):
             if isinstance(result, asyncio.CancelledError):  # that run only; its lease was released
                 log.warning("run cancelled integration=%d replica=%s", claim.integration_id, self.replica)
             elif isinstance(result, BaseException):

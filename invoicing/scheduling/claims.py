@@ -3,8 +3,9 @@
 **Claim** — one statement selects the enabled integrations (any kind) whose
 ``next_run_at`` ≤ now and whose lease is free or expired, and sets ``lease_owner =
 <replica>, lease_until = now + lease`` on them, returning the ``next_run_at`` it
-claimed (the *slot*). Selection and conditional update are one ``UPDATE … WHERE id
-IN (SELECT … [FOR UPDATE SKIP LOCKED]) AND <due and lease free> RETURNING``, so two
+claimed (the *slot*). Selection and conditional update are one ``WITH chosen AS
+MATERIALIZED (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) UPDATE … WHERE id IN (SELECT id
+FROM chosen) AND <due and lease free> RETURNING``, so two
 replicas on one database never claim one row twice: PostgreSQL re-checks the outer
 condition on the newest row version, SQLite runs the statement under its write lock.
 
@@ -70,24 +71,17 @@ async def claim_due(replica: str, *, now: datetime, lease: timedelta, limit: int
     """
     now = now.astimezone(UTC)  # SQLite compares the stored UTC ISO text
     until = now + lease
+    # The selection runs once (MATERIALIZED): as an `IN (SELECT … LIMIT n)` subquery PostgreSQL may run it
+    # again for each row it updates, and a tick of 50 claimed every due integration. The parts are bound in
+    # the order they appear in the text (SQLite's ``?`` placeholders are positional).
     q = Statement()
-    def only() -> str:  # bound where it appears: SQLite's ``?`` placeholders are positional
-        return f" AND kind {q.any_of([k.value for k in kinds], 'text')}" if kinds is not None else ""
-
-    # The selection runs once (PostgreSQL: MATERIALIZED): as an `IN (SELECT … LIMIT n)` subquery the planner
-    # may run it again for each row it updates, and a tick of 50 claimed every due integration. Parts are
-    # bound in the order they appear in the text (SQLite's ``?`` placeholders are positional).
-    def select() -> str:
-        return (f"SELECT id FROM integration WHERE {_due(q, now)}{only()} ORDER BY next_run_at "
-                f"LIMIT {q(limit)}{q.for_update(skip_locked=True)}")
-
-    if q.postgres:
-        head = f"WITH chosen AS MATERIALIZED ({select()}) "
-        sql = (f"{head}UPDATE integration SET lease_owner = {q(replica)}, lease_until = {q(until)} "
-               f"WHERE id IN (SELECT id FROM chosen) AND {_due(q, now)} RETURNING id, kind, next_run_at")
-    else:
-        sql = (f"UPDATE integration SET lease_owner = {q(replica)}, lease_until = {q(until)} "
-               f"WHERE id IN ({select()}) AND {_due(q, now)} RETURNING id, kind, next_run_at")
+    chosen = f"SELECT id FROM integration WHERE {_due(q, now)}"
+    if kinds is not None:
+        chosen += f" AND kind {q.any_of([k.value for k in kinds], 'text')}"
+    chosen += f" ORDER BY next_run_at LIMIT {q(limit)}{q.for_update(skip_locked=True)}"
+    sql = (f"WITH chosen AS MATERIALIZED ({chosen}) "
+           f"UPDATE integration SET lease_owner = {q(replica)}, lease_until = {q(until)} "
+           f"WHERE id IN (SELECT id FROM chosen) AND {_due(q, now)} RETURNING id, kind, next_run_at")
     claims = []
     for row in await q.dicts(sql):
         slot = instant(row["next_run_at"])
@@ -188,26 +182,26 @@ async def release(claim: Claim, replica: str) -> None:
 
 async def renew_many(batch: Collection[Claim], replica: str, *, until: datetime) -> set[int]:
     """``renew`` for every claim of ``batch`` in one statement; the integration ids whose lease is still ours."""
-    if not batch:
-        return set()
     slots = {claim.integration_id: claim.slot for claim in batch}
-    q = Statement()
-    rows = await q.rows(f"UPDATE integration SET lease_until = {q(until.astimezone(UTC))} "
-                        f"WHERE id {q.any_of(list(slots), 'int')} AND lease_owner = {q(replica)} "
-                        f"RETURNING id, next_run_at")
-    return {int(row[0]) for row in rows if instant(row[1]) == slots[int(row[0])]}
+    held = await _extend(slots, replica, until=until)
+    return {integration_id for integration_id, slot in held.items() if slot == slots[integration_id]}
 
 
 async def hold_many(integration_ids: Collection[int], replica: str, *, until: datetime) -> set[int]:
     """``hold`` for several integrations (inside the batch's transaction, after its row locks): extends
     the leases still ours and returns their ids; the others were lost and must not be written for."""
+    return set(await _extend(integration_ids, replica, until=until))
+
+
+async def _extend(integration_ids: Collection[int], replica: str, *, until: datetime) -> dict[int, datetime | None]:
+    """Move to ``until`` the leases ``replica`` holds among ``integration_ids``: their slots, by id."""
     if not integration_ids:
-        return set()
+        return {}
     q = Statement()
     rows = await q.rows(f"UPDATE integration SET lease_until = {q(until.astimezone(UTC))} "
                         f"WHERE id {q.any_of(list(integration_ids), 'int')} AND lease_owner = {q(replica)} "
-                        f"RETURNING id")
-    return {int(row[0]) for row in rows}
+                        f"RETURNING id, next_run_at")
+    return {int(row[0]): instant(row[1]) for row in rows}
 
 
 async def advance_many(advances: Collection[tuple[Claim, datetime | None]], replica: str) -> set[int]:

@@ -45,14 +45,13 @@ from invoicing.billing.pricing import load_price_books
 from invoicing.billing.runs import InvoicePlan, RunContext, RunReport
 from invoicing.clock import Clock, utc_now
 from invoicing.delivery import notices, xero_queue
-from invoicing.delivery.bcc import bcc_of
 from invoicing.delivery.einvoice import choice as einvoice_choice
-from invoicing.delivery.mail import message_id_for
 from invoicing.errors import Conflict, InvoiceBotError
+from invoicing.integrations.pdf_emailer import preview
+from invoicing.integrations.pdf_emailer.run import NO_ORDERS_MESSAGE, delivery_row, issued_message
 from invoicing.retrying import transaction_attempts
 from invoicing.sql import Statement, is_postgres
 from models import (
-    ApprovalState,
     Company,
     Delivery,
     Integration,
@@ -61,7 +60,6 @@ from models import (
     InvoiceLine,
     InvoiceRun,
     Order,
-    RunApproval,
     RunOutcome,
     RunTrigger,
     SlackNotice,
@@ -126,7 +124,8 @@ async def run_batch(tenant: Tenant, items: Sequence[BatchItem], *, actor: str, c
         by_cutoff[item.cutoff].append(item)
     result: BatchResult = {}
     size = TRANSACTION_SIZE["postgres" if is_postgres() else "sqlite"]
-    groups = [(cutoff, items[k:k + size]) for cutoff, items in by_cutoff.items() for k in range(0, len(items), size)]
+    groups = [(cutoff, members[k:k + size]) for cutoff, members in by_cutoff.items()
+              for k in range(0, len(members), size)]
     for cutoff, group in groups:
         try:
             result.update(await _run_group(tenant, cutoff, group, quotes, now=now, actor=actor, clock=clock,
@@ -147,6 +146,7 @@ class _Run:
     rows: runs.DraftRows | None = None
     number: int = 0
     display: str = ""
+    note: str = ""  # the run's e-invoice note (``einvoice.choice.run_note``), "" when there is none
     report: RunReport | None = None
 
 
@@ -192,8 +192,7 @@ async def _issue(tenant: Tenant, cutoff: datetime, pairs: list[tuple[BatchItem, 
         for item, row in pairs
         for ctx in [RunContext(tenant, item.company, row, item.trigger, actor, now, cutoff)]
     ]
-    await RunApproval.filter(integration_id__in=[row.id for _, row in pairs], state=ApprovalState.PENDING).update(
-        state=ApprovalState.SUPERSEDED, decided_at=now, decided_by=actor[:100], superseded_by=None)
+    await preview.supersede_pending([row.id for _, row in pairs], now=now, actor=actor)
     issuing = [run for run in work if run.planned.lines]
     if issuing:
         await _draft_all(issuing, quotes)
@@ -254,7 +253,7 @@ async def _number_all(tenant: Tenant, issuing: list[_Run]) -> None:
         assert run.rows is not None
         run.number, run.display = number, display
         number_cases.append(f"WHEN {q(run.rows.invoice.number)} THEN CAST({q(number)} AS INTEGER)")
-    for run in issuing:
+    for run in issuing:  # bound after every number case: SQLite's ``?`` placeholders are positional
         assert run.rows is not None
         display_cases.append(f"WHEN {q(run.rows.invoice.number)} THEN {q(run.display)}")
     placeholders = [run.rows.invoice.number for run in issuing if run.rows is not None]
@@ -276,20 +275,17 @@ async def _record_all(work: list[_Run], *, now: datetime, clock: Clock, mail_dom
     for run in work:
         if run.rows is None:
             records.append(runs.run_row(run.ctx, RunOutcome.NO_ORDERS, finished_at=finished, planned=run.planned,
-                                        message="No eligible orders: no invoice, no number used."))
+                                        message=NO_ORDERS_MESSAGE))
             continue
-        note = einvoice_choice.run_note(run.ctx.integration.settings, run.item.company.country,
-                                        run.rows.invoice.currency)
-        records.append(runs.run_row(
-            run.ctx, RunOutcome.INVOICED, finished_at=finished, planned=run.planned, invoice_id=run.rows.invoice.id,
-            message=" ".join(filter(None, (f"Invoice {run.display} issued for {len(run.planned.order_ids)} order(s).",
-                                           note)))))
+        run.note = einvoice_choice.run_note(run.ctx.integration.settings, run.item.company.country,
+                                            run.rows.invoice.currency)
+        records.append(runs.run_row(run.ctx, RunOutcome.INVOICED, finished_at=finished, planned=run.planned,
+                                    invoice_id=run.rows.invoice.id,
+                                    message=issued_message(run.display, len(run.planned.order_ids), run.note)))
     await InvoiceRun.bulk_create(records)
     run_ids = dict(await InvoiceRun.filter(integration_id__in=[run.ctx.integration.id for run in work],
                                            started_at=now).values_list("integration_id", "id"))
-    xero = {row.company_id: row for row in await Integration.filter(
-        company_id__in=[run.item.company.id for run in work if run.rows is not None], kind=IntegrationKind.XERO,
-        enabled=True)}
+    xero = await xero_queue.xero_integrations([run.item.company.id for run in work if run.rows is not None])
     deliveries: list[Delivery] = []
     notice_rows: list[SlackNotice] = []
     pushes: list[XeroPush] = []
@@ -299,12 +295,9 @@ async def _record_all(work: list[_Run], *, now: datetime, clock: Clock, mail_dom
             run.report = runs.report(run.ctx, run.planned, dry_run=False, run_id=run_id)
             continue
         issued = runs.Issued(invoice=run.rows.invoice, number=run.number, display=run.display, money=run.rows.money)
-        note = einvoice_choice.run_note(run.ctx.integration.settings, run.item.company.country, issued.invoice.currency)
         run.report = dataclasses.replace(runs.report(run.ctx, run.planned, dry_run=False, run_id=run_id,
-                                                     issued=issued), message=note)
-        deliveries.append(Delivery(invoice_id=issued.invoice.id, to_addr=run.item.company.email,
-                                   message_id=message_id_for(run.ctx.tenant.id, run.number, mail_domain),
-                                   bcc=bcc_of(run.ctx.integration), next_attempt_at=now))
+                                                     issued=issued), message=run.note)
+        deliveries.append(delivery_row(run.ctx, issued, mail_domain=mail_domain))
         notice = notices.run_issued_row(run.item.company, run.report, now=now, actor=actor)
         if notice is not None:
             notice_rows.append(notice)

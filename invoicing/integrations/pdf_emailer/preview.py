@@ -61,10 +61,13 @@ async def prepare(ctx: RunContext, planned: InvoicePlan, *, slot: datetime, now:
     return approval
 
 
-async def supersede_pending(integration_id: int, *, now: datetime, actor: str, by: int | None = None,
+async def supersede_pending(integration_id: int | list[int], *, now: datetime, actor: str, by: int | None = None,
                             keep: int | None = None) -> int:
-    """Mark the integration's pending approvals (except ``keep`` and ``by``) superseded; how many were."""
-    query = RunApproval.filter(integration_id=integration_id, state=ApprovalState.PENDING)
+    """Mark the integration's pending approvals (except ``keep`` and ``by``) superseded; how many were.
+
+    A list of integration ids does the same for each of them in one statement (batched runs)."""
+    ids = integration_id if isinstance(integration_id, list) else [integration_id]
+    query = RunApproval.filter(integration_id__in=ids, state=ApprovalState.PENDING)
     excluded = [i for i in (keep, by) if i is not None]
     if excluded:
         query = query.exclude(id__in=excluded)

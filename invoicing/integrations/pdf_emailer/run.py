@@ -133,7 +133,7 @@ async def run_company(
                 if not planned.lines:
                     await preview.supersede_pending(integration.id, now=now, actor=actor)  # nothing left to approve
                     run = await runs.record_run(ctx, RunOutcome.NO_ORDERS, finished_at=clock(), planned=planned,
-                                                message="No eligible orders: no invoice, no number used.")
+                                                message=NO_ORDERS_MESSAGE)
                     return runs.report(ctx, planned, dry_run=False, run_id=run.id)
                 if prepare:
                     approval = await preview.prepare(ctx, planned, slot=cutoff, now=now)
@@ -164,7 +164,7 @@ async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: s
     the e-mail (``Delivery``), the run's notice and the Xero pushes. Calls ``checkpoint`` at
     ``invoice_created``, ``orders_marked``, ``numbered``, ``recorded``.
     """
-    tenant, company, integration, now = ctx.tenant, ctx.company, ctx.integration, ctx.started_at
+    company, integration, now = ctx.company, ctx.integration, ctx.started_at
     drafted = await runs.draft(ctx, planned, on_step=checkpoint)
     # What needs no number comes before it: from the number to commit every run of the tenant waits.
     xero = await xero_queue.xero_integration(company.id)
@@ -173,18 +173,29 @@ async def issue_planned(ctx: RunContext, planned: InvoicePlan, *, mail_domain: s
     einvoice_note = einvoice_choice.run_note(integration.settings, company.country, issued.invoice.currency)
     run = await runs.record_run(
         ctx, RunOutcome.INVOICED, finished_at=clock(), planned=planned, invoice_id=issued.invoice.id,
-        message=" ".join(filter(None, (f"Invoice {issued.display} issued for {len(planned.order_ids)} order(s).",
-                                       einvoice_note))))
-    await Delivery.create(
-        invoice_id=issued.invoice.id, message_id=message_id_for(tenant.id, issued.number, mail_domain),
-        to_addr=company.email, bcc=bcc_of(integration), next_attempt_at=now,
-    )
+        message=issued_message(issued.display, len(planned.order_ids), einvoice_note))
+    await delivery_row(ctx, issued, mail_domain=mail_domain).save(force_create=True)
     result = dataclasses.replace(runs.report(ctx, planned, dry_run=False, run_id=run.id, issued=issued),
                                  message=einvoice_note)
     await notices.queue_run_issued(company, result, now=now, actor=ctx.actor)
     await xero_queue.write_pushes(xero, now=now, invoice=issued.invoice)
     checkpoint("recorded")
     return result
+
+
+#: The run record's message when nothing was eligible (single and batched runs).
+NO_ORDERS_MESSAGE = "No eligible orders: no invoice, no number used."
+
+
+def issued_message(display: str, orders: int, einvoice_note: str) -> str:
+    """The run record's message of an issued invoice (single and batched runs)."""
+    return " ".join(filter(None, (f"Invoice {display} issued for {orders} order(s).", einvoice_note)))
+
+
+def delivery_row(ctx: RunContext, issued: runs.Issued, *, mail_domain: str) -> Delivery:
+    """The e-mail of a numbered invoice to the company's address, not yet written (single and batched runs)."""
+    return Delivery(invoice_id=issued.invoice.id, message_id=message_id_for(ctx.tenant.id, issued.number, mail_domain),
+                    to_addr=ctx.company.email, bcc=bcc_of(ctx.integration), next_attempt_at=ctx.started_at)
 
 
 async def _queue_failure(company: Company, run: InvoiceRun, *, now: datetime) -> None:
