@@ -104,6 +104,10 @@ async def _sent(inbox) -> bool:
     return bool(inbox.received)
 
 
+async def _recorded_sent() -> bool:
+    return await Delivery.filter(status=DeliveryStatus.SENT).exists()
+
+
 async def _listening(url: str) -> bool:
     import asyncpg
 
@@ -138,6 +142,8 @@ async def test_a_command_on_the_web_replica_wakes_the_worker_at_once(db_url, tmp
         async with aiohttp.ClientSession() as session:
             assert await slash(session, web, "run acme", fake=fake) == 200
         await until(lambda: _sent(inbox), timeout=10)
+        # The outbox records `sent` after the server's 250 (its own commit, a moment later): wait for it too.
+        await until(_recorded_sent, timeout=10)
         assert time.monotonic() - started < 10  # woken, not polled
         assert (await Delivery.get()).status == DeliveryStatus.SENT
     finally:
