@@ -62,6 +62,7 @@ UPSERTS_PER_SECOND = float(os.environ.get("BURST_UPSERTS_PER_SECOND", "50"))
 KEEP_DATABASE = os.environ.get("BURST_KEEP_DATABASE", "") not in ("", "0")  # PostgreSQL: keep it to look into
 KEEP_LOG = os.environ.get("BURST_KEEP_LOG", "")  # a folder: keep serve's log there (burst-<backend>-<N>.log)
 PROFILE = os.environ.get("BURST_PROFILE", "")  # a path: profile serve (cProfile) into it
+TIMELINE = os.environ.get("BURST_TIMELINE", "") not in ("", "0")  # print issued / accepted each second
 #: 0: one ``serve`` (role all) does everything, the default deployment. N ≥ 1: one ``serve --role web``
 #: takes the commands and the feed while N ``serve --role worker`` run the burst (PostgreSQL only).
 WORKERS = int(os.environ.get("BURST_WORKERS", "0"))
@@ -300,10 +301,15 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
         cpu_at_slot = sum(_proc_cpu(p.pid) for p in processes)
         deadline = time.time() + 1800
         async with database(url):
-            while (await asyncio.to_thread(sink_stat))[0] < companies:
+            tick = 0
+            while (accepted := (await asyncio.to_thread(sink_stat))[0]) < companies:
                 if any(p.poll() is not None for p in processes) or time.time() > deadline:
                     raise RuntimeError("the burst did not finish (serve exited or 30 minutes passed)")
                 await asyncio.sleep(0.25)
+                tick += 1
+                if TIMELINE and tick % 4 == 0:
+                    print(f"    +{time.time() - slot.timestamp():5.1f} s: {await Invoice.all().count():6d} issued, "
+                          f"{accepted:6d} accepted", flush=True)
             cpu = sum(_proc_cpu(p.pid) for p in processes) - cpu_at_slot
             accepted_at = (await asyncio.to_thread(sink_stat))[1]
             last_issued = max(await Invoice.all().values_list("issued_at", flat=True))

@@ -112,7 +112,7 @@ class Service:
         self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock,
                              facturx_renderer=self.renderer.facturx, async_renderer=self.renderer.render,
                              async_facturx_renderer=self.renderer.render_facturx,
-                             async_composer=self.renderer.render_and_compose)
+                             async_composer=self.renderer.render_and_compose, lanes=2 * settings.render_workers)
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             lease=timedelta(seconds=settings.scheduler_lease_seconds),

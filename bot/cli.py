@@ -182,6 +182,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger().setLevel(logging.INFO)
     service = Service(settings, scheduler_enabled=not args.no_scheduler, role=args.role or settings.serve_role)
     await service.start()
+    if service.role != "web":
+        service.renderer.warm()  # the outbox renders here: spawn the workers before a burst needs them
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

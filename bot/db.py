@@ -17,6 +17,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import ConfigurationError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from models import MODEL_MODULES
@@ -30,11 +31,20 @@ def normalise_url(url: str) -> str:
 
 
 def _connection_config(url: str) -> str | dict[str, Any]:
-    """PostgreSQL: the URL as it is. SQLite: Tortoise's own reading of the URL (path, pragmas from the
-    query string) with our client (``bot.sqlite_backend``: ``BEGIN IMMEDIATE``, WAL, busy timeout)."""
-    if not url.startswith("sqlite://"):
+    """Tortoise's own reading of the URL (host, pool size, pragmas from the query string), with for
+    SQLite our client (``bot.sqlite_backend``: ``BEGIN IMMEDIATE``, WAL, busy timeout) and for
+    PostgreSQL over asyncpg our pooled connection class (``PooledConnection``)."""
+    try:
+        config = expand_db_url(url)
+    except ConfigurationError:  # not ours to judge here: Tortoise reports a bad URL when it opens it
         return url
-    return {**expand_db_url(url), "engine": "bot.sqlite_backend"}
+    if url.startswith("sqlite://"):
+        return {**config, "engine": "bot.sqlite_backend"}
+    if config.get("engine") != "tortoise.backends.asyncpg":
+        return url
+    from bot.pg_connection import PooledConnection
+
+    return {**config, "credentials": {**config["credentials"], "connection_class": PooledConnection}}
 
 
 def tortoise_config(url: str) -> dict[str, Any]:

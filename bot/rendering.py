@@ -4,7 +4,8 @@ Rendering is CPU-bound (about 6 ms for 20 lines, 60 ms for 500) and holds the GI
 so in-process it would stall the event loop that acknowledges Slack commands and
 serves the feed. ``invoicebot serve`` therefore renders in a small process pool,
 started on first use (``spawn``: workers import only the renderer, not the
-service's sockets and database connections). The main process never imports
+service's sockets and database connections; ``serve`` starts them when it starts, see
+``RenderPool.warm``). The main process never imports
 fpdf2/fontTools, which keeps the idle service small. Output is identical: the
 renderer is deterministic.
 
@@ -45,6 +46,10 @@ def _render_and_compose(document: InvoiceDocument, request: ComposeRequest) -> C
     return render_and_compose(render_invoice_pdf, document, request)
 
 
+def _ready() -> None:
+    """A task that only makes a worker exist (``RenderPool.warm``): the initializer did the work."""
+
+
 def _preload() -> None:
     from invoicing.delivery.fonts.faces import preload
 
@@ -82,6 +87,18 @@ class RenderPool:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_preload, max_tasks_per_child=self.renders_per_worker)
             return self._pool
+
+    def warm(self) -> None:
+        """Start every worker now, without waiting for them (``invoicebot serve`` calls it at start).
+
+        A worker's spawn and font preload take about 1.5 s of CPU. Started on first use, that
+        cost lands in the first seconds of a scheduled burst, when the CPU is busiest and the
+        first e-mails wait for it. Each submitted task makes the executor spawn one more
+        worker while none is idle, so ``workers`` tasks start them all.
+        """
+        executor = self._executor()
+        for _ in range(self.workers):
+            executor.submit(_ready)
 
     def worker_pids(self) -> list[int]:
         """The live workers' process ids (for memory figures); empty before the first render."""

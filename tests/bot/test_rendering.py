@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from bot.rendering import RENDERS_PER_WORKER, RenderPool, render_in_thread
 from tests.invoicing.delivery.test_pdf import make_doc, make_line
 
@@ -24,3 +26,16 @@ async def test_a_worker_is_replaced_after_its_renders_and_the_bytes_stay_the_sam
 def test_workers_are_recycled_by_default():
     assert RenderPool().renders_per_worker == RENDERS_PER_WORKER
     assert RenderPool(renders_per_worker=None).renders_per_worker is None
+
+
+def test_warm_starts_every_worker_before_the_first_render():
+    pool = RenderPool(workers=2)
+    try:
+        assert pool.worker_pids() == []
+        pool.warm()
+        deadline = time.monotonic() + 60
+        while len(pool.worker_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pool.worker_pids()) == 2
+    finally:
+        pool.close()
