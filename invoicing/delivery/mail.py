@@ -21,6 +21,7 @@ What a caller may rely on:
 * Money is formatted with babel for ``LOCALE`` in the invoice currency.
 * ``flatten`` gives the message as the bytes SMTP carries (``FlatMessage``), for a composer
   that runs in another process: bytes cross a process boundary cheaply, a message object not.
+  ``mail_bytes.flat_invoice_email`` gives the same ``FlatMessage`` without building the message.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency
 
@@ -51,6 +53,8 @@ from invoicing.validation import has_control_characters, without_control_charact
 
 #: Locale of every e-mail text (dates, money); the product UI is British English.
 LOCALE = "en_GB"
+# Parsed once: babel parses a locale given as a string again on every call.
+_LOCALE = Locale.parse(LOCALE)
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -118,31 +122,72 @@ def compose_invoice_email(
     copy of an invoice sent before (subject and first paragraph say so).
 
     Structure: ``multipart/mixed`` [``multipart/alternative`` [text, HTML], PDF].
+    ``invoicing.delivery.mail_bytes.flat_invoice_email`` writes the same message straight to bytes.
     """
-    facts = _facts(doc)
-    alternative, mixed = _stable_boundaries(message_id)
+    parts = email_parts(doc, mail_from=mail_from, to=to, message_id=message_id, resend=resend)
     message = EmailMessage(policy=POLICY)
-    message["From"] = address_header("From", _from_header(mail_from, facts.seller))
-    message["To"] = _one_line(to)
-    message["Subject"] = folded_header("Subject", _subject(facts, resend=resend))
+    message["From"] = address_header("From", parts.sender)
+    message["To"] = parts.to
+    message["Subject"] = folded_header("Subject", parts.subject)
     message["Date"] = doc.issued_at
-    message["Message-ID"] = _one_line(message_id)
+    message["Message-ID"] = parts.message_id
     # Lets mailbox rules and the .eml outbox find the invoice without parsing the subject.
-    message["X-Invoice-Number"] = facts.number
+    message["X-Invoice-Number"] = parts.number
     message["Auto-Submitted"] = _AUTO_SUBMITTED
     message["MIME-Version"] = _MIME_VERSION
     bodies = _multipart(
-        "alternative", alternative,
-        _leaf(_TEXT_PLAIN, _QUOTED_PRINTABLE, _quoted_printable(
-            (_credit_text if facts.credit else _text_body)(facts, resend=resend))),
-        _leaf(_TEXT_HTML, _QUOTED_PRINTABLE, _quoted_printable(
-            (_credit_html if facts.credit else _html_body)(facts, resend=resend))),
+        "alternative", parts.alternative_boundary,
+        _leaf(_TEXT_PLAIN, _QUOTED_PRINTABLE, parts.text),
+        _leaf(_TEXT_HTML, _QUOTED_PRINTABLE, parts.html),
     )
     attachment = _leaf(_APPLICATION_PDF, _BASE64, base64.encodebytes(pdf).decode("ascii"))
-    attachment["Content-Disposition"] = f'attachment; filename="{facts.filename}"'
-    message["Content-Type"] = f'multipart/mixed; boundary="{mixed}"'
+    attachment["Content-Disposition"] = f'attachment; filename="{parts.filename}"'
+    message["Content-Type"] = f'multipart/mixed; boundary="{parts.mixed_boundary}"'
     message.set_payload([bodies, attachment])
     return message
+
+
+@dataclass(frozen=True)
+class EmailParts:
+    """What goes into the invoice e-mail besides the PDF, as both of its writers place it.
+
+    ``compose_invoice_email`` and ``mail_bytes.flat_invoice_email`` take every value from
+    here, so they cannot disagree on content. Header values are one line without control
+    characters (not yet folded or encoded); ``text`` and ``html`` are the bodies already in
+    UTF-8 quoted-printable, with ``\\n`` line ends.
+    """
+
+    sender: Address
+    to: str
+    subject: str
+    message_id: str
+    #: The ``X-Invoice-Number`` header value.
+    number: str
+    text: str
+    html: str
+    filename: str
+    alternative_boundary: str
+    mixed_boundary: str
+
+
+def email_parts(doc: InvoiceDocument, *, mail_from: str, to: str, message_id: str, resend: bool) -> EmailParts:
+    """The content of ``doc``'s e-mail (arguments as for ``compose_invoice_email``)."""
+    facts = _facts(doc)
+    alternative, mixed = _stable_boundaries(message_id)
+    text = (_credit_text if facts.credit else _text_body)(facts, resend=resend)
+    html_body = (_credit_html if facts.credit else _html_body)(facts, resend=resend)
+    return EmailParts(
+        sender=_from_header(mail_from, facts.seller),
+        to=_one_line(to),
+        subject=_subject(facts, resend=resend),
+        message_id=_one_line(message_id),
+        number=facts.number,
+        text=_quoted_printable(text),
+        html=_quoted_printable(html_body),
+        filename=facts.filename,
+        alternative_boundary=alternative,
+        mixed_boundary=mixed,
+    )
 
 
 @dataclass(frozen=True)
@@ -245,7 +290,7 @@ def period_text(doc: InvoiceDocument) -> str:
     if first == last:
         return _day(first)
     if first.year == last.year:
-        return f"{format_date(first, 'dd MMM', locale=LOCALE)}–{_day(last)}"
+        return f"{format_date(first, 'dd MMM', locale=_LOCALE)}–{_day(last)}"
     return f"{_day(first)}–{_day(last)}"
 
 
@@ -256,7 +301,7 @@ def _facts(doc: InvoiceDocument) -> _Facts:
         seller=_one_line(doc.seller.legal_name or doc.tenant_name),
         buyer=_one_line(doc.buyer.legal_name),
         period=period_text(doc),
-        total=format_currency(doc.gross_total, doc.currency, locale=LOCALE),
+        total=format_currency(doc.gross_total, doc.currency, locale=_LOCALE),
         due=_day(doc.due_date()),
         orders=f"{count} order{'s' if count != 1 else ''}",
         order_count=str(count),
@@ -401,4 +446,4 @@ def _stable_boundaries(message_id: str) -> tuple[str, str]:
 
 
 def _day(value: date) -> str:
-    return format_date(value, "dd MMM yyyy", locale=LOCALE)
+    return format_date(value, "dd MMM yyyy", locale=_LOCALE)

@@ -57,9 +57,10 @@ rendered or composed, fails at once (not counted as an attempt: nothing was hand
 
 **Where the CPU goes.** Rendering and composing are done by ``async_composer`` when given
 (the service's process pool, ``outbox_compose``), which returns the message as bytes;
-without it, rendering runs in a thread (or ``async_renderer``) and composing on the loop.
-Either way the bytes on the wire are the same. A message whose addresses need SMTPUTF8 is
-always composed in-process (the transport may have to rewrite its headers).
+without it, rendering runs in a thread (or ``async_renderer``) and composing, straight to
+the same bytes (``mail_bytes``), on the loop. Either way the bytes on the wire are the same.
+A message whose addresses need SMTPUTF8 is always composed in-process as a message object
+(the transport may have to rewrite its headers).
 
 **Credit notes.** A credit note's e-mail is a delivery with ``credit_note`` set (and
 ``invoice`` the invoice it credits), queued in the credit note's transaction
@@ -94,6 +95,7 @@ from invoicing.delivery.mail import (
     envelope_sender,
     mail_domain,
 )
+from invoicing.delivery.mail_bytes import flat_invoice_email
 from invoicing.delivery.outbox_claims import (
     Chunk,
     DeliveryOutcome,
@@ -318,11 +320,13 @@ class Outbox:
     async def _prepare(self, delivery: Delivery, work: Work, gate: asyncio.Semaphore) -> Outgoing:
         """Render and compose the e-mail of a delivery this worker has claimed."""
         recipients = envelope_recipients(delivery.to_addr, delivery.bcc)
+        ascii_envelope = self._sender.isascii() and all(r.isascii() for r in recipients)
+        resend = delivery.kind == DeliveryKind.RESEND
         async with gate:
-            if self._composer is not None and self._sender.isascii() and all(r.isascii() for r in recipients):
+            if self._composer is not None and ascii_envelope:
                 composed = await self._composer(work.doc, ComposeRequest(
                     mail_from=self._mail_from, to=delivery.to_addr, message_id=delivery.message_id,
-                    resend=delivery.kind == DeliveryKind.RESEND, facturx=work.facturx))
+                    resend=resend, facturx=work.facturx))
                 message: Outgoing = composed.message
                 refusal = composed.refusal
             else:
@@ -332,10 +336,15 @@ class Outbox:
                     pdf, refusal = hybrid.data, hybrid.refusal
                 else:
                     pdf = await self._render(work.doc)  # CPU-heavy for real invoices: a thread or the process pool
-                message = compose_invoice_email(
-                    work.doc, pdf, mail_from=self._mail_from, to=delivery.to_addr, message_id=delivery.message_id,
-                    resend=delivery.kind == DeliveryKind.RESEND,
-                )
+                if ascii_envelope:
+                    # What the composer above hands over too; written as bytes, it costs the loop little CPU.
+                    message = flat_invoice_email(work.doc, pdf, mail_from=self._mail_from, to=delivery.to_addr,
+                                                 message_id=delivery.message_id, resend=resend)
+                else:
+                    # An international address: the transport needs the message object to send it with
+                    # SMTPUTF8 or with its domains as A-labels.
+                    message = compose_invoice_email(work.doc, pdf, mail_from=self._mail_from, to=delivery.to_addr,
+                                                    message_id=delivery.message_id, resend=resend)
         if refusal:
             log.warning("e-invoice not attached delivery=%d invoice=%s reason=%s", delivery.id, work.doc.number,
                         refusal)

@@ -6,7 +6,8 @@ the outbox's CPU work per message. The service runs both in its render pool
 with Slack and the invoice runs; only ``ComposeRequest`` and ``Composed`` (plain values and
 bytes) cross the process boundary. ``render_and_compose`` is pure: the bytes are those the
 outbox would compose in-process for the same delivery (``invoicing.delivery.mail`` is
-deterministic, and so is the renderer).
+deterministic, and so is the renderer). The e-mail is written straight to bytes
+(``mail_bytes.flat_invoice_email``), the same bytes ``flatten(compose_invoice_email(...))`` gives.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 
 from invoicing.billing.document import InvoiceDocument
 from invoicing.delivery.einvoice.hybrid import render_hybrid
-from invoicing.delivery.mail import FlatMessage, compose_invoice_email, flatten
+from invoicing.delivery.mail import FlatMessage
+from invoicing.delivery.mail_bytes import flat_invoice_email
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,6 @@ def render_and_compose(
         pdf, refusal = hybrid.data, hybrid.refusal
     else:
         pdf = renderer(doc)
-    message = compose_invoice_email(doc, pdf, mail_from=request.mail_from, to=request.to,
-                                    message_id=request.message_id, resend=request.resend)
-    return Composed(flatten(message), refusal)
+    message = flat_invoice_email(doc, pdf, mail_from=request.mail_from, to=request.to,
+                                 message_id=request.message_id, resend=request.resend)
+    return Composed(message, refusal)

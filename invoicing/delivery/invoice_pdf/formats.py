@@ -23,35 +23,40 @@ _RATE_PATTERN = parse_pattern("#,##0.###")
 
 
 class Formats:
-    """Locale-aware formatting of the figures of one document."""
+    """Locale-aware formatting of the figures of one document.
+
+    Figures are formatted through a process-wide cache keyed by the locale, the currency and
+    the decimal's exact text (``str``: ``1.10`` and ``1.1`` are equal decimals, not equal
+    texts): unit prices, rates and many totals repeat from invoice to invoice.
+    """
 
     def __init__(self, locale_id: str, currency: str, timezone: str) -> None:
         self.locale, self._money, self._number, self._short = _patterns(locale_id)
+        self._locale_id = locale_id
         self.currency = currency
         self.zone = ZoneInfo(timezone)
         self._dates: dict[tuple[date, bool], str] = {}
 
     def money(self, amount: Decimal, currency: str | None = None) -> str:
         """With the currency sign: "£1,234.50", "1.234,50 €"."""
-        return str(self._money.apply(amount, self.locale, currency=currency or self.currency, currency_digits=True))
+        return _formatted(self._locale_id, currency or self.currency, "money", str(amount))
 
     def amount(self, amount: Decimal) -> str:
         """Without the sign, for the table whose header names the currency."""
-        return str(self._number.apply(amount, self.locale, currency=self.currency, currency_digits=True))
+        return _formatted(self._locale_id, self.currency, "amount", str(amount))
 
     def unit(self, amount: Decimal) -> str:
         """A unit price: the currency's digits, or more when the price has them ("3.333"),
         so every line net can be recomputed from the printed figures."""
-        return str(self._number.apply(amount.normalize(), self.locale, currency=self.currency, currency_digits=True,
-                                      decimal_quantization=False))
+        return _formatted(self._locale_id, self.currency, "unit", str(amount))
 
     def rate(self, rate: Decimal) -> str:
         """A VAT rate in percent without trailing zeros: "20", "5,5"."""
-        return str(_RATE_PATTERN.apply(rate, self.locale))
+        return _formatted(self._locale_id, "", "rate", str(rate))
 
     def number(self, value: Decimal) -> str:
         """A plain decimal as written in the locale, every given digit kept (an exchange rate: "0,8523")."""
-        return str(_RATE_PATTERN.apply(value, self.locale, decimal_quantization=False))
+        return _formatted(self._locale_id, "", "number", str(value))
 
     def day(self, moment: datetime, *, short: bool = False) -> str:
         """The local date of an aware datetime: "01 Nov 2026", or short "01/11/2026"."""
@@ -63,6 +68,23 @@ class Formats:
         if key not in self._dates:
             self._dates[key] = format_date(day, self._short if short else _DATE_FORMAT, locale=self.locale)
         return self._dates[key]
+
+
+@lru_cache(maxsize=8192)
+def _formatted(locale_id: str, currency: str, kind: str, text: str) -> str:
+    """One figure of ``Formats`` (``kind`` is the method), from the decimal's exact text."""
+    locale, money, number, _ = _patterns(locale_id)
+    value = Decimal(text)
+    if kind == "money":
+        return str(money.apply(value, locale, currency=currency, currency_digits=True))
+    if kind == "amount":
+        return str(number.apply(value, locale, currency=currency, currency_digits=True))
+    if kind == "unit":
+        return str(number.apply(value.normalize(), locale, currency=currency, currency_digits=True,
+                                decimal_quantization=False))  # fmt: skip
+    if kind == "rate":
+        return str(_RATE_PATTERN.apply(value, locale))
+    return str(_RATE_PATTERN.apply(value, locale, decimal_quantization=False))
 
 
 @lru_cache(maxsize=32)

@@ -41,6 +41,12 @@ _UNITS = re.compile(rf"{_CJK_UNIT}|(?:(?!{_CJK_UNIT})[\S\xa0\u202f\u2007])+")
 _BREAKING_SPACE = re.compile(r"[^\S\xa0\u202f\u2007]+")  # whitespace a line may break at: not the no-break spaces
 
 
+#: Width of a plain text in font units per point, by (text, bold): the same in every document, whose
+#: main family is always the one face (``fonts.FAMILY``); labels, SKUs and figures repeat across invoices.
+_PLAIN_UNITS: dict[tuple[str, bool], float] = {}
+_PLAIN_UNITS_MAX = 16384  # then it starts again: a bound, not an eviction policy
+
+
 @lru_cache(maxsize=4096)  # names, SKUs and descriptions repeat from line to line
 def clean(text: str) -> str:
     """One printable line: NFC, controls and line separators as spaces, characters no face has as U+FFFD."""
@@ -78,8 +84,9 @@ class TextPDF(FPDF):
         attach_fonts(self)
         # fpdf2 types ``cw`` as keyed by glyph name; it is indexed by code point.
         self._widths: dict[str, Any] = {style: self.fonts[fonts.FAMILY.lower() + style].cw for style in ("", "B")}
-        self._plain_widths: dict[tuple[str, bool], float] = {}  # in font units per point
         self._wrapped: dict[tuple[str, float, float, bool, bool], tuple[str, ...]] = {}
+        # (font, text) -> its ``Tj`` operator: exact for the rest of this document, see _plain_text.
+        self._encoded: dict[tuple[str, str], str] = {}
         # What _use_font last set, to skip redundant set_font/set_text_color calls.
         self._font_key: tuple[bool, float] | None = None
         self._color: tuple[int, int, int] | None = None
@@ -113,10 +120,12 @@ class TextPDF(FPDF):
         """Printed width of one line in mm."""
         if _is_plain(text):
             key = (text, bold)
-            units = self._plain_widths.get(key)
+            units = _PLAIN_UNITS.get(key)
             if units is None:
+                if len(_PLAIN_UNITS) >= _PLAIN_UNITS_MAX:
+                    _PLAIN_UNITS.clear()
                 cw = self._widths["B" if bold else ""]
-                units = self._plain_widths[key] = float(sum(cw[ord(ch)] for ch in text))
+                units = _PLAIN_UNITS[key] = float(sum(cw[ord(ch)] for ch in text))
             return units * size * _PT / 1000
         self._prepare_complex(text)
         self._use_font(bold, size)
@@ -193,14 +202,20 @@ class TextPDF(FPDF):
         """``FPDF.text`` for the plain path, without its per-call checks (a third of a render's time).
 
         Writes the same operators as ``FPDF.text`` does with fill text mode, no underline and
-        no quad points, which this class never sets.
+        no quad points, which this class never sets. A text's encoding is kept for the rest of
+        the document: it is the text's glyph ids in this document's font subset, which a
+        character keeps from its first use on (labels, SKUs and figures repeat from row to row).
         """
         font = self.current_font
         assert font is not None
         if not self.current_font_is_set_on_page:
             self._out(self._set_font_for_page(font, self.font_size_pt))
+        key = (font.fontkey, text)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = font.encode_text(text)
         k = self.k
-        op = f"BT {x * k:.2f} {(self.h - y) * k:.2f} Td {font.encode_text(text)} ET"
+        op = f"BT {x * k:.2f} {(self.h - y) * k:.2f} Td {encoded} ET"
         self._out(f"q {self._color_op} {op} Q" if self.fill_color != self.text_color else op)
 
     def put_lines(self, x: float, y: float, lines: tuple[str, ...] | list[str], size: float, step: float, *,
