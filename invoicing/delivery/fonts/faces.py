@@ -11,7 +11,8 @@ Why this module exists: fpdf2's ``add_font`` parses a TTF for every document
 (~15 ms a face) and its ``output`` subsets the font in place (~10 ms a face). Here
 each face is parsed once; ``attach`` gives a new document light copies that
 share the parsed tables but own their glyph map, and ``output`` embeds subsets
-cached by glyph set. The bytes are exactly those of ``add_font`` + ``FPDF.output``
+cached by glyph set, with the widths, ToUnicode and CIDToGIDMap cached by the
+document's character map (``_Face.mapped_tables``). The bytes are exactly those of ``add_font`` + ``FPDF.output``
 (``tests/invoicing/delivery/test_pdf.py`` compares both paths) but for the subset
 tags: fpdf2 names every subset ``MPDFAA+…``, while ISO 32000-1 §9.6.4 wants a
 distinct tag of six uppercase letters for each subset in a file. Here a tag is a
@@ -89,6 +90,7 @@ _DROP_TABLES = ["FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix", 
 # the subsetter's output identical to the add_font path.
 _TABLES_READ_BY_FPDF = ("head", "glyf", "hmtx", "OS/2", "post", "hhea", "cmap", "name")
 _SUBSET_CACHE_SIZE = 128  # ~15 KB each
+_MAPPED_CACHE_SIZE = 512  # ~3 KB each
 # Code points of nearly every invoice (Latin, Greek, Cyrillic, punctuation, currency
 # signs). Subsetting from a font cut down to these once (~1,000 of 5,900 glyphs) is
 # ~2.5x faster than from the full font and yields the same bytes, because the
@@ -104,6 +106,18 @@ class _Subset:
     compressed: bytes
     raw_length: int
     glyph_id: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _MappedTables:
+    """What a document's font objects derive from its character map (CID → glyph): the widths array,
+    the ToUnicode CMap and the compressed CIDToGIDMap (a 128 KB map compressed for every font of every
+    document, the largest cost of writing a PDF's fonts), and the CIDs in use."""
+
+    widths: str
+    to_unicode: bytes
+    cid_to_gid: bytes
+    cids: frozenset[int]
 
 
 class _Face:
@@ -122,6 +136,7 @@ class _Face:
                 if not any(lo <= code <= hi for lo, hi in _ROUTED)
             }  # fmt: skip
         self._subsets: OrderedDict[frozenset[str], _Subset] = OrderedDict()
+        self._mapped: OrderedDict[tuple[tuple[int, str, object], ...], _MappedTables] = OrderedDict()
         self._lock = threading.Lock()
         self._repertoire: tuple[bytes, frozenset[str]] | None = None
 
@@ -155,6 +170,35 @@ class _Face:
             self._subsets[key] = made
             while len(self._subsets) > _SUBSET_CACHE_SIZE:
                 self._subsets.popitem(last=False)
+        return made
+
+    def mapped_tables(self, font: TTFFont, embedded: _Subset) -> _MappedTables:
+        """``font``'s tables that follow from its character map, cached by that map.
+
+        A document's CIDs are handed out in the order its characters first appear, so documents
+        laid out alike (one seller's invoices: same head, same labels, digits in about the same
+        order) share their maps. The map names its glyphs, so it also fixes the subset and the
+        glyph ids ``embedded`` gives them: the key is the whole answer.
+        """
+        key = tuple((char_id, glyph.glyph_name, glyph.unicode) for glyph, char_id in font.subset.items()
+                    if glyph is not None)  # fmt: skip
+        with self._lock:
+            hit = self._mapped.get(key)
+            if hit is not None:
+                self._mapped.move_to_end(key)
+                return hit
+        code_to_glyph = {char_id: embedded.glyph_id[name] for char_id, name, _ in key}
+        cid_to_gid = bytearray(256 * 256 * 2)
+        for code, glyph_id in code_to_glyph.items():
+            cid_to_gid[code * 2] = glyph_id >> 8
+            cid_to_gid[code * 2 + 1] = glyph_id & 0xFF
+        made = _MappedTables(widths=_tt_font_widths(font), to_unicode=_to_unicode_cmap(font).encode("latin-1"),
+                             cid_to_gid=zlib.compress(bytes(cid_to_gid), PDFContentStream._COMPRESSION_LEVEL),
+                             cids=frozenset(code_to_glyph))  # fmt: skip
+        with self._lock:
+            self._mapped[key] = made
+            while len(self._mapped) > _MAPPED_CACHE_SIZE:
+                self._mapped.popitem(last=False)
         return made
 
     def _make_subset(self, glyph_names: Sequence[str], *, shortcut: bool = True) -> _Subset:
@@ -358,19 +402,15 @@ class _OutputProducer(OutputProducer):
             LOGGER.warning("font %s lacks glyphs for %s", fontname, [chr(c) for c in font.missing_glyphs[:10]])
         face = _face(font.fontkey)
         embedded = face.subset(glyph_names)
-        code_to_glyph = {
-            char_id: embedded.glyph_id[glyph.glyph_name] for glyph, char_id in font.subset.items() if glyph is not None
-        }
+        tables = face.mapped_tables(font, embedded)
 
         composite = PDFFont(subtype="Type0", base_font=fontname, encoding="Identity-H")
         self._add_pdf_obj(composite, "fonts")
-        cid_font = PDFFont(
-            subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=_tt_font_widths(font)
-        )
+        cid_font = PDFFont(subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=tables.widths)
         self._add_pdf_obj(cid_font, "fonts")
         composite.descendant_fonts = PDFArray([cid_font])
 
-        composite.to_unicode = PDFContentStream(_to_unicode_cmap(font).encode("latin-1"))
+        composite.to_unicode = PDFContentStream(tables.to_unicode)
         self._add_pdf_obj(composite.to_unicode, "fonts")
 
         cid_font.c_i_d_system_info = CIDSystemInfo()
@@ -381,17 +421,13 @@ class _OutputProducer(OutputProducer):
         self._add_pdf_obj(descriptor, "fonts")
         cid_font.font_descriptor = descriptor
 
-        cid_to_gid = bytearray(256 * 256 * 2)
-        for code, glyph_id in code_to_glyph.items():
-            cid_to_gid[code * 2] = glyph_id >> 8
-            cid_to_gid[code * 2 + 1] = glyph_id & 0xFF
-        cid_font.c_i_d_to_g_i_d_map = PDFContentStream(contents=bytes(cid_to_gid), compress=True)
+        cid_font.c_i_d_to_g_i_d_map = _Compressed(tables.cid_to_gid)
         self._add_pdf_obj(cid_font.c_i_d_to_g_i_d_map, "fonts")
 
         compliance = self.fpdf._compliance
         if compliance and compliance.profile == "PDFA" and compliance.part == 1:
             # PDF/A-1 wants the CIDs of the subset listed (veraPDF rule 6.3.5-3); as fpdf2 writes it.
-            cids = {0, *code_to_glyph}
+            cids = {0, *tables.cids}
             cid_set = bytearray(max(cids) // 8 + 1)
             for cid in cids:
                 cid_set[cid // 8] |= 0x80 >> (cid % 8)
@@ -442,6 +478,16 @@ def _subset_tag(font_name: str, glyph_names: Iterable[str], taken: set[str]) -> 
             taken.add(tag)
             return tag
         attempt += 1
+
+
+class _Compressed(PDFContentStream):
+    """A PDFContentStream(contents, compress=True) from contents compressed before (``_MappedTables``)."""
+
+    def __init__(self, compressed: bytes) -> None:
+        PDFContentStream.__init__(self, b"")
+        self._contents = compressed
+        self.filter = Name("FlateDecode")
+        self.length = len(compressed)
 
 
 class _CompressedFontStream(PDFFontStream):

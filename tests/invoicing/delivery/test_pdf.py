@@ -434,6 +434,23 @@ def test_shared_fonts_produce_the_bytes_of_plain_fpdf2_add_font(name: str) -> No
     assert as_fpdf2_tags(render_invoice_pdf(doc)) == without_file_id(reference)
 
 
+def test_documents_that_share_a_character_map_share_its_font_tables_and_keep_plain_fpdf2_bytes() -> None:
+    # The bold face: the same head, labels and buyer, so its characters are first used in the same
+    # order and the second document's widths, ToUnicode and CIDToGIDMap come from the first one's
+    # (faces._Face.mapped_tables); a third document whose buyer's characters come in another order
+    # gets tables of its own. Either way the bytes are plain fpdf2's.
+    first = make_doc([make_line(1, description="Ŀlama Ŧ-shirt Ǯ")], buyer=replace(BUYER_GB, legal_name="Ǯeta 12"))
+    second = replace(first, lines=[make_line(1, description="Ŧ-shirt Ǯ Ŀlama")])  # only regular text differs
+    third = replace(first, buyer=replace(BUYER_GB, legal_name="21 ateǮ"))
+    bold = fonts._face(fonts.FAMILY.lower() + "B")  # the buyer's name is set in bold
+    render_invoice_pdf(first)
+    known = len(bold._mapped)
+    for doc, new_maps in ((second, 0), (third, 1)):
+        reference = bytes(_compose(doc, fonts.attach_by_add_font).output())
+        assert as_fpdf2_tags(render_invoice_pdf(doc)) == without_file_id(reference)
+        assert len(bold._mapped) == known + new_maps
+
+
 def as_fpdf2_tags(data: bytes) -> bytes:
     """``data`` with fpdf2's own subset tag, the one byte difference the fast path makes on purpose.
 
