@@ -20,9 +20,11 @@ Emailer due at one slot. Then three processes besides this one:
 
 Printed per size: seconds from the slot to the last invoice issued and to the last e-mail
 accepted; invoices/s (issued + rendered + accepted); peak RSS of ``serve``; CPU seconds per
-invoice; ack p50/p99 during the burst; feed upserts/s during the burst; and finally how the
-time grows with N. Targets (2 cores): ≥ 100 invoices/s on PostgreSQL, ≥ 60/s on SQLite,
-ack p99 < 100 ms, RSS ≤ 250 MB, 10k companies ≤ 11× the 1k time.
+invoice, in all and by party (each ``serve`` role, the render workers, PostgreSQL, and the
+harness: sink and client, which a real deployment does not run on its cores); ack p50/p99 during
+the burst; feed upserts/s during the burst; and finally how the time grows with N. Targets
+(2 cores): ≥ 100 invoices/s on PostgreSQL, ≥ 60/s on SQLite, ack p99 < 100 ms, RSS ≤ 250 MB,
+10k companies ≤ 11× the 1k time.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class Burst:
     acks: int
     upserts_per_s: float
     seq_reads: dict[str, int]  # PostgreSQL: rows read by sequential scans during the burst, per table
+    cpu_split: dict[str, float]  # ms of CPU per invoice by party: serve's roles, render workers, database, harness
 
     @property
     def rate(self) -> float:
@@ -209,6 +212,40 @@ def _proc_cpu(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
     return total
+
+
+def _own_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` alone (with its reaped children), from /proc; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (the benchmark's server runs here)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
+                total += _own_cpu(int(pid))
+        except OSError:
+            continue
+    return total
+
+
+def _cpu_by_party(processes: list[subprocess.Popen[str]], roles: list[str],
+                  harness: list[subprocess.Popen[str]]) -> dict[str, float]:  # fmt: skip
+    """CPU seconds so far of each party of the burst: serve by role, the render workers, PostgreSQL, the harness."""
+    parties: dict[str, float] = {}
+    for proc, role in zip(processes, roles, strict=True):
+        own = _own_cpu(proc.pid)
+        parties[f"serve {role}"] = parties.get(f"serve {role}", 0.0) + own
+        parties["render workers"] = parties.get("render workers", 0.0) + _proc_cpu(proc.pid) - own
+    parties["PostgreSQL"] = _postgres_cpu()
+    parties["sink + Slack/feed client"] = sum(_proc_cpu(p.pid) for p in harness)
+    return parties
 
 
 def _rss_peak_mb(pid: int) -> float:
@@ -299,6 +336,7 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
         peer.stdin.flush()
         await asyncio.sleep(max(0.0, slot.timestamp() - time.time() - 0.05))
         cpu_at_slot = sum(_proc_cpu(p.pid) for p in processes)
+        parties_at_slot = _cpu_by_party(processes, roles, [sink, peer])
         deadline = time.time() + 1800
         async with database(url):
             tick = 0
@@ -311,6 +349,8 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
                     print(f"    +{time.time() - slot.timestamp():5.1f} s: {await Invoice.all().count():6d} issued, "
                           f"{accepted:6d} accepted", flush=True)
             cpu = sum(_proc_cpu(p.pid) for p in processes) - cpu_at_slot
+            split = {party: (seconds - parties_at_slot.get(party, 0.0)) * 1000 / companies
+                     for party, seconds in _cpu_by_party(processes, roles, [sink, peer]).items()}  # fmt: skip
             accepted_at = (await asyncio.to_thread(sink_stat))[1]
             last_issued = max(await Invoice.all().values_list("issued_at", flat=True))
             sent = await Delivery.filter(status=DeliveryStatus.SENT).count()
@@ -343,7 +383,7 @@ async def burst(url: str, backend: str, companies: int, folder: Path) -> Burst:
     assert sent >= companies - 5, f"only {sent} deliveries recorded sent"
     return Burst(backend, companies, last_issued.timestamp() - slot.timestamp(), seconds, rss,
                  cpu * 1000 / companies, statistics.median(acks) if acks else float("nan"), _pct(acks, 0.99),
-                 len(acks), len(upserts) / seconds if seconds > 0 else 0.0, reads)
+                 len(acks), len(upserts) / seconds if seconds > 0 else 0.0, reads, split)
 
 
 def report(b: Burst) -> bool:
@@ -354,6 +394,9 @@ def report(b: Burst) -> bool:
     print(f"    serve peak RSS {b.rss_mb:.0f} MB (≤ {RSS_MB:.0f}); CPU {b.cpu_per_invoice_ms:.1f} ms per invoice; "
           f"Slack ack p50 {b.ack_p50:.1f} ms, p99 {b.ack_p99:.1f} ms over {b.acks} commands (< {ACK_P99_MS:.0f}); "
           f"feed {b.upserts_per_s:.0f} upserts/s → {'targets met' if ok else 'target missed'}")
+    print("    CPU ms per invoice by party (the load's share included): "
+          + ", ".join(f"{party} {ms:.1f}" for party, ms in b.cpu_split.items())
+          + f"; all {sum(b.cpu_split.values()):.1f}")
     heavy = sorted(((n / b.companies, t) for t, n in b.seq_reads.items() if n >= b.companies), reverse=True)
     if b.seq_reads:
         print("    rows read by sequential scans per invoice: "

@@ -16,6 +16,19 @@ the fake Slack Web API) alternates a signed ``/invoicing schedule|deliveries`` (
 its ``response_url`` answer) and a bare request: ``--idle`` seconds with nothing due, then
 all 500 PDF Emailers due at once until every invoice is e-mailed. Targets: ack p99 < 100 ms
 and ≤ 20× the bare handler's p99 in the same phase.
+
+**CPU per request of a web replica** (``--web-cpu [--postgres URL]``; alone, skipping the above):
+``invoicebot serve --role web`` as a real process on a fresh database seeded by
+``benchmarks/burst_world.seed_world`` (``--world-companies``, default 1,000 × 20 orders, every PDF
+Emailer enabled; the first ``--queued`` companies invoiced, so their e-mails and Slack notices wait
+for a worker as during a burst). This process hosts the fake Slack Web API and sends, one at a
+time, ``--cpu-requests`` of each: ``GET /healthz`` (the HTTP floor), ``/invoicing help run`` (a
+command that reads nothing but its tenant: the Slack floor), ``/invoicing schedule``,
+``/invoicing deliveries`` (each command waited for until its ``response_url`` answer arrived) and
+a single-order ``PUT /api/v1/orders/shop1/…`` creating an order. Printed: the serve process's own
+CPU (utime + stime from ``/proc``: the machine may be busy, wall time would count that) per
+request, minus its idle CPU over as long. ``--only schedule,PUT`` keeps the requests whose name
+has one of the words; ``--profile PATH`` runs serve under cProfile (CPU time) and writes its stats.
 """
 
 from __future__ import annotations
@@ -266,6 +279,139 @@ async def measure_under_load(folder: Path, companies: int, idle: float) -> bool:
     return ok
 
 
+# --- CPU per request of a web replica ----------------------------------------------------------------
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _seed_web_world(url: str, companies: int, queued: int) -> str:
+    """The burst world with every PDF Emailer enabled (not due) and ``queued`` companies invoiced;
+    returns a feed token."""
+    from benchmarks.burst_world import seed_world
+    from invoicing.integrations.pdf_emailer.run import run_company
+    from models import Company, Integration, IntegrationKind, RunTrigger, Tenant
+
+    async with database(url):
+        token = await seed_world(companies, 20)
+        await Integration.filter(kind=IntegrationKind.PDF_EMAILER).update(
+            enabled=True, next_run_at=datetime.now(UTC) + timedelta(days=3))
+        tenant = await Tenant.get(slack_team_id="T1")
+        for company in await Company.filter(tenant_id=tenant.id).order_by("id").limit(queued):
+            await run_company(tenant, company, trigger=RunTrigger.MANUAL, actor="bench")
+    return token
+
+
+async def _web_cpu(url: str, companies: int, queued: int, requests: int, folder: Path, profile: str,
+                   only: list[str]) -> None:
+    from urllib.parse import urlencode
+
+    from benchmarks.smtp import free_port
+    from tests.fakes.slack_api import FakeSlack
+
+    started = time.perf_counter()
+    token = await _seed_web_world(url, companies, queued)
+    print(f"seeded {companies:,} companies × 20 orders, {queued} invoiced in {time.perf_counter() - started:.1f} s")
+    fake = await FakeSlack(admins={"UOPS"}).start(0)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "HOST": "127.0.0.1", "PORT": str(port), "SLACK_API_URL": fake.api_url,
+           "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+           "INVOICEBOT_DATA_DIR": str(folder / "data"), "OUTBOX_DIR": ""}
+    with (folder / "serve.log").open("w") as serve_log:
+        argv = [sys.executable, "-m", "bot", "serve", "--role", "web"]
+        if profile:  # serve's CPU profile (cProfile on process_time), written when it stops; read with pstats
+            script = ("import cProfile, runpy, sys, time\nsys.argv = ['bot', 'serve', '--role', 'web']\n"
+                      "profile = cProfile.Profile(time.process_time)\ntry:\n"
+                      "    profile.runcall(runpy.run_module, 'bot', run_name='__main__')\n"
+                      f"finally:\n    profile.dump_stats({profile!r})\n")
+            argv = [sys.executable, "-c", script]
+        serve = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=serve_log)
+    base = f"http://127.0.0.1:{port}"
+    sent = 0
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def healthz() -> None:
+                async with session.get(f"{base}/healthz") as r:
+                    await r.read()
+                    assert r.status == 200, r.status
+
+            async def command(text: str) -> None:
+                nonlocal sent
+                sent += 1
+                body = urlencode({"team_id": "T1", "channel_id": "COPS", "channel_name": "ops", "user_id": "UOPS",
+                                  "command": "/invoicing", "text": text, "response_url": fake.response_url(),
+                                  "trigger_id": f"1.{sent}.bench"})
+                ts = int(time.time())
+                headers = {"Content-Type": "application/x-www-form-urlencoded",
+                           "X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sign(body, ts, SIGNING_SECRET)}
+                before = len(fake.received("response_url"))
+                async with session.post(f"{base}/slack/events", data=body.encode(), headers=headers) as r:
+                    await r.read()
+                    assert r.status == 200, r.status
+                [reply] = (await fake.wait_for("response_url", before + 1, timeout=30))[before:]
+                assert "went wrong" not in json.dumps(reply.params), reply.params
+
+            async def put_order() -> None:
+                nonlocal sent
+                sent += 1
+                order = {"items": [{"sku": "MUG", "quantity": 1}], "status": "received", "dispatched_at": None,
+                         "on_hold": False, "error": None, "updated_at": datetime.now(UTC).isoformat(),
+                         "ship_to": {"name": "Jo", "line1": "1 High St", "city": "Leeds", "postcode": "LS1 1AA",
+                                     "country": "GB"}}
+                async with session.put(f"{base}/api/v1/orders/shop1/LIVE-{sent}", data=json.dumps(order),
+                                       headers={"Authorization": f"Bearer {token}"}) as r:
+                    await r.read()
+                    assert r.status == 201, r.status
+
+            for _ in range(300):
+                try:
+                    await healthz()
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            kinds = {"GET /healthz": healthz, "/invoicing help run": lambda: command("help run"),
+                     "/invoicing schedule": lambda: command("schedule"),
+                     "/invoicing deliveries": lambda: command("deliveries"), "PUT /orders (one order)": put_order}
+            kinds = {name: call for name, call in kinds.items() if not only or any(word in name for word in only)}
+            for call in kinds.values():  # warm-up: connections, prepared statements, first imports
+                for _ in range(30):
+                    await call()
+            cpu, wall = _cpu(serve.pid), time.perf_counter()
+            await asyncio.sleep(3.0)
+            idle_rate = (_cpu(serve.pid) - cpu) / (time.perf_counter() - wall)  # CPU seconds per second
+            print(f"web replica (pid {serve.pid}) CPU per request ({requests} sequential requests each; idle "
+                  f"{idle_rate * 1000:.1f} ms/s subtracted):", flush=True)
+            for name, call in kinds.items():
+                cpu, wall = _cpu(serve.pid), time.perf_counter()
+                for _ in range(requests):
+                    await call()
+                used, wall = _cpu(serve.pid) - cpu, time.perf_counter() - wall
+                print(f"  {name:26s} {(used - idle_rate * wall) * 1000 / requests:6.2f} ms CPU "
+                      f"(wall {wall * 1000 / requests:.1f} ms)")
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+        await fake.stop()
+
+
+async def web_cpu(postgres: str, companies: int, queued: int, requests: int, profile: str, only: list[str]) -> None:
+    from bot.db import throwaway_database
+
+    with tempfile.TemporaryDirectory() as folder:
+        if postgres:
+            async with throwaway_database(postgres, "invoicebot_webcpu") as (url, _):
+                print(f"PostgreSQL ({url})")
+                await _web_cpu(url, companies, queued, requests, Path(folder), profile, only)
+        else:
+            print("SQLite (no --postgres / INVOICEBOT_TEST_POSTGRES_URL)")
+            await _web_cpu(f"sqlite://{Path(folder) / 'web.db'}", companies, queued, requests, Path(folder),
+                           profile, only)
+
+
 async def main(orders: int, requests: int, companies: int, idle: float) -> None:
     with tempfile.TemporaryDirectory() as folder:
         if companies:
@@ -296,9 +442,20 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--companies", type=int, default=500, help="the under-load phase (0: skip it)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds measured before the run is due")
+    parser.add_argument("--web-cpu", action="store_true", help="only: CPU per request of serve --role web")
+    parser.add_argument("--postgres", default=os.environ.get("INVOICEBOT_TEST_POSTGRES_URL", ""))
+    parser.add_argument("--world-companies", type=int, default=1000)
+    parser.add_argument("--queued", type=int, default=100, help="companies invoiced (their deliveries wait)")
+    parser.add_argument("--cpu-requests", type=int, default=400)
+    parser.add_argument("--profile", default="", help="--web-cpu: write serve's CPU profile (pstats) to this path")
+    parser.add_argument("--only", default="", help="--web-cpu: only the requests whose name has one of these words "
+                        "(comma-separated: schedule,PUT)")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         asyncio.run(client(0))
+    elif args.web_cpu:
+        asyncio.run(web_cpu(args.postgres, args.world_companies, args.queued, args.cpu_requests, args.profile,
+                            [w for w in args.only.split(",") if w]))
     else:
         asyncio.run(main(args.orders, args.requests, args.companies, args.idle))

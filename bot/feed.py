@@ -317,7 +317,7 @@ async def put_order(request: web.Request) -> web.Response:
     principal = _principal(request)
     body = await _parse(request, OrderBody)
     clean = clean_order(_order_input(request.match_info["co"], request.match_info["ref"], body))
-    [outcome] = await upsert_orders(await principal.tenant(), [clean])
+    [outcome] = await upsert_orders(principal.tenant_key, [clean])
     return _reply(_outcome(outcome), _created_or_ok(outcome.result))
 
 
@@ -333,7 +333,7 @@ async def post_orders_batch(request: web.Request) -> web.Response:
             errors.append(FieldError(path=_path(exc.field), message=exc.reason))
     if errors:
         raise _HttpError(422, ValidationErrors(errors=errors))
-    outcomes = await upsert_orders(await principal.tenant(), cleaned)
+    outcomes = await upsert_orders(principal.tenant_key, cleaned)
     return _reply(BatchResult(results=[_outcome(o) for o in outcomes], counts=Counter(o.result for o in outcomes)))
 
 

@@ -12,6 +12,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from tortoise.context import get_current_context
 
 from bot.replays import ReplayGuard, ReplayStore
+from bot.slack_web import SlackApp
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,19 @@ def add_slack_routes(
     * a validly signed request seen before → 401, or 200 for an Events API retry
       (``bot.replays``; ``replays`` is the store to use, one on the database by default);
     * an unexpected failure → 500 with a short JSON body; the traceback goes to the log only.
+
+    Command replies of a ``SlackApp`` share one HTTP session from here on; it is closed when
+    ``app`` is cleaned up.
     """
     bolt.use(ReplayGuard(replays or ReplayStore()))
+    if isinstance(bolt, SlackApp):
+        replies = bolt.replies
+        replies.keep_open()
+
+        async def close_replies(_: web.Application) -> None:
+            await replies.close()
+
+        app.on_cleanup.append(close_replies)
 
     async def handle(request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")

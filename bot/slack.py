@@ -1,7 +1,7 @@
 """The Slack adapter: bolt ``AsyncApp`` ↔ the transport-free ``commands`` layer.
 
 * Every ``/invoicing`` request is acknowledged at once (the ack is the HTTP response;
-  the command runs in a bolt *lazy listener* afterwards), so Slack's 3-second limit
+  the command runs in a task of its own afterwards), so Slack's 3-second limit
   holds however long a run takes; the answer follows through ``response_url``
   (ephemeral) or ``chat.postMessage`` (in channel).
 * ``response_url`` accepts at most 5 replies in 30 minutes, so run results and
@@ -24,14 +24,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.lanes import Lanes
 from bot.payloads import team_of
 from bot.slack_forms import register_forms
-from bot.slack_web import ChannelPoster, admin_check, respond_reliably, slack_error
+from bot.slack_web import (
+    ChannelPoster,
+    ReplySession,
+    SlackApp,
+    admin_check,
+    background,
+    respond_reliably,
+    slack_error,
+)
 from bot.xero_forms import register_xero_forms
 from commands.click_handlers import CLICKS
 from commands.clicks import ACTION_PREFIX, Click, handle_click
@@ -44,9 +51,6 @@ from invoicing.delivery.slack_notices import NoticeOutcome
 from models import NoticeStatus, Tenant
 
 log = logging.getLogger(__name__)
-
-#: Context key of the lane ticket taken in the ack function and used by the lazy listener.
-LANE_TICKET = "invoicebot_lane_ticket"
 
 #: Posts the queued Slack notice with this dedupe key now; its outcome, or None if another worker has it.
 PostNotice = Callable[[str], Awaitable[NoticeOutcome | None]]
@@ -66,21 +70,23 @@ def create_slack_app(
     post_notice: PostNotice | None = None,
     response_delay: float = 1.0,
     lanes: Lanes | None = None,
-) -> tuple[AsyncApp, ChannelPoster]:
+) -> tuple[SlackApp, ChannelPoster]:
     """Build the bolt app. ``client`` carries the bot token and the Web API base URL.
 
     ``post_notice`` posts a queued Slack notice now (the notice outbox); a reply that
     *is* a queued notice for the channel the command was typed in (a manual run) goes
     that way, so the channel sees it once and durably. ``response_delay`` is the
     first pause between ``response_url`` retries (seconds). ``lanes`` orders each
-    workspace's changes (``bot/lanes.py``): a command takes its ticket in the ack
-    function, its lazy listener runs ``dispatch`` in its turn; the reply is delivered
-    after the turn, so a slow ``response_url`` holds nobody up.
+    workspace's changes (``bot/lanes.py``): a command takes its ticket in its listener,
+    before the ack, and runs ``dispatch`` in its turn, in a task started after the ack;
+    the reply is delivered after the turn, so a slow ``response_url`` holds nobody up.
     """
-    # process_before_response + a lazy listener: the HTTP response is the ack itself, sent
-    # as soon as ``ack_command`` returns; bolt's non-lazy mode instead polls for the ack
-    # every 10 ms, which would put a floor of ~10 ms under every command.
-    app = AsyncApp(signing_secret=signing_secret, client=client, process_before_response=True)
+    # process_before_response: the HTTP response is the ack itself, sent as soon as the listener
+    # returns (without it bolt polls for the ack every 10 ms, a ~10 ms floor under every command).
+    # The work after the ack is a task of ours (``after_ack``), not a bolt lazy listener: bolt
+    # deep-copies and re-parses the whole request for each lazy run, more CPU than a short command.
+    replies = ReplySession()
+    app = SlackApp(replies=replies, signing_secret=signing_secret, client=client, process_before_response=True)
     poster = ChannelPoster(client)
     services = services or Services()
     lanes = lanes or Lanes()
@@ -93,14 +99,27 @@ def create_slack_app(
         return CommandContext(tenant=tenant, user_id=user_id, channel_id=channel_id,
                               is_admin=admin_check(client, tenant, user_id), clock=clock, services=services)
 
-    async def ack_command(ack: Any, body: dict[str, Any], context: Any) -> None:
-        context[LANE_TICKET] = lanes.take(team_of(body), mutates=mutates(body.get("text") or ""))
-        await ack()
+    def after_ack(work: Awaitable[None], what: str) -> None:
+        """Run ``work`` once the ack is sent; a failure is logged (the requester hears nothing more)."""
 
-    async def ack_click(ack: Any, body: dict[str, Any], context: Any) -> None:
-        # Every button is treated as a change (resend, approve…): reads behind it wait for it.
-        context[LANE_TICKET] = lanes.take(team_of(body), mutates=True)
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("slack %s failed after its ack", what)
+
+        background(run())
+
+    async def on_command(ack: Any, body: dict[str, Any]) -> None:
+        ticket = lanes.take(team_of(body), mutates=mutates(body.get("text") or ""))
         await ack()
+        after_ack(on_invoicing(body, ticket), "command")
+
+    async def on_action(ack: Any, body: dict[str, Any]) -> None:
+        # Every button is treated as a change (resend, approve…): reads behind it wait for it.
+        ticket = lanes.take(team_of(body), mutates=True)
+        await ack()
+        after_ack(on_click(body, ticket), "click")
 
     def responder(body: dict[str, Any], user: str, *, dm_without_url: bool = False,
                   **extra: Any) -> Callable[..., Awaitable[None]]:
@@ -113,7 +132,7 @@ def create_slack_app(
                 message: dict[str, Any] = {"text": text, "response_type": "ephemeral", **extra}
                 if blocks:
                     message["blocks"] = blocks
-                await respond_reliably(url, message, base_delay=response_delay)
+                await respond_reliably(url, message, base_delay=response_delay, session=replies.session())
             elif dm_without_url and user:
                 await poster.post(user, Reply(text=text, blocks=tuple(blocks or ()), ephemeral=False))
             else:
@@ -121,11 +140,11 @@ def create_slack_app(
 
         return respond
 
-    async def on_invoicing(body: dict[str, Any], context: Any) -> None:
+    async def on_invoicing(body: dict[str, Any], ticket: int) -> None:
         user, channel = body.get("user_id", ""), body.get("channel_id", "")
         respond = responder(body, user)
 
-        async with lanes.turn(context.get(LANE_TICKET)):
+        async with lanes.turn(ticket):
             ctx = await context_for(body, user, channel)
             if ctx is not None:
                 log.info("command tenant=%s user=%s text=%r", ctx.tenant.name, user, (body.get("text") or "")[:200])
@@ -136,7 +155,7 @@ def create_slack_app(
         here = {channel, f"#{body.get('channel_name', '')}"}
         await deliver(reply, respond=respond, channel=channel, here=here, user=user, trigger_id=body.get("trigger_id"))
 
-    app.command("/invoicing")(ack=ack_command, lazy=[on_invoicing])
+    app.command("/invoicing")(on_command)
 
     async def deliver(reply: Reply, *, respond: Callable[..., Awaitable[None]], channel: str, here: set[str],
                       user: str, trigger_id: str | None) -> None:
@@ -169,7 +188,7 @@ def create_slack_app(
         await respond(reply.text + escape(f"\n(Could not post in this channel: {error}.") + hint + ")",
                       list(reply.blocks) or None)
 
-    async def on_click(body: dict[str, Any], context: Any) -> None:
+    async def on_click(body: dict[str, Any], ticket: int) -> None:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id", "")
         container = body.get("container") or {}
@@ -179,7 +198,7 @@ def create_slack_app(
         respond = responder(body, user, dm_without_url=True, replace_original=False)
 
         name = str(action.get("action_id") or "").removeprefix(ACTION_PREFIX)
-        async with lanes.turn(context.get(LANE_TICKET)):
+        async with lanes.turn(ticket):
             ctx = await context_for(body, user, channel)
             if ctx is not None:
                 log.info("click tenant=%s user=%s action=%s", ctx.tenant.name, user, name)
@@ -207,7 +226,7 @@ def create_slack_app(
             await deliver(result.reply, respond=respond, channel=channel or user, here=here, user=user,
                           trigger_id=body.get("trigger_id"))
 
-    app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(ack=ack_click, lazy=[on_click])
+    app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(on_action)
 
     async def share(reply: Reply, *, channel: str, user: str, respond: Callable[..., Awaitable[None]]) -> None:
         """Post ``reply`` (a file) in ``channel``; DM it to ``user`` on the App Home or when the channel refuses."""
@@ -241,10 +260,11 @@ def create_slack_app(
             log.warning("views.publish failed user=%s error=%s", user, slack_error(exc))
 
     # Acked at once like a command; the view is built and published after the ack.
-    async def ack_event(ack: Any) -> None:  # a read: no lane ticket
+    async def on_event(ack: Any, body: dict[str, Any], event: dict[str, Any]) -> None:  # a read: no lane ticket
         await ack()
+        after_ack(on_home_opened(body, event), "event")
 
-    app.event("app_home_opened")(ack=ack_event, lazy=[on_home_opened])
+    app.event("app_home_opened")(on_event)
 
     register_forms(app, lanes=lanes, context_for=context_for, poster=poster)
     register_xero_forms(app, lanes=lanes, context_for=context_for, poster=poster)

@@ -5,6 +5,9 @@
   rate-limit retry handler) instead of dropping messages.
 * A command reply through ``response_url`` that meets a 5xx/429 is retried a few times
   (``respond_reliably``), never persisted (Slack accepts 5 uses of the URL in 30 minutes).
+  Served over HTTP, replies share one keep-alive HTTP session (``ReplySession``, held by
+  ``SlackApp``): a new session per reply cost a TCP (and TLS) handshake and more CPU than
+  the rest of answering a short command.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 RESPONSE_URL_ATTEMPTS = 4
 #: Channels with pacing state kept before idle ones are forgotten.
 _SWEEP_AT = 1024
+#: Seconds one try of a command reply may take (slack_sdk's webhook default).
+REPLY_TIMEOUT = 30.0
 
 
 def web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -116,16 +122,62 @@ class ChannelPoster:
                 channel=channel, content=file.content, filename=file.filename, title=file.title))
 
 
+class ReplySession:
+    """The HTTP session the command replies of one Slack app share, once someone will close it.
+
+    Until ``keep_open`` (called by whoever also calls ``close`` when the service stops:
+    ``bot.http.add_slack_routes``, with the web app's cleanup), ``session`` is None and each
+    reply opens and closes a session of its own; after ``close`` too, so a late reply still
+    goes out. The shared session is opened on first use (inside the running loop); as with a
+    session per reply, any number of replies may be in flight (no connection limit) and each
+    try is bounded by ``timeout`` seconds.
+    """
+
+    def __init__(self, timeout: float = REPLY_TIMEOUT) -> None:
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._kept = False
+
+    def keep_open(self) -> None:
+        """Share one session from now on; the caller promises to ``close`` it."""
+        self._kept = True
+
+    def session(self) -> aiohttp.ClientSession | None:
+        """The shared session, or None: the reply opens its own."""
+        if not self._kept:
+            return None
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout),
+                                                  connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
+    async def close(self) -> None:
+        self._kept = False
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class SlackApp(AsyncApp):
+    """Bolt's app with the session its command replies may share (``ReplySession``)."""
+
+    def __init__(self, *, replies: ReplySession, **options: Any) -> None:
+        super().__init__(**options)
+        self.replies = replies
+
+
 async def respond_reliably(response_url: str, message: dict[str, Any], *, attempts: int = RESPONSE_URL_ATTEMPTS,
-                           base_delay: float = 1.0) -> bool:
+                           base_delay: float = 1.0, session: aiohttp.ClientSession | None = None) -> bool:
     """POST a command reply to its ``response_url``; retry 5xx, 429 and network errors a few times.
 
     Slack accepts 5 uses of a ``response_url`` within 30 minutes, so at most
     ``attempts`` tries, ``base_delay × 2^k`` seconds apart (Retry-After when longer,
     capped at 30 s). Returns whether Slack took it; a reply that never arrives is
     logged at warning, without the URL (it lets anyone answer in the channel).
+    ``session`` (a ``ReplySession``'s) is used, not closed; without it each call
+    opens and closes its own.
     """
-    client = AsyncWebhookClient(url=response_url)
+    client = AsyncWebhookClient(url=response_url, session=session)
     reason = ""
     for attempt in range(1, attempts + 1):
         wait = base_delay * 2 ** (attempt - 1)

@@ -7,7 +7,7 @@ one transaction, so bad input changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from invoicing import validation
 from invoicing.billing.limits import MAX_QUANTITY
 from invoicing.errors import Conflict, InvalidInput, NotFound
-from invoicing.ingest.batches import CHUNK, UpsertResult, chunks
-from invoicing.ingest.catalog import retailers_of
+from invoicing.ingest.batches import CHUNK, TenantRef, UpsertResult, chunks
 from invoicing.parties.accounting import normalise_country
 from invoicing.retrying import atomic_retry
 from invoicing.sql import Statement, connection, instant, is_postgres, is_unique_violation, json_text, json_value
@@ -29,6 +28,9 @@ from models import (
     OrderStatus,
     Tenant,
 )
+
+#: Longest stored company short name (``Company.short_name``): a longer name matches no company.
+_SHORT_NAME_MAX = 40
 
 # --- orders ------------------------------------------------------------------------------------
 
@@ -225,7 +227,7 @@ def _plan(index: int, order: CleanOrder, company_id: int, stored: _Stored | None
 
 
 async def upsert_orders(
-    tenant: Tenant, orders: Sequence[CleanOrder], *, progress: Callable[[int, int], None] | None = None
+    tenant: TenantRef, orders: Sequence[CleanOrder], *, progress: Callable[[int, int], None] | None = None
 ) -> list[OrderOutcome]:
     """Create or update many orders in one transaction; outcomes in input order.
 
@@ -250,22 +252,22 @@ async def upsert_orders(
     async def write(conn: BaseDBAsyncClient) -> tuple[list[_Plan], dict[int, int]]:
         # One transaction, run again whole after a deadlock or "database is locked" (invoicing.retrying);
         # every read on the transaction's connection: fewer round trips.
-        companies = await retailers_of(tenant, names)
+        companies = await _company_ids(conn, tenant.id, names)
         for order in orders:
             for name in (order.company, order.previous_company):
                 if name and name not in companies:
                     raise NotFound(f"No company '{name}' in {tenant.name}.")
         stored = await _load_orders(conn,
-            [(companies[o.company].id, o.ref) for o in orders]
-            + [(companies[o.previous_company].id, o.ref) for o in orders if o.previous_company]
+            [(companies[o.company], o.ref) for o in orders]
+            + [(companies[o.previous_company], o.ref) for o in orders if o.previous_company]
         )
         plans: list[_Plan] = []
         refusals: list[InvoicedOrderChange] = []
         for i, order in enumerate(orders):
-            company_id = companies[order.company].id
+            company_id = companies[order.company]
             current = stored.get((company_id, order.ref))
             if current is None and order.previous_company:
-                current = stored.get((companies[order.previous_company].id, order.ref))
+                current = stored.get((companies[order.previous_company], order.ref))
             decided = _plan(i, order, company_id, current)
             if isinstance(decided, str):
                 assert current is not None and current.invoice_number is not None
@@ -290,6 +292,23 @@ async def upsert_orders(
                      p.result, p.stored.invoice_number if p.stored else None)
         for p in plans
     ]
+
+
+async def _company_ids(conn: BaseDBAsyncClient, tenant_id: int, names: Iterable[str]) -> dict[str, int]:
+    """The ids of the tenant's companies named in ``names`` (short names, as stored), by name.
+
+    By hand on the transaction's connection: a feed PUT runs this for one name, and the ORM's
+    query and ``Company`` objects (every accounting column) cost more than the lookup.
+    """
+    wanted = sorted(n for n in {name.strip().lower() for name in names if name}
+                    if validation.storable(n, _SHORT_NAME_MAX))
+    found: dict[str, int] = {}
+    for chunk in chunks(wanted):
+        q = Statement(conn)
+        rows = await q.rows(f"SELECT short_name, id FROM company WHERE tenant_id = {q(tenant_id)} "
+                            f"AND short_name {q.any_of(chunk, 'varchar')}")
+        found.update((short_name, company_id) for short_name, company_id in rows)
+    return found
 
 
 _STORED_COLUMNS = ("id, company_id, external_ref, invoice_id, source_updated_at, status, on_hold, error, "

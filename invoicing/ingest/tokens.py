@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from invoicing import audit, validation
 from invoicing.clock import Clock, utc_now
 from invoicing.errors import NotFound
+from invoicing.ingest.batches import TenantKey
 from invoicing.ingest.token_cache import VerifiedTokens
 from invoicing.sql import Statement, instant
 from models import ApiToken, Tenant
@@ -77,6 +78,12 @@ class Principal:
     async def tenant(self) -> Tenant:
         """The tenant row, for writes that need its settings (currency, name …)."""
         return await Tenant.get(id=self.tenant_id)
+
+    @property
+    def tenant_key(self) -> TenantKey:
+        """The tenant's id and name as the token check read them, for writes that need no more
+        (orders): no read of the tenant row."""
+        return TenantKey(self.tenant_id, self.tenant_name)
 
     @property
     def actor(self) -> str:

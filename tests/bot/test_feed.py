@@ -215,7 +215,10 @@ async def test_a_batch_reports_every_invalid_order_and_writes_none(feed):
 
 async def test_an_unknown_company_is_404_and_an_oversize_body_413_both_as_json(feed):
     reply = await feed.call("PUT", "/orders/nobody/SO-1", order())
-    assert reply.status == 404 and "No company 'nobody'" in reply.body["error"]
+    assert reply.status == 404 and reply.body["error"] == "No company 'nobody' in inkwell."
+    batch = {"orders": [{**order(), "company": "acme", "ref": "SO-1"}, {**order(), "company": "beta", "ref": "SO-2"}]}
+    reply = await feed.call("POST", "/orders:batch", batch)  # beta is the rival's: not one of inkwell's
+    assert reply.status == 404 and reply.body["error"] == "No company 'beta' in inkwell."
     huge = order(items=[{"sku": "MUG", "quantity": 1, "description": "x" * 300}] * 400)
     reply = await feed.call("PUT", "/orders/acme/SO-1", huge)
     assert reply.status == 413 and str(MAX_BODY) in reply.body["error"]
