@@ -107,12 +107,21 @@ class Service:
         self.scheduler_enabled = scheduler_enabled and role != "web"
         self.wakeups = Wakeups(settings.resolved_database_url())
         self.domain = mail_domain(settings.mail_from)
-        self.transport = build_transport(settings)
         self.renderer = RenderPool(settings.render_workers)
-        self.outbox = Outbox(self.transport, self.renderer, settings.mail_from, clock,
-                             facturx_renderer=self.renderer.facturx, async_renderer=self.renderer.render,
-                             async_facturx_renderer=self.renderer.render_facturx,
-                             async_composer=self.renderer.render_and_compose, lanes=2 * settings.render_workers)
+        # One outbox per SMTP connection, each sending its share of the deliveries (Outbox ``shard``): a
+        # message's round trips to the server overlap another's, and together they keep two renders queued
+        # per render worker. ``self.outbox`` (the first) also queues resends.
+        connections = settings.smtp_connections if settings.smtp_host else 1  # one writer per outbox folder
+        self.transports = [build_transport(settings) for _ in range(connections)]
+        self.outboxes = [
+            Outbox(transport, self.renderer, settings.mail_from, clock,
+                   facturx_renderer=self.renderer.facturx, async_renderer=self.renderer.render,
+                   async_facturx_renderer=self.renderer.render_facturx,
+                   async_composer=self.renderer.render_and_compose,
+                   lanes=max(1, 2 * settings.render_workers // connections), shard=(index, connections))
+            for index, transport in enumerate(self.transports)
+        ]  # fmt: skip
+        self.transport, self.outbox = self.transports[0], self.outboxes[0]
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             lease=timedelta(seconds=settings.scheduler_lease_seconds),
@@ -132,7 +141,7 @@ class Service:
         self.notices: NoticeOutbox | None = None
         self._notice_kick = asyncio.Event()
         self.web_app = web.Application(client_max_size=settings.feed_max_body_bytes)
-        self._kick = asyncio.Event()
+        self._kicks = [asyncio.Event() for _ in self.outboxes]
         self.trimmer = HeapTrimmer()  # benchmarks/memory.py turns it off to measure without
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -159,7 +168,8 @@ class Service:
         self._kick_loops()
 
     def _kick_loops(self) -> None:
-        self._kick.set()
+        for kick in self._kicks:
+            kick.set()
         self._notice_kick.set()
         self._upload_kick.set()
         self._xero_kick.set()
@@ -230,7 +240,8 @@ class Service:
                 await self._socket_mode.connect_async()
             return
         self.wakeups.listen(self._on_wakeup)
-        self._tasks.append(asyncio.create_task(self._outbox_loop(), name="outbox"))
+        for index, (outbox, kick) in enumerate(zip(self.outboxes, self._kicks, strict=True)):
+            self._tasks.append(asyncio.create_task(self._outbox_loop(outbox, kick), name=f"outbox-{index}"))
         self._tasks.append(asyncio.create_task(self._upload_loop(), name="uploads"))
         self._tasks.append(asyncio.create_task(self._xero_loop(), name="xero"))
         if self.notices is not None:
@@ -288,12 +299,12 @@ class Service:
         self.web_app.add_subapp("/api/v1", create_feed_app(max_body_bytes=self.settings.feed_max_body_bytes,
                                                           renderer=self.renderer.render))
 
-    async def _outbox_loop(self) -> None:
+    async def _outbox_loop(self, outbox: Outbox, kick: asyncio.Event) -> None:
         while not self._stopping.is_set():
-            self._kick.clear()  # before the pass: a kick during it (a run committed) must start the next one
+            kick.clear()  # before the pass: a kick during it (a run committed) must start the next one
             sent = False
             try:
-                outcomes = await self.outbox.deliver_due()
+                outcomes = await outbox.deliver_due()
                 if any(o.status == DeliveryStatus.FAILED for o in outcomes):
                     self._notice_kick.set()  # a failed delivery queued its Slack follow-up
                 # A pass takes at most 100 rows: while passes keep sending, more may be due now.
@@ -305,7 +316,7 @@ class Service:
                 continue
             self.trimmer.maybe_trim()  # idle now: give freed heap back (bot/allocator.py says why)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=OUTBOX_POLL_SECONDS)
+                await asyncio.wait_for(kick.wait(), timeout=OUTBOX_POLL_SECONDS)
 
     async def _upload_loop(self) -> None:
         while not self._stopping.is_set():
@@ -362,7 +373,8 @@ class Service:
     async def stop(self) -> None:
         self._stopping.set()
         self.scheduler.stop()
-        self._kick.set()
+        for kick in self._kicks:
+            kick.set()
         self._notice_kick.set()
         self._upload_kick.set()
         self._xero_kick.set()
@@ -381,7 +393,8 @@ class Service:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.transport.close()
+        for transport in self.transports:
+            await transport.close()
         if self.xero is not None:
             await self.xero.http.session.close()
         await self.replays.close()

@@ -21,6 +21,7 @@ Two stores, same behaviour:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,12 +112,19 @@ class SqliteFileReplayStore(ReplayStore):
         super().__init__(clock)
         self._path = path
         self._db: aiosqlite.Connection | None = None
+        # Requests arriving together at start must share one connection: each opening its own ran
+        # ``journal_mode=WAL`` side by side, which fails with "database is locked".
+        self._opening = asyncio.Lock()
 
     async def _connection(self) -> aiosqlite.Connection:
-        if self._db is None:
+        if self._db is not None:
+            return self._db
+        async with self._opening:
+            if self._db is not None:
+                return self._db
             db = await aiosqlite.connect(self._path, isolation_level=None)  # autocommit: one statement each
+            await db.execute("PRAGMA busy_timeout=5000")  # first: another process may hold the file
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA busy_timeout=5000")
             await db.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (id INTEGER PRIMARY KEY, "
                              "signature VARCHAR(128) NOT NULL UNIQUE, timestamp BIGINT NOT NULL, "
                              "seen_at TIMESTAMP NOT NULL, retain_until BIGINT)")

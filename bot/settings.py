@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr | None = None
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    # SMTP connections a serve that runs workers sends on side by side (each sends its share of the deliveries).
+    smtp_connections: int = Field(default=2, ge=1, le=16)
     mail_from: str = "invoices@invoicebot.local"
     outbox_dir: Path | None = None
     # Comma-separated base64 keys (32 bytes each), newest first: see invoicing.secrets and .env.example.

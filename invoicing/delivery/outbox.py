@@ -81,7 +81,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, RawSQL
 from tortoise.transactions import in_transaction
 
 from invoicing.backoff import retry_delay
@@ -148,6 +148,9 @@ class Outbox:
     also names Message-IDs; ``clock`` returns aware UTC datetimes. Backoff values are seconds.
     ``batch_size`` rows are claimed at once (a crash re-sends at most that many, plus one);
     ``lanes`` e-mails are rendered and composed at once, ahead of the one being sent.
+    ``shard`` ``(index, count)``: this outbox sends only the deliveries whose id is ``index``
+    modulo ``count``, so ``count`` outboxes, each on its own SMTP connection, send side by side
+    without claiming each other's rows (claims stay conditional, so an overlap is still safe).
     """
 
     def __init__(
@@ -166,7 +169,11 @@ class Outbox:
         async_facturx_renderer: AsyncFacturxRenderer | None = None,
         async_composer: AsyncComposer | None = None,
         batch_size: int = 20,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
+        if not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard must be (index, count) with 0 <= index < count, not {shard}")
+        self._shard = shard
         self._transport = transport
         facturx = facturx_renderer or functools.partial(render_hybrid, renderer)
 
@@ -199,12 +206,11 @@ class Outbox:
         at a time; meanwhile up to ``lanes`` of the next are rendered and composed.
         """
         await self.recover_unknown()
-        due = (
-            await Delivery.filter(_due(self._clock()))
-            .order_by("next_attempt_at", "id")
-            .limit(limit)
-            .prefetch_related("invoice")
-        )
+        query = Delivery.filter(_due(self._clock()))
+        index, count = self._shard
+        if count > 1:  # this outbox's share of the rows: its own SMTP connection sends them (see Outbox)
+            query = query.annotate(shard=RawSQL(f'"delivery"."id" % {int(count)}')).filter(shard=index)
+        due = await query.order_by("next_attempt_at", "id").limit(limit).prefetch_related("invoice")
         work = await load_work(due)
         chunks = [due[i:i + self._batch] for i in range(0, len(due), self._batch)]
         outcomes: dict[int, DeliveryOutcome] = {}

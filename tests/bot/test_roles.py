@@ -174,3 +174,32 @@ async def test_a_wake_up_reaches_every_listener_and_a_foreign_payload_is_ignored
         await asyncio.sleep(0.02)
     await listener.close()
     assert heard == ["scheduler", "outbox"]
+
+
+async def test_a_worker_sends_on_its_smtp_connections_each_its_share_of_the_deliveries(db_url, tmp_path, peers):
+    fake, controller, inbox = peers
+    settings = _settings(db_url.url, tmp_path, fake, controller.port).model_copy(update={"smtp_connections": 3})
+    service = Service(settings, role="worker")
+    assert [outbox._shard for outbox in service.outboxes] == [(0, 3), (1, 3), (2, 3)]
+    assert len({id(t) for t in service.transports}) == 3  # a connection of its own each
+    service.scheduler._max_sleep = 0.05
+    await service.start()
+    try:
+        tenant = await f.tenant(team="T1")
+        await f.price(tenant, "MUG", "5.00")
+        for k in range(6):
+            company = await f.company(tenant, f"shop{k}")
+            await f.emailer(company, enabled=True, next_run_at=datetime.now(UTC) - timedelta(seconds=1))
+            await f.order(company)
+        service.scheduler.wake()
+        await until(lambda: _all_sent(6), timeout=30)
+        assert len({r.message["Message-ID"] for r in inbox.received}) == len(inbox.received) == 6
+        assert sum(t.connections_opened for t in service.transports) == 3  # every connection sent its share
+    finally:
+        await service.stop()
+    without_smtp = Service(settings.model_copy(update={"smtp_host": ""}), role="worker")
+    assert len(without_smtp.outboxes) == 1  # one writer per outbox folder
+
+
+async def _all_sent(count: int) -> bool:
+    return await Delivery.filter(status=DeliveryStatus.SENT).count() == count

@@ -272,3 +272,23 @@ def test_a_flattened_message_is_what_aiosmtplib_would_put_on_the_wire(seller):
     for cte_type in ("8bit", "7bit"):  # with and without the server's 8BITMIME
         assert flat.data == flatten_message(message, utf8=False, cte_type=cte_type)
     assert flat.data == message.as_bytes(policy=email.policy.SMTP)  # what the .eml outbox writes
+
+
+async def test_sharded_outboxes_send_their_own_share_side_by_side_each_message_once(db, smtp, transports):
+    port, server = smtp
+    deliveries = await issue_invoices(5)
+    a, b = (Outbox(smtp_transport(port, transports), tiny_pdf, MAIL_FROM, Clock(T0), batch_size=2,
+                   shard=(index, 2)) for index in range(2))  # fmt: skip
+
+    by_a, by_b = await asyncio.gather(a.deliver_due(), b.deliver_due())
+
+    assert {o.delivery_id for o in by_a} == {d.id for d in deliveries if d.id % 2 == 0}
+    assert {o.delivery_id for o in by_b} == {d.id for d in deliveries if d.id % 2 == 1}
+    assert sorted(message_ids(server)) == sorted(d.message_id for d in deliveries)  # each exactly once
+    assert {(d.status, d.attempts) for d in await Delivery.all()} == {("sent", 1)}
+
+
+def test_a_shard_names_one_of_its_count(tmp_path):
+    for shard in ((0, 0), (2, 2), (-1, 2)):
+        with pytest.raises(ValueError, match="shard"):
+            Outbox(FileTransport(tmp_path), tiny_pdf, MAIL_FROM, shard=shard)
