@@ -214,13 +214,13 @@ def _proc_cpu(pid: int) -> float:
     return total
 
 
-def _own_cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` alone (with its reaped children), from /proc; 0 when it is gone."""
+def _own_cpu(pid: int, *, reaped_children: bool = True) -> float:
+    """CPU seconds of ``pid`` (and of its children that ended, unless told not to), from /proc; 0 when gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15 if reaped_children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_cpu() -> float:
@@ -240,7 +240,7 @@ def _cpu_by_party(processes: list[subprocess.Popen[str]], roles: list[str],
     """CPU seconds so far of each party of the burst: serve by role, the render workers, PostgreSQL, the harness."""
     parties: dict[str, float] = {}
     for proc, role in zip(processes, roles, strict=True):
-        own = _own_cpu(proc.pid)
+        own = _own_cpu(proc.pid, reaped_children=False)  # a render worker replaced after its renders is reaped
         parties[f"serve {role}"] = parties.get(f"serve {role}", 0.0) + own
         parties["render workers"] = parties.get("render workers", 0.0) + _proc_cpu(proc.pid) - own
     parties["PostgreSQL"] = _postgres_cpu()

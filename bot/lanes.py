@@ -1,6 +1,6 @@
 """Per-workspace serial lanes: one workspace's changes are applied in the order they arrived.
 
-Slack requests are acknowledged at once and handled afterwards (bolt lazy listeners), so
+Slack requests are acknowledged at once and handled afterwards (our own task after the ack: bot/slack.py), so
 two commands typed quickly would run concurrently and the second could miss the first's
 effect (``company add zeta`` then ``accounting zeta set …`` → "No company 'zeta'"). A lane
 per workspace (Slack team id) puts them back in order.
