@@ -2,7 +2,8 @@
 
 Most code uses the ORM. A statement is written by hand only where a benchmark showed
 the ORM's query building or per-row objects to cost more than the database work
-(the order write path, the orders page, token checks, the scheduler's claim).
+(the order write path, the orders page, token checks, the scheduler's claim, batched runs,
+the outboxes' chunked claims, the Slack lists of ``schedule`` and ``deliveries``).
 Such statements are built with ``Statement``: values are bound through ``param`` (or
 ``any_of``), never formatted into the text, and the placeholders follow the
 connection's dialect (``$1`` for asyncpg, ``?`` for SQLite). Rows come back raw, so

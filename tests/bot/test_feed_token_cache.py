@@ -19,12 +19,7 @@ async def test_a_revoked_token_is_refused_by_every_replica_within_one_second(db)
     tenant = await f.tenant()
     await f.company(tenant)
     token = await create_token(tenant)
-    apps = [create_feed_app(), create_feed_app()]
-    servers = []
-    for app in apps:
-        root = web.Application()
-        root.add_subapp(FEED_PREFIX, app)
-        servers.append(TestServer(root, host="127.0.0.1"))
+    apps, servers = two_replicas()
     async with servers[0], servers[1], ClientSession() as session:
         for server in servers:  # both replicas have verified (and cached) the token
             assert (await request_feed(session, server, "GET", "/orders", token=token.token)).status == 200
@@ -68,12 +63,7 @@ async def test_a_revoked_token_can_no_longer_write_orders_on_any_replica_after_o
     tenant = await f.tenant()
     await f.company(tenant)
     token = await create_token(tenant)
-    apps = [create_feed_app(), create_feed_app()]
-    servers = []
-    for app in apps:
-        root = web.Application()
-        root.add_subapp(FEED_PREFIX, app)
-        servers.append(TestServer(root, host="127.0.0.1"))
+    apps, servers = two_replicas()
     async with servers[0], servers[1], ClientSession() as session:
         for n, server in enumerate(servers):
             reply = await request_feed(session, server, "PUT", f"/orders/acme/SO-{n}", order(), token=token.token)
@@ -90,3 +80,13 @@ async def test_a_revoked_token_can_no_longer_write_orders_on_any_replica_after_o
             assert reply.status == 401
     assert sorted(await Order.all().values_list("external_ref", "status")) == [("SO-0", "dispatched"),
                                                                                ("SO-1", "dispatched")]
+
+
+def two_replicas() -> tuple[list[web.Application], list[TestServer]]:
+    """Two feed apps, each with its own token cache, as two replicas would run them (servers not started yet)."""
+    apps, servers = [create_feed_app(), create_feed_app()], []
+    for app in apps:
+        root = web.Application()
+        root.add_subapp(FEED_PREFIX, app)
+        servers.append(TestServer(root, host="127.0.0.1"))
+    return apps, servers
