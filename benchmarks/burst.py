@@ -199,19 +199,11 @@ class Burst:
 
 def _proc_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its live children (the render workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
     pids = [pid]
     children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists():
         pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
-    return total
+    return sum(_own_cpu(p) for p in pids)
 
 
 def _own_cpu(pid: int, *, reaped_children: bool = True) -> float:
@@ -223,7 +215,7 @@ def _own_cpu(pid: int, *, reaped_children: bool = True) -> float:
     return sum(int(f) for f in fields[11:15 if reaped_children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_cpu() -> float:
+def postgres_cpu() -> float:
     """CPU seconds of every PostgreSQL process on this machine (the benchmark's server runs here)."""
     total = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -243,7 +235,7 @@ def _cpu_by_party(processes: list[subprocess.Popen[str]], roles: list[str],
         own = _own_cpu(proc.pid, reaped_children=False)  # a render worker replaced after its renders is reaped
         parties[f"serve {role}"] = parties.get(f"serve {role}", 0.0) + own
         parties["render workers"] = parties.get("render workers", 0.0) + _proc_cpu(proc.pid) - own
-    parties["PostgreSQL"] = _postgres_cpu()
+    parties["PostgreSQL"] = postgres_cpu()
     parties["sink + Slack/feed client"] = sum(_proc_cpu(p.pid) for p in harness)
     return parties
 

@@ -22,32 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from asyncpg.connection import Connection
 from tortoise import connections
 
+from benchmarks.burst import postgres_cpu
 from bot.db import database
 
 QUERIES, ROUNDS = 3000, 5
 
 
-def _postgres_cpu() -> float:
-    """CPU seconds of every postgres process on this machine (the server runs here)."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if b"postgres" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                continue
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 async def _round() -> tuple[float, float, float]:
     client = connections.get("default")
-    cpu, pg, wall = time.process_time(), _postgres_cpu(), time.perf_counter()
+    cpu, pg, wall = time.process_time(), postgres_cpu(), time.perf_counter()
     for _ in range(QUERIES):
         await client.execute_query("SELECT 1")
     scale = 1e6 / QUERIES
-    return ((time.process_time() - cpu) * scale, (_postgres_cpu() - pg) * scale,
+    return ((time.process_time() - cpu) * scale, (postgres_cpu() - pg) * scale,
             (time.perf_counter() - wall) * scale)
 
 

@@ -121,7 +121,7 @@ class Service:
                    lanes=max(1, 2 * settings.render_workers // connections), shard=(index, connections))
             for index, transport in enumerate(self.transports)
         ]  # fmt: skip
-        self.transport, self.outbox = self.transports[0], self.outboxes[0]
+        self.outbox = self.outboxes[0]
         self.scheduler = Scheduler(
             on_result=self._on_scheduled, after_commit=self.kick_outbox, clock=clock,
             lease=timedelta(seconds=settings.scheduler_lease_seconds),
@@ -373,11 +373,7 @@ class Service:
     async def stop(self) -> None:
         self._stopping.set()
         self.scheduler.stop()
-        for kick in self._kicks:
-            kick.set()
-        self._notice_kick.set()
-        self._upload_kick.set()
-        self._xero_kick.set()
+        self._kick_loops()  # every loop sees _stopping now
         if self._socket_mode is not None:
             await self._socket_mode.close_async()
         await self.wakeups.close()

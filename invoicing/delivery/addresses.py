@@ -83,10 +83,12 @@ def needs_downgrade(message: EmailMessage, sender: str, recipients: list[str]) -
     """
     if not (sender.isascii() and all(r.isascii() for r in recipients)):
         return True
-    return any(not _addresses_are_ascii(value) for name in ADDRESS_HEADERS for value in message.get_all(name, []))
+    return any(not addresses_are_ascii(value) for name in ADDRESS_HEADERS for value in message.get_all(name, []))
 
 
-def _addresses_are_ascii(header: object) -> bool:
+def addresses_are_ascii(header: object) -> bool:
+    """Whether the addresses of one header value are plain ASCII (display names aside, which the
+    SMTP policy encodes): the test ``needs_downgrade`` applies to each address header."""
     if str(header).isascii():
         return True
     if not isinstance(header, AddressHeader):
@@ -127,7 +129,7 @@ def downgrade(message: EmailMessage, sender: str, recipients: list[str]) -> Down
 
 
 def _ascii_header(header: object) -> str:
-    if not isinstance(header, AddressHeader) or _addresses_are_ascii(header):
+    if not isinstance(header, AddressHeader) or addresses_are_ascii(header):
         return str(header)
     return ", ".join(
         str(Address(display_name=a.display_name, addr_spec=ascii_address(a.addr_spec))) for a in header.addresses

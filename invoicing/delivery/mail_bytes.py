@@ -37,10 +37,11 @@ import base64
 import functools
 import re
 from email import policy
-from email.headerregistry import Address, AddressHeader, BaseHeader
+from email.headerregistry import Address, BaseHeader
 from email.utils import format_datetime
 
 from invoicing.billing.document import InvoiceDocument
+from invoicing.delivery.addresses import addresses_are_ascii
 from invoicing.delivery.headers import address_header, folded_header
 from invoicing.delivery.mail import POLICY, FlatMessage, email_parts
 
@@ -102,7 +103,7 @@ def flat_invoice_email(
         message_id=parts.message_id if id_header is None else str(id_header),
         invoice_number=parts.number if number_header is None else str(number_header),
         # A plain To value is ASCII; a parsed one is judged as needs_downgrade judges it.
-        ascii_addresses=from_ascii and (to_header is None or _ascii_addresses(to_header)),
+        ascii_addresses=from_ascii and (to_header is None or addresses_are_ascii(to_header)),
     )
 
 
@@ -111,7 +112,7 @@ def flat_invoice_email(
 def _from_line(display_name: str, username: str, domain: str) -> tuple[str, bool]:
     """The ``From`` line (``headers.address_header`` folded by the policy) and whether its address is ASCII."""
     header = address_header("From", Address(display_name=display_name, username=username, domain=domain))
-    return header.fold(policy=_SMTP), _ascii_addresses(header)
+    return header.fold(policy=_SMTP), addresses_are_ascii(header)
 
 
 def _header(name: str, value: str, plain: bool) -> tuple[str, BaseHeader | None]:
@@ -133,13 +134,3 @@ def _header(name: str, value: str, plain: bool) -> tuple[str, BaseHeader | None]
 def _crlf(body: str) -> str:
     """``body`` with its line ends as the generator writes them (``_write_lines``): CRLF."""
     return _LINE_END.sub("\r\n", body)
-
-
-def _ascii_addresses(header: object) -> bool:
-    """The test ``addresses.needs_downgrade`` applies to one address header: are its addresses
-    (display names aside, which the policy encodes) plain ASCII?"""
-    if str(header).isascii():
-        return True
-    if not isinstance(header, AddressHeader):
-        return False
-    return all(address.addr_spec.isascii() for address in header.addresses)

@@ -75,12 +75,17 @@ class CatalogResult:
         return UpsertResult.UNCHANGED
 
 
+def short_names(names: Iterable[str | None]) -> list[str]:
+    """``names`` as stored short names (trimmed, lower case), sorted, once each; a name no company
+    can have (longer than the column) is left out, so it matches nothing instead of failing the query."""
+    return sorted(n for n in {name.strip().lower() for name in names if name} if validation.storable(n, 40))
+
+
 async def retailers_of(tenant: Tenant, names: Iterable[str | None] | None = None) -> dict[str, Company]:
     """The tenant's companies by short name (all of them when ``names`` is None)."""
     query = Company.filter(tenant_id=tenant.id)
     if names is not None:
-        wanted = {n.strip().lower() for n in names if n}
-        query = query.filter(short_name__in=sorted(n for n in wanted if validation.storable(n, 40)))
+        query = query.filter(short_name__in=short_names(names))
     return {c.short_name: c for c in await query}
 
 

@@ -18,6 +18,7 @@ from invoicing import validation
 from invoicing.billing.limits import MAX_QUANTITY
 from invoicing.errors import Conflict, InvalidInput, NotFound
 from invoicing.ingest.batches import CHUNK, TenantRef, UpsertResult, chunks
+from invoicing.ingest.catalog import short_names
 from invoicing.parties.accounting import normalise_country
 from invoicing.retrying import atomic_retry
 from invoicing.sql import Statement, connection, instant, is_postgres, is_unique_violation, json_text, json_value
@@ -28,9 +29,6 @@ from models import (
     OrderStatus,
     Tenant,
 )
-
-#: Longest stored company short name (``Company.short_name``): a longer name matches no company.
-_SHORT_NAME_MAX = 40
 
 # --- orders ------------------------------------------------------------------------------------
 
@@ -300,10 +298,8 @@ async def _company_ids(conn: BaseDBAsyncClient, tenant_id: int, names: Iterable[
     By hand on the transaction's connection: a feed PUT runs this for one name, and the ORM's
     query and ``Company`` objects (every accounting column) cost more than the lookup.
     """
-    wanted = sorted(n for n in {name.strip().lower() for name in names if name}
-                    if validation.storable(n, _SHORT_NAME_MAX))
     found: dict[str, int] = {}
-    for chunk in chunks(wanted):
+    for chunk in chunks(short_names(names)):
         q = Statement(conn)
         rows = await q.rows(f"SELECT short_name, id FROM company WHERE tenant_id = {q(tenant_id)} "
                             f"AND short_name {q.any_of(chunk, 'varchar')}")

@@ -31,7 +31,7 @@ class Formats:
     """
 
     def __init__(self, locale_id: str, currency: str, timezone: str) -> None:
-        self.locale, self._money, self._number, self._short = _patterns(locale_id)
+        self.locale, _, _, self._short = _patterns(locale_id)
         self._locale_id = locale_id
         self.currency = currency
         self.zone = ZoneInfo(timezone)
