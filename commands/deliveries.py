@@ -41,12 +41,22 @@ _NOTICE_COLUMNS = ("n.status, n.kind, n.payload, co.short_name, n.channel, n.att
 _NOTICE_JOINS = " LEFT JOIN company co ON co.id = n.company_id"
 
 
-def _mails(tenant_id: int, company_id: int | None, statuses: Sequence[str]) -> Scope:
-    """The tenant's e-mails (of one company's invoices, if given) in ``statuses``."""
+def _mails(tenant_id: int, company_id: int | None, statuses: Sequence[str], *, counting: bool = False) -> Scope:
+    """The tenant's e-mails (of one company's invoices, if given) in ``statuses``.
+
+    Both forms read the open rows by index ``delivery_open`` (newest first). The page joins their invoices;
+    the count (``counting``) looks each one's tenant up instead, so that it stops at its limit: as a join,
+    PostgreSQL hashed every invoice of the tenant's history for it.
+    """
 
     def scope(q: Statement, s: str, joins: str) -> str:
+        if counting:
+            company = f" AND t{s}.company_id = {q(company_id)}" if company_id is not None else ""
+            return (f"FROM delivery d{s}{joins} WHERE d{s}.status {q.constants_in(statuses)} "
+                    f"AND (SELECT t{s}.tenant_id FROM invoice t{s} WHERE t{s}.id = d{s}.invoice_id{company}) "
+                    f"= {q(tenant_id)}")
         sql = (f"FROM delivery d{s} JOIN invoice i{s} ON i{s}.id = d{s}.invoice_id{joins} "
-               f"WHERE i{s}.tenant_id = {q(tenant_id)} AND d{s}.status {q.any_of(statuses, 'varchar')}")
+               f"WHERE i{s}.tenant_id = {q(tenant_id)} AND d{s}.status {q.constants_in(statuses)}")
         return sql + (f" AND i{s}.company_id = {q(company_id)}" if company_id is not None else "")
 
     return scope
@@ -57,7 +67,7 @@ def _notices(tenant_id: int, company_id: int | None, statuses: Sequence[str]) ->
 
     def scope(q: Statement, s: str, joins: str) -> str:
         sql = (f"FROM slack_notice n{s}{joins} "
-               f"WHERE n{s}.tenant_id = {q(tenant_id)} AND n{s}.status {q.any_of(statuses, 'varchar')}")
+               f"WHERE n{s}.tenant_id = {q(tenant_id)} AND n{s}.status {q.constants_in(statuses)}")
         return sql + (f" AND n{s}.company_id = {q(company_id)}" if company_id is not None else "")
 
     return scope
@@ -80,8 +90,10 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     page = page_of(args, PAGE_SIZE)
     only = await find_company(ctx.tenant, words[0]) if words else None
     only_id = only.id if only is not None else None
+    mail_statuses = [DeliveryStatus.FAILED] if failed else _OPEN_DELIVERY
     mail_rows, mail_total = await page_rows(
-        _MAIL_COLUMNS, _mails(ctx.tenant.id, only_id, [DeliveryStatus.FAILED] if failed else _OPEN_DELIVERY),
+        _MAIL_COLUMNS, _mails(ctx.tenant.id, only_id, mail_statuses),
+        count=_mails(ctx.tenant.id, only_id, mail_statuses, counting=True),
         joins=_MAIL_JOINS, order="d.id DESC", page=page)
     note_rows, note_total = await page_rows(
         _NOTICE_COLUMNS, _notices(ctx.tenant.id, only_id, [NoticeStatus.FAILED] if failed else _OPEN_NOTICE),

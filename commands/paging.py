@@ -24,9 +24,34 @@ from invoicing.validation import whole_number
 
 PAGE_SIZE = 40
 MAX_PAGE = 10_000
+#: ``page_rows`` counts at most this many rows past the end of the page asked for, then says "or more".
+COUNT_AHEAD = 1_000
 #: The list commands a page button may run again (they only read).
 READ_ONLY = frozenset({"companies", "orders", "invoices", "audit", "deliveries", "schedule"})
 PAGE_ACTION = "page"
+
+
+@dataclass(frozen=True, order=True)
+class Total:
+    """How many rows a listing holds: exactly ``count``, or, with ``more``, at least ``count``.
+
+    A list whose count would read every row of a large tenant (10,000 enabled emailers, a burst's
+    backlog of e-mails) counts only so far ahead of the page shown (``page_rows``); its reply says
+    "1–40 of 1040+". Ordered by (count, more): ``max`` of two totals is the longer list.
+    """
+
+    count: int
+    more: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.count}+" if self.more else str(self.count)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def _total(total: int | Total) -> Total:
+    return total if isinstance(total, Total) else Total(total)
 
 
 @dataclass(frozen=True)
@@ -40,16 +65,19 @@ class Page:
     def offset(self) -> int:
         return (self.number - 1) * self.size
 
-    def span(self, total: int) -> str:
-        """``1–40 of 53`` (en dash); ``0 of 53`` for a page past the end."""
-        first, last = self.offset + 1, min(self.offset + self.size, total)
-        return f"{first}–{last} of {total}" if first <= last else f"0 of {total}"
+    def span(self, total: int | Total) -> str:
+        """``1–40 of 53`` (en dash); ``0 of 53`` for a page past the end; ``1–40 of 1040+`` when counted in part."""
+        known = _total(total)
+        first, last = self.offset + 1, min(self.offset + self.size, known.count)
+        return f"{first}–{last} of {known}" if first <= last else f"0 of {known}"
 
-    def pages(self, total: int) -> int:
-        return max(1, -(-total // self.size))
+    def pages(self, total: int | Total) -> str:
+        """How many pages: ``2``, or ``26+`` when the total was counted in part."""
+        known = _total(total)
+        return f"{max(1, -(-known.count // self.size))}{'+' if known.more else ''}"
 
-    def has_next(self, total: int) -> bool:
-        return self.offset + self.size < total
+    def has_next(self, total: int | Total) -> bool:
+        return self.offset + self.size < _total(total).count
 
 
 def page_of(args: Args, size: int = PAGE_SIZE) -> Page:
@@ -64,24 +92,40 @@ def page_of(args: Args, size: int = PAGE_SIZE) -> Page:
 Scope = Callable[[Statement, str, str], str]
 
 
-async def page_rows(columns: str, scope: Scope, *, joins: str, order: str,
-                    page: Page) -> tuple[list[tuple[Any, ...]], int]:
+async def page_rows(columns: str, scope: Scope, *, count: Scope | None = None, joins: str, order: str,
+                    page: Page) -> tuple[list[tuple[Any, ...]], Total]:
     """``page`` of ``SELECT columns`` over ``scope`` sorted by ``order``, and how many rows ``scope`` holds.
 
     Hand-written (``invoicing.sql``) for the lists typed most, where the ORM's query building and model
     objects cost more than the database work: one statement, the total a scalar subquery of it, and a
     second one only for a page past the end. Values are raw (datetimes decoded with ``sql.instant``).
+
+    The total is exact up to ``COUNT_AHEAD`` rows past the page, and "at least" beyond (``Total.more``):
+    an exact count reads every row in scope, which at 10,000 companies cost more than the page itself,
+    ten times over, and grew with the tenant. The page's rows are always exact. ``count`` is the same rows
+    written for counting (default ``scope``), where a form that stops at the limit differs from the page's.
     """
+    limit = page.offset + page.size + COUNT_AHEAD
     q = Statement()
-    rows = await q.rows(f"SELECT {columns}, (SELECT count(*) {scope(q, '2', '')}) {scope(q, '', joins)} "
+    counted = count or scope
+    rows = await q.rows(f"SELECT {columns}, {_counted(q, counted, limit)} {scope(q, '', joins)} "
                         f"ORDER BY {order} LIMIT {q(page.size)} OFFSET {q(page.offset)}")
     if rows:
-        return [row[:-1] for row in rows], int(rows[0][-1])
+        return [row[:-1] for row in rows], _total_of(int(rows[0][-1]), limit)
     if page.offset == 0:
-        return [], 0
+        return [], Total(0)
     q = Statement()
-    [(total,)] = await q.rows(f"SELECT count(*) {scope(q, '', '')}")
-    return [], int(total)
+    [(total,)] = await q.rows(f"SELECT {_counted(q, counted, limit)}")
+    return [], _total_of(int(total), limit)
+
+
+def _counted(q: Statement, scope: Scope, limit: int) -> str:
+    """A scalar subquery: how many rows ``scope`` holds, counting one row past ``limit`` at most."""
+    return f"(SELECT count(*) FROM (SELECT 1 {scope(q, '2', '')} LIMIT {q(limit + 1)}) AS counted)"
+
+
+def _total_of(counted: int, limit: int) -> Total:
+    return Total(limit, more=True) if counted > limit else Total(counted)
 
 
 def _quoted(value: str) -> str:
@@ -97,13 +141,13 @@ def command_text(command: str, words: Sequence[str], options: Mapping[str, str],
     return " ".join([*parts, f"page={page}"])
 
 
-def beyond_end(page: Page, total: int, noun: str, command: str) -> str:
+def beyond_end(page: Page, total: int | Total, noun: str, command: str) -> str:
     """What a page past the last one says (the rows exist, just not on this page)."""
     return (f"No {noun} on page {page.number}: there are {total} ({page.pages(total)} page(s)). "
             f"Start at `/invoicing {command}`.")
 
 
-def footer(page: Page, total: int, *, command: str, words: Sequence[str] = (),
+def footer(page: Page, total: int | Total, *, command: str, words: Sequence[str] = (),
            options: Mapping[str, str] | None = None) -> list[Block]:
     """The blocks that end a page: where it is in the list, and the way to the next page."""
     opts = options or {}

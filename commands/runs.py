@@ -39,13 +39,22 @@ async def run(args: Args, ctx: CommandContext) -> Reply:
     return reply
 
 
-def _enabled_emailers(tenant_id: int) -> Scope:
-    """The tenant's enabled PDF Emailers."""
+def _enabled_emailers(tenant_id: int, *, counting: bool = False) -> Scope:
+    """The tenant's enabled PDF Emailers.
+
+    The count (``counting``) looks each one's tenant up, so that it stops at its limit: as a join, PostgreSQL
+    hashed every company of the tenant for it.
+    """
 
     def scope(q: Statement, s: str, joins: str) -> str:
+        def emailers() -> str:  # bound where it is placed: SQLite's ``?`` placeholders are positional
+            return f"i{s}.kind = {q(IntegrationKind.PDF_EMAILER.value)} AND i{s}.enabled = {q(True)}"
+
+        if counting:
+            return (f"FROM integration i{s}{joins} WHERE {emailers()} "
+                    f"AND (SELECT t{s}.tenant_id FROM company t{s} WHERE t{s}.id = i{s}.company_id) = {q(tenant_id)}")
         return (f"FROM integration i{s} JOIN company c{s} ON c{s}.id = i{s}.company_id{joins} "
-                f"WHERE c{s}.tenant_id = {q(tenant_id)} AND i{s}.kind = {q(IntegrationKind.PDF_EMAILER.value)} "
-                f"AND i{s}.enabled = {q(True)}")
+                f"WHERE c{s}.tenant_id = {q(tenant_id)} AND {emailers()}")
 
     return scope
 
@@ -57,7 +66,9 @@ async def schedule(args: Args, ctx: CommandContext) -> Reply:
     # Hand-written (paging.page_rows): typed often while a burst runs; a run not scheduled sorts where the
     # database puts NULL (PostgreSQL last, SQLite first), as the ORM's ORDER BY did.
     rows, total = await page_rows("i.next_run_at, c.timezone, c.short_name, i.schedule",
-                                  _enabled_emailers(ctx.tenant.id), joins="", order="i.next_run_at, i.id", page=page)
+                                  _enabled_emailers(ctx.tenant.id),
+                                  count=_enabled_emailers(ctx.tenant.id, counting=True),
+                                  joins="", order="i.next_run_at, i.id", page=page)
     if not total:
         return message("No emailer is enabled.", section(
             "No PDF Emailer is enabled. Enable one with `/invoicing emailer <co> enable`."))

@@ -5,7 +5,8 @@ the ORM's query building or per-row objects to cost more than the database work
 (the order write path, the orders page, token checks, the scheduler's claim, batched runs,
 the outboxes' chunked claims, the Slack lists of ``schedule`` and ``deliveries``).
 Such statements are built with ``Statement``: values are bound through ``param`` (or
-``any_of``), never formatted into the text, and the placeholders follow the
+``any_of``), never formatted into the text (but for the code's own constants that a partial
+index needs to see, ``constants_in``), and the placeholders follow the
 connection's dialect (``$1`` for asyncpg, ``?`` for SQLite). Rows come back raw, so
 values of columns whose Python type the driver does not give (SQLite returns
 datetimes as ISO text, JSON as text) are decoded with ``instant`` and ``json_value``.
@@ -16,6 +17,7 @@ because of a concurrent one (``invoicing.retrying`` runs such a transaction agai
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -32,6 +34,8 @@ _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 #: or a WAL snapshot went stale): the statement failed, and the transaction may succeed when run again.
 _TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
+#: What ``Statement.constants_in`` writes into a statement's text.
+_CONSTANT = re.compile(r"[a-z_]{1,40}")
 #: How Tortoise's ``JSONField`` encodes by default; raw writes must store the same text.
 _json_dumps = partial(json.dumps, separators=(",", ":"))
 
@@ -67,6 +71,17 @@ class Statement:
         if self.postgres:
             return f"= ANY({self.param(list(values))}::{pg_type}[])"
         return f"IN ({','.join(self.param(v) for v in values)})"
+
+    def constants_in(self, values: Sequence[str]) -> str:
+        """``IN ('a', 'b')`` with the values in the text: only for the code's own constants (an enum's values).
+
+        A partial index (``WHERE status IN (…)``) is used only when the planner can see from the statement
+        itself that its rows are the index's; a bound parameter hides that. Anything but lower-case words
+        is refused, so no outside text can reach the statement this way.
+        """
+        if not values or not all(_CONSTANT.fullmatch(value) for value in values):
+            raise ValueError(f"not constants: {values!r}")
+        return f"IN ({', '.join(repr(str(value)) for value in values)})"
 
     def for_update(self, *, skip_locked: bool = False) -> str:
         """A row-lock clause on PostgreSQL; empty on SQLite, whose writers hold the database lock."""

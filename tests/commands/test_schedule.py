@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from commands import paging
 from commands.context import CommandContext
 from commands.dispatch import dispatch
 from commands.replies import Reply
@@ -94,6 +95,26 @@ async def test_pages_say_where_they_are_and_a_page_past_the_end_says_how_many_th
     beyond = await ask(tenant, "schedule page=3")
     assert beyond.text == "No runs on that page."
     assert lines(beyond) == ["No runs on page 3: there are 42 (2 page(s)). Start at `/invoicing schedule`."]
+
+
+async def test_a_long_list_is_counted_only_so_far_past_the_page_and_says_so(db, monkeypatch):
+    """``paging.COUNT_AHEAD`` (1,000) made small: 45 emailers, counted 2 past page 1, exactly from page 2 on."""
+    monkeypatch.setattr(paging, "COUNT_AHEAD", 2)
+    tenant = await f.tenant()
+    for n in range(45):
+        company = await create_company(tenant, f"shop{n:02d}", name=f"Shop {n}", country="GB", currency="GBP")
+        await Integration.filter(company_id=company.id, kind=IntegrationKind.PDF_EMAILER).update(
+            enabled=True, next_run_at=T0 + timedelta(minutes=n))
+    first = await ask(tenant, "schedule")
+    assert first.text == "Upcoming invoice runs (1–40 of 42+)"
+    assert len(lines(first)) == 40
+    assert first.blocks[-2]["elements"][0]["text"].startswith("1–40 of 42+ · page 1 of 2+ · next:")
+    second = await ask(tenant, "schedule page=2")
+    assert second.text == "Upcoming invoice runs (41–45 of 45)"
+    assert len(lines(second)) == 5
+    # A page past the end counts from its own start, past every row: exact.
+    assert lines(await ask(tenant, "schedule page=5")) == [
+        "No runs on page 5: there are 45 (2 page(s)). Start at `/invoicing schedule`."]
 
 
 async def test_without_an_enabled_emailer_the_reply_says_how_to_enable_one(db):

@@ -20,6 +20,9 @@ from bot.db import database, throwaway_database
 
 Index = tuple[str, tuple[str, ...], bool]  # table, columns in order, unique
 
+#: Built by migration 0020 only: partial indexes of the open e-mails and notices, which the models cannot declare.
+PARTIAL: set[Index] = {("delivery", ("id",), False), ("slack_notice", ("tenant_id", "id"), False)}
+
 
 async def _postgres_indexes() -> set[Index]:
     rows = await connections.get("default").execute_query_dict(
@@ -89,7 +92,7 @@ async def test_the_migrations_create_every_index_the_models_declare(db_url, tmp_
             declared = await _indexes()
     missing, extra = sorted(declared - migrated), sorted(migrated - declared)
     assert missing == [], f"declared by the models, missing from the migrated schema: {missing}"
-    assert extra == [], f"in the migrated schema, declared by no model: {extra}"
+    assert extra == sorted(PARTIAL), f"in the migrated schema, declared by no model: {extra}"
 
 
 async def test_every_foreign_key_leads_an_index(db_url):
