@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from invoicing.billing.legal_notes import exemption_reason, legal_notes
 from invoicing.billing.vat_rules import derive_category, exemption_code
 from models import Invoice, InvoiceLine
+
+if TYPE_CHECKING:  # line_rows imports models and sql; the document needs only the type
+    from invoicing.billing.line_rows import LineRow
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,8 @@ class InvoiceDocument:
         return self.issued_at.astimezone(ZoneInfo(self.timezone)).date() + timedelta(days=self.payment_terms_days)
 
     @classmethod
-    def from_models(cls, invoice: Invoice, lines: Iterable[InvoiceLine], *, tenant_name: str) -> InvoiceDocument:
+    def from_models(cls, invoice: Invoice, lines: Iterable[InvoiceLine | LineRow], *,
+                    tenant_name: str) -> InvoiceDocument:
         """The document of a stored invoice, exactly as snapshotted at issue time.
 
         Invoices issued before VAT categories existed have none stored: their lines and rows get

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from tortoise.expressions import Q
 
@@ -19,7 +20,7 @@ from invoicing.billing.limits import line_problem
 from invoicing.billing.money import line_net, plain
 from invoicing.billing.vat_rules import check_category
 from invoicing.errors import InvalidInput
-from models import OrderItem, Price, Product
+from models import Price, Product
 
 
 @dataclass(frozen=True)
@@ -85,16 +86,27 @@ async def load_price_books(tenant_id: int, currencies: Mapping[int, str], skus: 
             for company_id, currency in currencies.items()}
 
 
+class Priceable(Protocol):
+    """What pricing reads of an order item: an ``OrderItem``, or ``order_items.Item`` (its row)."""
+
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def description(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class PricedItem:
     """An order item with its unit price and its line net (rounded, ``money.line_net``)."""
 
-    item: OrderItem
+    item: Priceable
     price: UnitPrice
     net: Decimal
 
 
-def price_items(items: Sequence[OrderItem], book: PriceBook) -> tuple[PricedItem, ...] | str:
+def price_items(items: Sequence[Priceable], book: PriceBook) -> tuple[PricedItem, ...] | str:
     """Every item of one order priced into a line, or the reason the order cannot be invoiced.
 
     The reason is the first item's: no price in the buyer's currency, a quantity or price

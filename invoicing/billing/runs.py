@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -35,8 +35,10 @@ from invoicing.billing.eligibility import OrderFacts, ineligibility_reason, scop
 from invoicing.billing.fx import Quote, fx_json, required_rate
 from invoicing.billing.legal import legal_content
 from invoicing.billing.limits import InvoiceRoom
+from invoicing.billing.line_rows import LineRow, insert_lines
 from invoicing.billing.money import Totals, totals
 from invoicing.billing.numbering import take_next_number
+from invoicing.billing.order_items import Item, items_by_order
 from invoicing.billing.pricing import PriceBook, load_price_book, price_items
 from invoicing.errors import Conflict, IncompleteDetails, NotEligible
 from invoicing.parties.accounting import missing_fields
@@ -44,7 +46,6 @@ from models import (
     Company,
     Integration,
     Invoice,
-    InvoiceLine,
     InvoiceRun,
     Order,
     Plan,
@@ -162,19 +163,22 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
         query = query.select_for_update()
     # Row locks are taken in id order, as by every writer of orders (docs/architecture.md, "Lock order");
     # the lines still follow dispatch time.
-    orders = await query.order_by("id").prefetch_related("items")
+    orders = await query.order_by("id")
+    items = await items_by_order([o.id for o in orders])
     book = await load_price_book(
-        company.tenant_id, company.id, company.currency, (item.sku for o in orders for item in o.items)
+        company.tenant_id, company.id, company.currency, (item.sku for rows in items.values() for item in rows)
     )
-    return plan_orders(orders, book, integration, cutoff)
+    return plan_orders(orders, items, book, integration, cutoff)
 
 
-def plan_orders(orders: Iterable[Order], book: PriceBook, integration: Integration, cutoff: datetime) -> InvoicePlan:
-    """``plan_invoice``'s pure part: ``orders`` (in the run's scope, items prefetched) priced with ``book``.
+def plan_orders(orders: Iterable[Order], items_of: Mapping[int, Sequence[Item]], book: PriceBook,
+                integration: Integration, cutoff: datetime) -> InvoicePlan:
+    """``plan_invoice``'s pure part: ``orders`` (in the run's scope) and their items, priced with ``book``.
 
-    The lines follow dispatch time (then id), whatever order ``orders`` come in; the currency is the
-    book's (the buyer's). Batched runs (``pdf_emailer.batch``) load many companies' orders and books
-    at once and plan each company with this same function, so both paths plan identically.
+    ``items_of`` is ``order_items.items_by_order``'s answer (each order's items in print order). The lines
+    follow dispatch time (then id), whatever order ``orders`` come in; the currency is the book's (the
+    buyer's). Batched runs (``pdf_emailer.batch``) load many companies' orders, items and books at once
+    and plan each company with this same function, so both paths plan identically.
     """
     orders = sorted(orders, key=lambda o: (o.dispatched_at, o.id))
     lines: list[PlannedLine] = []
@@ -182,7 +186,7 @@ def plan_orders(orders: Iterable[Order], book: PriceBook, integration: Integrati
     skipped: list[Skipped] = []
     room = InvoiceRoom(book.currency)
     for order in orders:
-        items = sorted(order.items, key=lambda i: (i.position, i.id))
+        items = items_of.get(order.id, ())
         facts = OrderFacts(
             status=order.status,
             dispatched_at=order.dispatched_at,
@@ -287,9 +291,7 @@ async def draft(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str
     rows = draft_rows(ctx, planned, quote)
     invoice = rows.invoice
     await invoice.save(force_create=True)
-    for line in rows.lines:
-        line.invoice_id = invoice.id
-    await InvoiceLine.bulk_create(list(rows.lines))
+    await insert_lines([(invoice.id, line) for line in rows.lines])
     on_step("invoice_created")
     marked = await Order.filter(id__in=list(planned.order_ids), invoice_id=None).update(invoice_id=invoice.id)
     if marked != len(planned.order_ids):
@@ -307,12 +309,12 @@ async def draft(ctx: RunContext, planned: InvoicePlan, *, on_step: Callable[[str
 class DraftRows:
     """An invoice (unnumbered) and its lines as rows not yet written, with its totals.
 
-    The lines' ``invoice_id`` is set by whoever writes the invoice (``draft``, or a batched run
-    that writes many at once).
+    The lines get their invoice's id from whoever writes the invoice (``draft``, or a batched run
+    that writes many at once), which then writes them with ``line_rows.insert_lines``.
     """
 
     invoice: Invoice
-    lines: tuple[InvoiceLine, ...]
+    lines: tuple[LineRow, ...]
     money: Totals
 
 
@@ -332,7 +334,7 @@ def draft_rows(ctx: RunContext, planned: InvoicePlan, quote: Quote | None) -> Dr
         order_count=len(planned.order_ids), payment_terms_days=company.payment_terms_days,
     )
     lines = tuple(
-        InvoiceLine(
+        LineRow(
             position=pos, order_id_ref=line.order_id, order_ref=line.order_ref,
             dispatched_at=line.dispatched_at, sku=line.sku, description=line.description[:300],
             quantity=line.quantity, unit_cost=line.unit_cost, unit_shipping=line.unit_shipping,

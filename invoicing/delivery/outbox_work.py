@@ -1,8 +1,8 @@
 """What one outbox pass sends: each delivery's document and e-invoice choice, loaded in a few queries.
 
 The number of queries does not grow with the number of deliveries: invoices come with the
-due rows (``prefetch_related``), lines, tenants, credit notes and PDF Emailer settings in one
-query each. The e-invoice choice is read when the pass starts, not per message.
+due rows (``prefetch_related``), lines (as rows: ``line_rows.lines_of``), tenants, credit notes and
+PDF Emailer settings in one query each. The e-invoice choice is read when the pass starts, not per message.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 from invoicing.billing.credit_document import credit_document
 from invoicing.billing.document import InvoiceDocument
+from invoicing.billing.line_rows import lines_of
 from invoicing.delivery.einvoice.choice import AUTO, stored_choice, wants_facturx
-from models import CreditNote, CreditNoteLine, Delivery, Integration, IntegrationKind, InvoiceLine, Tenant
+from models import CreditNote, CreditNoteLine, Delivery, Integration, IntegrationKind, Tenant
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,11 @@ async def load_work(deliveries: list[Delivery]) -> dict[int, Work]:
     """``Work`` by delivery id; ``deliveries`` come with their ``invoice`` prefetched."""
     invoices = {d.invoice_id: d.invoice for d in deliveries}
     ids = list(invoices)
-    lines: dict[int, list[InvoiceLine]] = defaultdict(list)
-    for line in await InvoiceLine.filter(invoice_id__in=ids):
-        lines[line.invoice_id].append(line)
+    lines = await lines_of(ids)
     names = dict(await Tenant.filter(id__in={i.tenant_id for i in invoices.values()}).values_list("id", "name"))
     by_invoice = {
-        invoice.id: InvoiceDocument.from_models(invoice, lines[invoice.id], tenant_name=names[invoice.tenant_id])
+        invoice.id: InvoiceDocument.from_models(invoice, lines.get(invoice.id, ()),
+                                                tenant_name=names[invoice.tenant_id])
         for invoice in invoices.values()
     }
     credit_ids = [d.credit_note_id for d in deliveries if d.credit_note_id is not None]

@@ -41,7 +41,9 @@ from tortoise.expressions import Q
 from invoicing.billing import runs
 from invoicing.billing.eligibility import scope_filter
 from invoicing.billing.fx import Quote, required_rate
+from invoicing.billing.line_rows import insert_lines
 from invoicing.billing.numbering import take_next_numbers
+from invoicing.billing.order_items import items_by_order
 from invoicing.billing.pricing import load_price_books
 from invoicing.billing.runs import InvoicePlan, RunContext, RunReport
 from invoicing.clock import Clock, utc_now
@@ -58,7 +60,6 @@ from models import (
     Integration,
     IntegrationKind,
     Invoice,
-    InvoiceLine,
     InvoiceRun,
     Order,
     RunOutcome,
@@ -194,16 +195,18 @@ async def _issue(tenant: Tenant, cutoff: datetime, pairs: list[tuple[BatchItem, 
     scope = reduce(or_, (scope_filter(cutoff, starting_from) & Q(company_id__in=companies)
                          for starting_from, companies in windows.items()))
     orders_by_company: dict[int, list[Order]] = defaultdict(list)
-    for order in await Order.filter(scope).select_for_update().order_by("id").prefetch_related("items"):
+    locked = await Order.filter(scope).select_for_update().order_by("id")
+    for order in locked:
         orders_by_company[order.company_id].append(order)
+    items = await items_by_order([order.id for order in locked])
     books = await load_price_books(
         tenant.id, {item.company.id: item.company.currency for item, _ in pairs},
-        (i.sku for orders in orders_by_company.values() for order in orders for i in order.items))
+        (i.sku for rows in items.values() for i in rows))
     work = []
     for item, row in pairs:
         ctx = RunContext(tenant, item.company, row, item.trigger, actor, now, cutoff)
-        work.append(_Run(item, ctx, runs.plan_orders(orders_by_company[item.company.id], books[item.company.id],
-                                                     row, cutoff)))  # fmt: skip
+        work.append(_Run(item, ctx, runs.plan_orders(orders_by_company[item.company.id], items,
+                                                     books[item.company.id], row, cutoff)))  # fmt: skip
         await _let_others_run()
     await preview.supersede_pending([row.id for _, row in pairs], now=now, actor=actor)
     issuing = [run for run in work if run.planned.lines]
@@ -228,15 +231,10 @@ async def _draft_all(issuing: list[_Run], quotes: dict[str, Quote | None]) -> No
     tenant_id = issuing[0].ctx.tenant.id
     ids = dict(await Invoice.filter(tenant_id=tenant_id, number__in=[i.number for i in invoices])
                .values_list("number", "id"))
-    lines: list[InvoiceLine] = []
     for invoice in invoices:
         invoice.id = ids[invoice.number]
-    for run in issuing:
-        assert run.rows is not None
-        for line in run.rows.lines:
-            line.invoice_id = run.rows.invoice.id
-            lines.append(line)
-    await InvoiceLine.bulk_create(lines)
+    await insert_lines([(run.rows.invoice.id, line) for run in issuing if run.rows is not None
+                        for line in run.rows.lines])
     await _mark_orders(issuing)
     cutoff = issuing[0].ctx.cutoff
     for run in issuing:

@@ -48,7 +48,7 @@ from invoicing.billing.pricing import load_price_book, price_items
 from invoicing.billing.runs import Skipped
 from invoicing.billing.vat_rules import derive_category
 from invoicing.integrations.xml_export.records import ExportLine, ExportOrder, order_problem
-from models import Company, Integration, Invoice, InvoiceLine, Order, Tenant, XmlExportItem
+from models import Company, Integration, Invoice, InvoiceLine, Order, OrderItem, Tenant, XmlExportItem
 
 #: Orders read (and locked, on PostgreSQL) per query.
 CHUNK = 1000
@@ -189,7 +189,8 @@ def _record(tenant: Tenant, company: Company, integration: Integration, cutoff: 
         items = [_Item(l.sku, l.description, l.quantity, Decimal(l.unit_cost), Decimal(l.unit_shipping),
                        Decimal(l.tax_rate), l.vat_category, Decimal(l.net)) for l in invoice_lines]
     else:
-        priced = price_items(sorted(order.items, key=lambda i: (i.position, i.id)), book)
+        ordered: list[OrderItem] = sorted(order.items, key=lambda i: (i.position, i.id))
+        priced = price_items(ordered, book)
         if isinstance(priced, str):
             return priced
         items = [_Item(p.item.sku, p.item.description or p.price.product_name, p.item.quantity, p.price.cost_price,
