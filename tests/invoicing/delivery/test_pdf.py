@@ -437,11 +437,12 @@ def test_shared_fonts_produce_the_bytes_of_plain_fpdf2_add_font(name: str) -> No
 def test_documents_that_share_a_character_map_share_its_font_tables_and_keep_plain_fpdf2_bytes() -> None:
     # The bold face: the same head, labels and buyer, so its characters are first used in the same
     # order and the second document's widths, ToUnicode and CIDToGIDMap come from the first one's
-    # (faces._Face.mapped_tables); a third document whose buyer's characters come in another order
-    # gets tables of its own. Either way the bytes are plain fpdf2's.
-    first = make_doc([make_line(1, description="Ŀlama Ŧ-shirt Ǯ")], buyer=replace(BUYER_GB, legal_name="Ǯeta 12"))
+    # (faces._Face.mapped_tables); a third document whose buyer's characters beyond ASCII come in
+    # another order gets tables of its own (ASCII has its places before anything is drawn: text._PRESET).
+    # Either way the bytes are plain fpdf2's.
+    first = make_doc([make_line(1, description="Ŀlama Ŧ-shirt Ǯ")], buyer=replace(BUYER_GB, legal_name="Ǯeta Ŀ 12"))
     second = replace(first, lines=[make_line(1, description="Ŧ-shirt Ǯ Ŀlama")])  # only regular text differs
-    third = replace(first, buyer=replace(BUYER_GB, legal_name="21 ateǮ"))
+    third = replace(first, buyer=replace(BUYER_GB, legal_name="Ŀ 21 ateǮ"))
     bold = fonts._face(fonts.FAMILY.lower() + "B")  # the buyer's name is set in bold
     render_invoice_pdf(first)
     known = len(bold._mapped)
@@ -463,6 +464,17 @@ def as_fpdf2_tags(data: bytes) -> bytes:
 
 def without_file_id(data: bytes) -> bytes:
     return re.sub(rb"/ID \[<[0-9A-F]{32}><[0-9A-F]{32}>\]", b"/ID []", data)
+
+
+def test_invoices_printed_in_ascii_share_one_subset_and_one_map_per_face() -> None:
+    # Buyers whose names use different letters: before ASCII was placed first (text._PRESET), each
+    # glyph set was a subset of its own (fontTools, ~12 ms) and each order of first use a map of its own.
+    bold = fonts._face(fonts.FAMILY.lower() + "B")
+    render_invoice_pdf(make_doc([make_line(1)], buyer=replace(BUYER_GB, legal_name="Zebra Quilts Ltd")))
+    subsets, maps = len(bold._subsets), len(bold._mapped)
+    for name in ("Jolly Kayak & Vixen", "Fjord (Wax) Brick #7", "Oak Pixel Dune!"):
+        render_invoice_pdf(make_doc([make_line(1)], buyer=replace(BUYER_GB, legal_name=name)))
+    assert (len(bold._subsets), len(bold._mapped)) == (subsets, maps)
 
 
 def test_each_font_subset_has_its_own_six_letter_tag() -> None:
