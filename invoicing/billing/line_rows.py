@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
+from tortoise.fields import DecimalField
+
 from invoicing.sql import Statement, instant
 from models import InvoiceLine
 
@@ -45,27 +47,37 @@ _COLUMNS = ("invoice_id", *(f.name for f in fields(LineRow)))
 _PG_TYPES = {"invoice_id": "int", "position": "int", "order_id_ref": "int", "quantity": "int",
              "dispatched_at": "timestamptz", "unit_cost": "numeric", "unit_shipping": "numeric",
              "tax_rate": "numeric", "net": "numeric"}  # fmt: skip
+#: The quantum of each Decimal column (``DecimalField.quant``).
+_QUANTS: dict[str, Decimal] = {name: field.quant for name, field in InvoiceLine._meta.fields_map.items()
+                               if isinstance(field, DecimalField)}
 
 
 async def insert_lines(lines: Sequence[tuple[int, LineRow]]) -> None:
     """Insert ``lines`` (invoice id, row) in the current transaction; nothing when empty."""
     if not lines:
         return
+    q = Statement()
+    names = ", ".join(_COLUMNS)
+    if q.postgres:
+        # asyncpg takes the Python values as they are; a Decimal is quantized to its column's places as the
+        # model's field does it (ROUND_HALF_EVEN), not left to PostgreSQL's numeric (which rounds half up).
+        columns: list[list[object]] = [[invoice_id for invoice_id, _ in lines]]
+        for name in _COLUMNS[1:]:
+            column = [getattr(row, name) for _, row in lines]
+            quant = _QUANTS.get(name)
+            columns.append([value.quantize(quant) for value in column] if quant is not None else column)
+        arrays = ", ".join(f"{q(column)}::{_PG_TYPES.get(name, 'text')}[]"
+                           for name, column in zip(_COLUMNS, columns, strict=True))
+        await q.execute(f"INSERT INTO invoice_line ({names}) SELECT * FROM unnest({arrays})")
+        return
+    # SQLite stores what Tortoise's converters make of a value (text for Decimals and datetimes): as a model
+    # would, its attribute takes the field's Python value, then bulk_create writes the field's database value.
     fields_map = InvoiceLine._meta.fields_map
     converters = [fields_map[column] for column in _COLUMNS]
-    # As a model would: its attribute takes the field's Python value (a Decimal quantized to the column's
-    # places), then bulk_create writes the field's database value of that.
     values = [[field.to_db_value(field.to_python_value(invoice_id if column == "invoice_id" else getattr(row, column)),
                                  InvoiceLine)
                for column, field in zip(_COLUMNS, converters, strict=True)]
               for invoice_id, row in lines]  # fmt: skip
-    q = Statement()
-    names = ", ".join(_COLUMNS)
-    if q.postgres:
-        arrays = ", ".join(f"{q(list(column))}::{_PG_TYPES.get(name, 'text')}[]"
-                           for name, column in zip(_COLUMNS, zip(*values, strict=True), strict=True))
-        await q.execute(f"INSERT INTO invoice_line ({names}) SELECT * FROM unnest({arrays})")
-        return
     placeholders = ", ".join(q(None) for _ in _COLUMNS)
     await q.execute_many(f"INSERT INTO invoice_line ({names}) VALUES ({placeholders})", values)
 

@@ -55,7 +55,10 @@ async def stored(invoice_id: int) -> list[tuple[object, ...]]:
 async def test_hand_written_lines_store_what_bulk_create_stored(db):
     by_hand, by_orm = await invoices(2)
     lines = [row(1), row(2, dispatched_at=datetime(2026, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
-                         quantity=1, unit_cost=Decimal("0.0001"), net=Decimal("0.0001"), vat_category="")]
+                         quantity=1, unit_cost=Decimal("0.0001"), net=Decimal("0.0001"), vat_category=""),
+             # More places than the columns hold: rounded half to even as the model's field does (PostgreSQL's
+             # own numeric rounding is half up, which would store 0.0001 and 20.001).
+             row(3, unit_shipping=Decimal("0.00005"), tax_rate=Decimal("20.0005"))]
     await insert_lines([(by_hand.id, line) for line in lines])
     await InvoiceLine.bulk_create([InvoiceLine(invoice_id=by_orm.id, **asdict(line)) for line in lines])
 
