@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 #: How many skipped orders a run keeps by reference (totals per reason are always complete).
 SKIPPED_KEEP = 200
 
+#: The columns of an order that planning reads (``plan_orders``): loading only these skips, per order,
+#: the decoding of its ship-to JSON and the fields nobody reads.
+PLANNED_COLUMNS = ("id", "company_id", "external_ref", "status", "dispatched_at", "on_hold", "error", "invoice_id")
+
 @dataclass(frozen=True)
 class PlannedLine(DocumentLine):
     """A line as it will be printed, plus the order it bills.
@@ -163,7 +167,7 @@ async def plan_invoice(company: Company, integration: Integration, cutoff: datet
         query = query.select_for_update()
     # Row locks are taken in id order, as by every writer of orders (docs/architecture.md, "Lock order");
     # the lines still follow dispatch time.
-    orders = await query.order_by("id")
+    orders = await query.order_by("id").only(*PLANNED_COLUMNS)
     items = await items_by_order([o.id for o in orders])
     book = await load_price_book(
         company.tenant_id, company.id, company.currency, (item.sku for rows in items.values() for item in rows)

@@ -195,7 +195,7 @@ async def _issue(tenant: Tenant, cutoff: datetime, pairs: list[tuple[BatchItem, 
     scope = reduce(or_, (scope_filter(cutoff, starting_from) & Q(company_id__in=companies)
                          for starting_from, companies in windows.items()))
     orders_by_company: dict[int, list[Order]] = defaultdict(list)
-    locked = await Order.filter(scope).select_for_update().order_by("id")
+    locked = await Order.filter(scope).select_for_update().order_by("id").only(*runs.PLANNED_COLUMNS)
     for order in locked:
         orders_by_company[order.company_id].append(order)
     items = await items_by_order([order.id for order in locked])
