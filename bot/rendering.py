@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 
@@ -51,9 +53,31 @@ def _ready() -> None:
 
 
 def _preload() -> None:
+    """Each worker's start: follow the parent out (``_exit_with_parent``), parse the fonts."""
+    _exit_with_parent()
     from invoicing.delivery.fonts.faces import preload
 
     preload()
+
+
+def _exit_with_parent() -> None:
+    """End this worker once the process that started it is gone.
+
+    A service stopped cleanly shuts its pool down; one killed outright (SIGKILL, an OOM kill) runs no
+    shutdown, and its workers, blocked on the task queue, stayed for good — 85 MB each, two more after
+    every restart. A daemon thread waits on multiprocessing's parent sentinel (a pipe the parent holds
+    open, so it reads as ready once the parent is gone, also when that happened before this worker got
+    here) and leaves without cleanup: the tasks it could finish have nobody left to take them.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 #: Renders per worker before it is replaced (``max_tasks_per_child``); see ``RenderPool``.

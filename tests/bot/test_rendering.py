@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from bot.rendering import RENDERS_PER_WORKER, RenderPool, render_in_thread
 from tests.invoicing.delivery.test_pdf import make_doc, make_line
@@ -39,3 +44,48 @@ def test_warm_starts_every_worker_before_the_first_render():
         assert len(pool.worker_pids()) == 2
     finally:
         pool.close()
+
+
+OWNER = """
+import sys, time
+from bot.rendering import RenderPool
+pool = RenderPool(workers=2)
+pool.warm()
+deadline = time.monotonic() + 60
+while len(pool.worker_pids()) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(" ".join(map(str, pool.worker_pids())), flush=True)
+time.sleep(600)
+"""
+
+
+def test_workers_exit_when_the_service_is_killed():
+    # ``serve`` killed with SIGKILL (an OOM kill, a container stopped hard) runs no shutdown: its render
+    # workers, blocked on the task queue, stayed behind for good, 85 MB each, and a restart added two more.
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert owner.stdout is not None
+        pids = [int(pid) for pid in owner.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in pids if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
