@@ -20,7 +20,8 @@ from decimal import Decimal
 
 from tortoise.fields import DecimalField
 
-from invoicing.sql import Statement, instant
+from invoicing.ingest.batches import CHUNK, chunks
+from invoicing.sql import Statement, instant, is_postgres
 from models import InvoiceLine
 
 
@@ -82,20 +83,16 @@ async def insert_lines(lines: Sequence[tuple[int, LineRow]]) -> None:
     await q.execute_many(f"INSERT INTO invoice_line ({names}) VALUES ({placeholders})", values)
 
 
-#: Invoices per statement on SQLite, whose statements take a bounded number of parameters.
-SQLITE_CHUNK = 500
-
-
 async def lines_of(invoice_ids: Sequence[int]) -> dict[int, list[LineRow]]:
     """The lines of each of ``invoice_ids`` in position order, as ``InvoiceLine`` reads them (aware UTC
     datetimes, Decimals); an invoice without lines (or unknown) is absent."""
     found: dict[int, list[LineRow]] = defaultdict(list)
     ids = list(dict.fromkeys(invoice_ids))
-    size = len(ids) if Statement().postgres else SQLITE_CHUNK
-    for start in range(0, len(ids), max(size, 1)):
+    # PostgreSQL takes the ids as one array parameter; SQLite's IN list goes in pieces (``batches.CHUNK``).
+    for part in chunks(ids, max(len(ids), 1) if is_postgres() else CHUNK):
         q = Statement()
         for invoice_id, *row in await q.rows(f"SELECT {', '.join(_COLUMNS)} FROM invoice_line "
-                                             f"WHERE invoice_id {q.any_of(ids[start:start + size], 'int')}"):
+                                             f"WHERE invoice_id {q.any_of(part, 'int')}"):
             position, order_id_ref, order_ref, dispatched_at, sku, description, quantity = row[:7]
             unit_cost, unit_shipping, tax_rate, net = (Decimal(value) for value in row[7:11])
             at = instant(dispatched_at)

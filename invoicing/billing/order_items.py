@@ -1,4 +1,4 @@
-"""The items of the orders a run plans, read as plain rows in one statement per chunk.
+"""The items of the orders a run plans, read as plain rows in one statement (per ``batches.CHUNK`` ids on SQLite).
 
 A run reads every item of every candidate order; a batched run (``pdf_emailer.batch``) a thousand
 at once. Prefetched as ORM objects they cost an object per item, and the prefetch's ``IN ($1 … $1000)``
@@ -13,10 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from invoicing.sql import Statement
-
-#: Ids per statement on SQLite, whose statements take a bounded number of parameters.
-SQLITE_CHUNK = 500
+from invoicing.ingest.batches import CHUNK, chunks
+from invoicing.sql import Statement, is_postgres
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +33,11 @@ async def items_by_order(order_ids: Sequence[int]) -> dict[int, list[Item]]:
     """The items of each of ``order_ids`` in print order (position, then id); an order without items is absent."""
     found: dict[int, list[Item]] = defaultdict(list)
     ids = list(dict.fromkeys(order_ids))
-    q = Statement()
-    size = len(ids) if q.postgres else SQLITE_CHUNK
-    for start in range(0, len(ids), max(size, 1)):
+    # PostgreSQL takes the ids as one array parameter; SQLite's IN list goes in pieces (``batches.CHUNK``).
+    for part in chunks(ids, max(len(ids), 1) if is_postgres() else CHUNK):
         q = Statement()
         rows = await q.rows("SELECT id, order_id, position, sku, quantity, description FROM order_item "
-                            f"WHERE order_id {q.any_of(ids[start:start + size], 'int')}")
+                            f"WHERE order_id {q.any_of(part, 'int')}")
         for row in rows:
             found[row[1]].append(Item(*row))
     for items in found.values():

@@ -13,7 +13,7 @@ from tests import factories as f
 
 @pytest.mark.parametrize("chunk", [500, 2])
 async def test_every_item_of_the_orders_asked_for_in_print_order(db, monkeypatch, chunk):
-    monkeypatch.setattr(order_items, "SQLITE_CHUNK", chunk)
+    monkeypatch.setattr(order_items, "CHUNK", chunk)
     t = await f.tenant()
     c = await f.company(t)
     orders = [await f.order(c, items=[ItemInput("MUG", 1, "first"), ItemInput("TEE", 2), ItemInput("CAP", 3)])
