@@ -64,9 +64,9 @@ async def add_rows(start: int, stop: int, *, status: str) -> None:
     # One script: on PostgreSQL each execute_script may take another pooled connection.
     await conn.execute_script(
         f"{off};\n"
-        "INSERT INTO delivery (invoice_id, kind, status, message_id, to_addr, bcc, attempts, next_attempt_at, "
-        f"last_error, created_at) SELECT 1, 'initial', '{status}', 'm' || n, 'buyer@example.com', '[]', 1, "
-        f"{attempt}, '', {created} FROM {series};\n"
+        "INSERT INTO delivery (tenant_id, invoice_id, kind, status, message_id, to_addr, bcc, attempts, "
+        f"next_attempt_at, last_error, created_at) SELECT 1, 1, 'initial', '{status}', 'm' || n, "
+        f"'buyer@example.com', '[]', 1, {attempt}, '', {created} FROM {series};\n"
         "INSERT INTO slack_notice (tenant_id, channel, channel_id, kind, payload, dedupe_key, status, attempts, "
         "outcome_unknown, next_attempt_at, last_error, created_at, message_ts) "
         f"SELECT 1, '#billing', 'C0BILLING', 'run_issued', '{{}}', 'k' || n, '{status}', 1, false, {attempt}, '', "

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from commands.context import Args, CommandContext
 from commands.formatting import local
-from commands.paging import Scope, footer, page_of, page_rows
+from commands.paging import Listing, Scope, footer, page_of, page_rows
 from commands.replies import Reply, context, header, message, section, shorten
 from invoicing.parties.companies import find_company
 from invoicing.sql import Statement, instant, json_value
@@ -41,23 +41,27 @@ _NOTICE_COLUMNS = ("n.status, n.kind, n.payload, co.short_name, n.channel, n.att
 _NOTICE_JOINS = " LEFT JOIN company co ON co.id = n.company_id"
 
 
-def _mails(tenant_id: int, company_id: int | None, statuses: Sequence[str], *, counting: bool = False) -> Scope:
-    """The tenant's e-mails (of one company's invoices, if given) in ``statuses``.
+def mails(tenant_id: int, company_id: int | None, statuses: Sequence[str]) -> Listing:
+    """The tenant's e-mails (of one company's invoices, if given) in ``statuses``, newest first.
 
-    Both forms read the open rows by index ``delivery_open`` (newest first). The page joins their invoices;
-    the count (``counting``) looks each one's tenant up instead, so that it stops at its limit: as a join,
-    PostgreSQL hashed every invoice of the tenant's history for it.
+    The page is the newest entries of index ``delivery_open`` (``(tenant_id, id)`` of the open rows, migration
+    0021) joined to their invoices for the number and company, and its count reads open rows only, whatever the
+    planner's statistics say (a burst's table has none). The count looks a row's company up only when one is
+    asked for, so that it stops at its limit.
     """
+    return Listing(_MAIL_COLUMNS, _mail_scope(tenant_id, company_id, statuses), joins=_MAIL_JOINS, order="d.id DESC",
+                   count=_mail_scope(tenant_id, company_id, statuses, counting=True))
 
+
+def _mail_scope(tenant_id: int, company_id: int | None, statuses: Sequence[str], *, counting: bool = False) -> Scope:
     def scope(q: Statement, s: str, joins: str) -> str:
+        where = f"WHERE d{s}.tenant_id = {q(tenant_id)} AND d{s}.status {q.constants_in(statuses)}"
         if counting:
-            company = f" AND t{s}.company_id = {q(company_id)}" if company_id is not None else ""
-            return (f"FROM delivery d{s}{joins} WHERE d{s}.status {q.constants_in(statuses)} "
-                    f"AND (SELECT t{s}.tenant_id FROM invoice t{s} WHERE t{s}.id = d{s}.invoice_id{company}) "
-                    f"= {q(tenant_id)}")
-        sql = (f"FROM delivery d{s} JOIN invoice i{s} ON i{s}.id = d{s}.invoice_id{joins} "
-               f"WHERE i{s}.tenant_id = {q(tenant_id)} AND d{s}.status {q.constants_in(statuses)}")
-        return sql + (f" AND i{s}.company_id = {q(company_id)}" if company_id is not None else "")
+            company = (f" AND (SELECT t{s}.company_id FROM invoice t{s} WHERE t{s}.id = d{s}.invoice_id) "
+                       f"= {q(company_id)}" if company_id is not None else "")
+            return f"FROM delivery d{s}{joins} {where}{company}"
+        company = f" AND i{s}.company_id = {q(company_id)}" if company_id is not None else ""
+        return f"FROM delivery d{s} JOIN invoice i{s} ON i{s}.id = d{s}.invoice_id{joins} {where}{company}"
 
     return scope
 
@@ -91,13 +95,10 @@ async def deliveries(args: Args, ctx: CommandContext) -> Reply:
     only = await find_company(ctx.tenant, words[0]) if words else None
     only_id = only.id if only is not None else None
     mail_statuses = [DeliveryStatus.FAILED] if failed else _OPEN_DELIVERY
-    mail_rows, mail_total = await page_rows(
-        _MAIL_COLUMNS, _mails(ctx.tenant.id, only_id, mail_statuses),
-        count=_mails(ctx.tenant.id, only_id, mail_statuses, counting=True),
-        joins=_MAIL_JOINS, order="d.id DESC", page=page)
-    note_rows, note_total = await page_rows(
+    mail_rows, mail_total = await page_rows(mails(ctx.tenant.id, only_id, mail_statuses), page)
+    note_rows, note_total = await page_rows(Listing(
         _NOTICE_COLUMNS, _notices(ctx.tenant.id, only_id, [NoticeStatus.FAILED] if failed else _OPEN_NOTICE),
-        joins=_NOTICE_JOINS, order="n.id DESC", page=page)
+        joins=_NOTICE_JOINS, order="n.id DESC"), page)
     scope = f" for {only.short_name}" if only else ""
     what = "failed" if failed else "waiting or failed"
     if not mail_total and not note_total and failed:

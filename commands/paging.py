@@ -92,9 +92,21 @@ def page_of(args: Args, size: int = PAGE_SIZE) -> Page:
 Scope = Callable[[Statement, str, str], str]
 
 
-async def page_rows(columns: str, scope: Scope, *, count: Scope | None = None, joins: str, order: str,
-                    page: Page) -> tuple[list[tuple[Any, ...]], Total]:
-    """``page`` of ``SELECT columns`` over ``scope`` sorted by ``order``, and how many rows ``scope`` holds.
+@dataclass(frozen=True)
+class Listing:
+    """What a hand-written list reads: ``SELECT columns`` over ``scope`` sorted by ``order``; ``joins`` are tables
+    only the page's columns need; ``count`` is the same rows written for counting (default ``scope``), where a
+    form that stops at the limit differs from the page's."""
+
+    columns: str
+    scope: Scope
+    joins: str
+    order: str
+    count: Scope | None = None
+
+
+async def page_rows(listing: Listing, page: Page) -> tuple[list[tuple[Any, ...]], Total]:
+    """``page`` of ``listing`` and how many rows its scope holds.
 
     Hand-written (``invoicing.sql``) for the lists typed most, where the ORM's query building and model
     objects cost more than the database work: one statement, the total a scalar subquery of it, and a
@@ -102,21 +114,26 @@ async def page_rows(columns: str, scope: Scope, *, count: Scope | None = None, j
 
     The total is exact up to ``COUNT_AHEAD`` rows past the page, and "at least" beyond (``Total.more``):
     an exact count reads every row in scope, which at 10,000 companies cost more than the page itself,
-    ten times over, and grew with the tenant. The page's rows are always exact. ``count`` is the same rows
-    written for counting (default ``scope``), where a form that stops at the limit differs from the page's.
+    ten times over, and grew with the tenant. The page's rows are always exact.
     """
     limit = page.offset + page.size + COUNT_AHEAD
     q = Statement()
-    counted = count or scope
-    rows = await q.rows(f"SELECT {columns}, {_counted(q, counted, limit)} {scope(q, '', joins)} "
-                        f"ORDER BY {order} LIMIT {q(page.size)} OFFSET {q(page.offset)}")
+    rows = await q.rows(page_sql(q, listing, page))
     if rows:
         return [row[:-1] for row in rows], _total_of(int(rows[0][-1]), limit)
     if page.offset == 0:
         return [], Total(0)
     q = Statement()
-    [(total,)] = await q.rows(f"SELECT {_counted(q, counted, limit)}")
+    [(total,)] = await q.rows(f"SELECT {_counted(q, listing.count or listing.scope, limit)}")
     return [], _total_of(int(total), limit)
+
+
+def page_sql(q: Statement, listing: Listing, page: Page) -> str:
+    """``page_rows``'s statement, its values bound into ``q``: the page's rows, each ending with the capped total
+    (tests read its plan too)."""
+    counted = _counted(q, listing.count or listing.scope, page.offset + page.size + COUNT_AHEAD)
+    return (f"SELECT {listing.columns}, {counted} {listing.scope(q, '', listing.joins)} "
+            f"ORDER BY {listing.order} LIMIT {q(page.size)} OFFSET {q(page.offset)}")
 
 
 def _counted(q: Statement, scope: Scope, limit: int) -> str:

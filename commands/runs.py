@@ -5,7 +5,7 @@ from __future__ import annotations
 from commands.context import Args, CommandContext
 from commands.formatting import local
 from commands.notifications import run_reply
-from commands.paging import Scope, beyond_end, footer, page_of, page_rows
+from commands.paging import Listing, Scope, beyond_end, footer, page_of, page_rows
 from commands.replies import Reply, header, message, section
 from invoicing.delivery.notices import run_notice_key
 from invoicing.errors import InvalidInput
@@ -65,10 +65,9 @@ async def schedule(args: Args, ctx: CommandContext) -> Reply:
     page = page_of(args)
     # Hand-written (paging.page_rows): typed often while a burst runs; a run not scheduled sorts where the
     # database puts NULL (PostgreSQL last, SQLite first), as the ORM's ORDER BY did.
-    rows, total = await page_rows("i.next_run_at, c.timezone, c.short_name, i.schedule",
-                                  _enabled_emailers(ctx.tenant.id),
-                                  count=_enabled_emailers(ctx.tenant.id, counting=True),
-                                  joins="", order="i.next_run_at, i.id", page=page)
+    rows, total = await page_rows(Listing("i.next_run_at, c.timezone, c.short_name, i.schedule",
+                                          _enabled_emailers(ctx.tenant.id), joins="", order="i.next_run_at, i.id",
+                                          count=_enabled_emailers(ctx.tenant.id, counting=True)), page)
     if not total:
         return message("No emailer is enabled.", section(
             "No PDF Emailer is enabled. Enable one with `/invoicing emailer <co> enable`."))

@@ -147,7 +147,7 @@ async def issue_credit_note(
             integration = await Integration.get_or_none(company_id=company.id, kind=IntegrationKind.PDF_EMAILER)
             if company.email:
                 await Delivery.create(
-                    invoice_id=invoice.id, credit_note_id=note.id, to_addr=company.email,
+                    tenant_id=tenant.id, invoice_id=invoice.id, credit_note_id=note.id, to_addr=company.email,
                     message_id=credit_message_id_for(tenant.id, number, mail_domain),
                     bcc=bcc_of(integration) if integration else [], next_attempt_at=now)
             await notices.queue_credit_issued(company, note.id, credit_payload(note, plan, invoice, company), now=now)

@@ -52,7 +52,7 @@ async def queue_resend(invoice_number_display: str, tenant_id: int, *, domain: s
         integration = await Integration.get_or_none(company_id=invoice.company_id, kind=IntegrationKind.PDF_EMAILER)
         try:
             delivery = await Delivery.create(
-                invoice_id=invoice.id, kind=DeliveryKind.RESEND,
+                tenant_id=tenant_id, invoice_id=invoice.id, kind=DeliveryKind.RESEND,
                 message_id=message_id_for(tenant_id, invoice.number, domain, resend=previous + 1),
                 to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=now,
                 dedupe_key=dedupe_key,
@@ -86,7 +86,7 @@ async def queue_credit_note_resend(number_display: str, tenant_id: int, *, domai
         integration = await Integration.get_or_none(company_id=note.company_id, kind=IntegrationKind.PDF_EMAILER)
         try:
             delivery = await Delivery.create(
-                invoice_id=note.invoice_id, credit_note_id=note.id, kind=DeliveryKind.RESEND,
+                tenant_id=tenant_id, invoice_id=note.invoice_id, credit_note_id=note.id, kind=DeliveryKind.RESEND,
                 message_id=credit_message_id_for(tenant_id, note.number, domain, resend=previous + 1),
                 to_addr=recipient, bcc=bcc_of(integration) if integration else [], next_attempt_at=now,
                 dedupe_key=dedupe_key,

@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import IntegrityError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from bot.db import database, migrate, throwaway_database, tortoise_config
 from invoicing.delivery.bcc import bcc_of
 from invoicing.parties.companies import create_company
-from invoicing.sql import Statement
-from models import Integration, IntegrationKind, InvoiceRun, Tenant
+from invoicing.sql import Statement, is_postgres
+from models import Delivery, Integration, IntegrationKind, Invoice, InvoiceRun, Tenant
+from tests import factories as f
 from tests.conftest import BACKENDS, POSTGRES_URL
 
 PREVIOUS_RELEASE = "models.0005_auto_20261125_1236"
@@ -109,3 +112,36 @@ async def test_every_emailer_setting_schedule_and_lease_survives_the_upgrade(emp
                                      currency="GBP")
         assert (await Integration.get(company_id=delta.id, kind=IntegrationKind.PDF_EMAILER)).id > max(
             await Integration.filter(company_id__in=list(companies.values())).values_list("id", flat=True))
+
+
+async def test_every_e_mail_gets_its_invoices_tenant_and_the_open_ones_their_index(empty_url: str) -> None:
+    """Migration 0021 fills ``delivery.tenant_id`` from each row's invoice (two tenants, e-mails of every status)."""
+    async with TortoiseContext():
+        await tortoise_migrate(config=tortoise_config(empty_url), target="models.0020_open_rows")
+    expected: dict[int, int] = {}
+    async with database(empty_url, apply_migrations=False):
+        for team, name in (("T1", "inkwell"), ("T2", "rival")):
+            tenant = await f.tenant(name, team=team)
+            company = await f.company(tenant)
+            for number, status in enumerate(("sent", "pending", "failed"), start=1):
+                invoice = await Invoice.create(
+                    tenant_id=tenant.id, company_id=company.id, number=number, display_number=f"{number:06d}",
+                    issued_at=T0, period_end=T0, currency="GBP", timezone="Europe/London", seller={}, buyer={},
+                    net_total=Decimal("1"), tax_total=Decimal("0"), gross_total=Decimal("1"), tax_breakdown=[],
+                    order_count=1, payment_terms_days=30)
+                delivery_id = await _insert("delivery", {
+                    "invoice_id": invoice.id, "kind": "initial", "status": status, "message_id": f"<{name}{number}>",
+                    "to_addr": "ap@acme.example", "bcc": "[]", "attempts": 0, "last_error": "", "created_at": T0})
+                expected[delivery_id] = tenant.id
+
+    await migrate(empty_url)
+
+    async with database(empty_url, apply_migrations=False):
+        assert dict(await Delivery.all().values_list("id", "tenant_id")) == expected
+        inkwell = await Tenant.get(name="inkwell")
+        assert await Delivery.filter(tenant_id=inkwell.id, status__in=["pending", "failed"]).count() == 2
+        if is_postgres():  # SQLite cannot make an added column NOT NULL (migration 0021)
+            with pytest.raises(IntegrityError):
+                await _insert("delivery", {"invoice_id": 1, "kind": "initial", "status": "pending",
+                                           "message_id": "<none>", "to_addr": "a@b.example", "bcc": "[]",
+                                           "attempts": 0, "last_error": "", "created_at": T0})

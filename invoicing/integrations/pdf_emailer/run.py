@@ -194,7 +194,8 @@ def issued_message(display: str, orders: int, einvoice_note: str) -> str:
 
 def delivery_row(ctx: RunContext, issued: runs.Issued, *, mail_domain: str) -> Delivery:
     """The e-mail of a numbered invoice to the company's address, not yet written (single and batched runs)."""
-    return Delivery(invoice_id=issued.invoice.id, message_id=message_id_for(ctx.tenant.id, issued.number, mail_domain),
+    return Delivery(tenant_id=ctx.tenant.id, invoice_id=issued.invoice.id,
+                    message_id=message_id_for(ctx.tenant.id, issued.number, mail_domain),
                     to_addr=ctx.company.email, bcc=bcc_of(ctx.integration), next_attempt_at=ctx.started_at)
 
 
