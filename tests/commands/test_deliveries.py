@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -22,10 +21,11 @@ from invoicing.billing.credit_notes import CreditRequest, issue_credit_note
 from invoicing.billing.credit_plan import parse_selection
 from invoicing.delivery.outbox_resend import queue_credit_note_resend, queue_resend
 from invoicing.integrations.pdf_emailer.run import run_by_name
-from invoicing.sql import Statement, is_postgres, json_value
+from invoicing.sql import Statement, is_postgres
 from models import Company, Delivery, DeliveryStatus, Invoice, NoticeKind, NoticeStatus, SlackNotice, Tenant
 from tests import factories as f
 from tests.factories import T0
+from tests.plans import scans
 
 
 @dataclass
@@ -211,14 +211,6 @@ async def test_every_e_mail_names_its_invoices_tenant_whoever_wrote_it(world: Wo
     assert all(tenant_id == invoice_tenant_id for tenant_id, invoice_tenant_id, _ in rows)
 
 
-def _reads(plan: dict[str, Any], *, counting: bool = False) -> list[tuple[bool, str, str]]:
-    """How each node of a PostgreSQL JSON plan reads table ``delivery``: (in the count's subplan, node type, index)."""
-    counting = counting or plan.get("Parent Relationship") == "InitPlan"
-    on_delivery = plan.get("Relation Name") == "delivery"
-    here = [(counting, plan["Node Type"], plan.get("Index Name", ""))] if on_delivery else []
-    return here + [read for child in plan.get("Plans", []) for read in _reads(child, counting=counting)]
-
-
 #: Indexes that hold open e-mails only (``delivery_open``) or lead with the status (the due-selection's): a scan
 #: of either with the list's statuses reads no sent row.
 _OPEN_ONLY = {"delivery_open", "idx_delivery_status_bb1bd8"}
@@ -251,11 +243,11 @@ async def test_the_e_mail_list_reads_only_open_rows_whatever_the_statistics(worl
         for statuses in ([DeliveryStatus.FAILED], [DeliveryStatus.PENDING, DeliveryStatus.SENDING,
                                                    DeliveryStatus.FAILED]):
             q = Statement()
-            sql = page_sql(q, mails(world.tenant.id, company_id, statuses), Page(1, 20))
-            [(plan,)] = await q.rows(f"EXPLAIN (FORMAT JSON) {sql}")
-            reads = _reads(json_value(plan)[0]["Plan"])
-            page = [(node, index) for counting, node, index in reads if not counting]
-            count = [(node, index) for counting, node, index in reads if counting]
+            reads = [scan for scan in await scans(q, page_sql(q, mails(world.tenant.id, company_id, statuses),
+                                                                Page(1, 20)))
+                     if scan.relation == "delivery"]
+            page = [(scan.node, scan.index) for scan in reads if not scan.within("InitPlan")]  # the count's
+            count = [(scan.node, scan.index) for scan in reads if scan.within("InitPlan")]
             # An index scan in id order stops at the page's last row; a bitmap or sequential scan reads (and joins)
             # every open row first.
             assert page and all(node in {"Index Scan", "Index Only Scan"} for node, _ in page), reads

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from benchmarks.burst_world import seed_world
 from invoicing.scheduling.claims import claim_due, claim_sql
-from invoicing.sql import Statement, is_postgres, json_value
+from invoicing.sql import Statement, is_postgres
 from models import Integration, IntegrationKind
 from tests.factories import T0
+from tests.plans import scans
 
 
 async def test_a_claim_leases_at_most_its_limit_when_many_more_are_due(db):
@@ -24,14 +24,6 @@ async def test_a_claim_leases_at_most_its_limit_when_many_more_are_due(db):
     assert await Integration.filter(lease_owner="r1").count() == 50
     more = await claim_due("r2", now=T0 + timedelta(minutes=1), lease=timedelta(seconds=60), limit=5000)
     assert len(more) == 950 and not {c.integration_id for c in claims} & {c.integration_id for c in more}
-
-
-def _reads(plan: dict[str, Any], *, inner: bool = False) -> list[tuple[bool, str, str]]:
-    """The scans of a PostgreSQL JSON plan: (in the chosen CTE, node type, index or else table)."""
-    inner = inner or plan.get("Subplan Name", "").startswith("CTE")
-    name = plan.get("Index Name") or plan.get("Relation Name", "")
-    here = [(inner, plan["Node Type"], name)] if "Scan" in plan["Node Type"] and name else []
-    return here + [read for child in plan.get("Plans", []) for read in _reads(child, inner=inner)]
 
 
 async def test_a_claim_finds_the_chosen_rows_by_key_whatever_the_statistics_say(db):
@@ -49,9 +41,8 @@ async def test_a_claim_finds_the_chosen_rows_by_key_whatever_the_statistics_say(
     q = Statement()
     sql = claim_sql(q, "r1", now=now, until=now + timedelta(minutes=1), limit=50,
                     kinds=[IntegrationKind.PDF_EMAILER, IntegrationKind.XML_EXPORT])
-    [(plan,)] = await q.rows(f"EXPLAIN (FORMAT JSON) {sql}")
-    reads = _reads(json_value(plan)[0]["Plan"])
-    outer = [(node, index) for inner, node, index in reads if not inner]
-    indexes = [name for node, name in outer if node != "Bitmap Heap Scan"]  # its Bitmap Index Scan names the index
-    assert indexes and all(name == "integration_pkey" for name in indexes), reads
+    reads = await scans(q, sql)
+    outer = [scan for scan in reads if not scan.within("CTE")]
+    indexes = [scan.index for scan in outer if scan.node != "Bitmap Heap Scan"]  # its Bitmap Index Scan names it
+    assert indexes and all(index == "integration_pkey" for index in indexes), reads
     assert len(await claim_due("r1", now=now, lease=timedelta(seconds=60), limit=50)) == 50
