@@ -11,9 +11,9 @@ from invoicing.sql import Statement, json_value
 
 @dataclass(frozen=True)
 class Scan:
-    """One scan of a table or index: the subplans it runs under (``InitPlan 1 (returns $0)``, ``CTE chosen``; none in the main
-    plan), its node type, its table and its index ("" when it names none: a bitmap heap scan names only the table,
-    its bitmap index scan only the index)."""
+    """One scan of a table or index: the subplans it runs under (``InitPlan 1 (returns $0)``, ``CTE chosen``;
+    none in the main plan), its node type, its table and its index ("" when it names none: a bitmap heap scan
+    names only the table, its bitmap index scan only the index)."""
 
     under: tuple[str, ...]
     node: str
