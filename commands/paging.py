@@ -116,7 +116,7 @@ async def page_rows(listing: Listing, page: Page) -> tuple[list[tuple[Any, ...]]
     an exact count reads every row in scope, which at 10,000 companies cost more than the page itself,
     ten times over, and grew with the tenant. The page's rows are always exact.
     """
-    limit = page.offset + page.size + COUNT_AHEAD
+    limit = _count_limit(page)
     q = Statement()
     rows = await q.rows(page_sql(q, listing, page))
     if rows:
@@ -131,9 +131,14 @@ async def page_rows(listing: Listing, page: Page) -> tuple[list[tuple[Any, ...]]
 def page_sql(q: Statement, listing: Listing, page: Page) -> str:
     """``page_rows``'s statement, its values bound into ``q``: the page's rows, each ending with the capped total
     (tests read its plan too)."""
-    counted = _counted(q, listing.count or listing.scope, page.offset + page.size + COUNT_AHEAD)
+    counted = _counted(q, listing.count or listing.scope, _count_limit(page))
     return (f"SELECT {listing.columns}, {counted} {listing.scope(q, '', listing.joins)} "
             f"ORDER BY {listing.order} LIMIT {q(page.size)} OFFSET {q(page.offset)}")
+
+
+def _count_limit(page: Page) -> int:
+    """How far ``page_rows`` counts: ``COUNT_AHEAD`` rows past the end of ``page``."""
+    return page.offset + page.size + COUNT_AHEAD
 
 
 def _counted(q: Statement, scope: Scope, limit: int) -> str:

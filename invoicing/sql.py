@@ -27,6 +27,8 @@ from typing import Any
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from invoicing.ingest.batches import CHUNK, chunks
+
 #: PostgreSQL's serialization_failure and deadlock_detected: the transaction was rolled back because of
 #: another one, and may succeed when run again.
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
@@ -49,6 +51,13 @@ def connection(name: str = "default") -> BaseDBAsyncClient:
 def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
     """Whether ``conn`` (default: the current connection) is PostgreSQL rather than SQLite."""
     return (conn if conn is not None else connection()).capabilities.dialect == "postgres"
+
+
+def any_of_parts(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``values`` in the pieces one ``Statement.any_of`` each takes: all at once on PostgreSQL (one array
+    parameter, one statement), ``batches.CHUNK`` at a time on SQLite (an ``IN`` list, whose parameters are
+    bounded); nothing when empty."""
+    return chunks(values, max(len(values), 1) if is_postgres() else CHUNK)
 
 
 class Statement:

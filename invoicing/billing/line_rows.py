@@ -20,8 +20,7 @@ from decimal import Decimal
 
 from tortoise.fields import DecimalField
 
-from invoicing.ingest.batches import CHUNK, chunks
-from invoicing.sql import Statement, instant, is_postgres
+from invoicing.sql import Statement, any_of_parts, instant
 from models import InvoiceLine
 
 
@@ -88,8 +87,7 @@ async def lines_of(invoice_ids: Sequence[int]) -> dict[int, list[LineRow]]:
     datetimes, Decimals); an invoice without lines (or unknown) is absent."""
     found: dict[int, list[LineRow]] = defaultdict(list)
     ids = list(dict.fromkeys(invoice_ids))
-    # PostgreSQL takes the ids as one array parameter; SQLite's IN list goes in pieces (``batches.CHUNK``).
-    for part in chunks(ids, max(len(ids), 1) if is_postgres() else CHUNK):
+    for part in any_of_parts(ids):
         q = Statement()
         for invoice_id, *row in await q.rows(f"SELECT {', '.join(_COLUMNS)} FROM invoice_line "
                                              f"WHERE invoice_id {q.any_of(part, 'int')}"):

@@ -1,4 +1,4 @@
-"""The items of the orders a run plans, read as plain rows in one statement (per ``batches.CHUNK`` ids on SQLite).
+"""The items of the orders a run plans, read as plain rows in one statement (in pieces on SQLite: ``sql.any_of_parts``).
 
 A run reads every item of every candidate order; a batched run (``pdf_emailer.batch``) a thousand
 at once. Prefetched as ORM objects they cost an object per item, and the prefetch's ``IN ($1 … $1000)``
@@ -13,8 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from invoicing.ingest.batches import CHUNK, chunks
-from invoicing.sql import Statement, is_postgres
+from invoicing.sql import Statement, any_of_parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +32,7 @@ async def items_by_order(order_ids: Sequence[int]) -> dict[int, list[Item]]:
     """The items of each of ``order_ids`` in print order (position, then id); an order without items is absent."""
     found: dict[int, list[Item]] = defaultdict(list)
     ids = list(dict.fromkeys(order_ids))
-    # PostgreSQL takes the ids as one array parameter; SQLite's IN list goes in pieces (``batches.CHUNK``).
-    for part in chunks(ids, max(len(ids), 1) if is_postgres() else CHUNK):
+    for part in any_of_parts(ids):
         q = Statement()
         rows = await q.rows("SELECT id, order_id, position, sku, quantity, description FROM order_item "
                             f"WHERE order_id {q.any_of(part, 'int')}")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing.billing import line_rows
+from invoicing import sql
 from invoicing.billing.document import InvoiceDocument
 from invoicing.billing.line_rows import LineRow, insert_lines, lines_of
 from invoicing.sql import Statement
@@ -81,7 +81,7 @@ async def test_lines_of_many_invoices_go_in_one_call_and_none_is_nothing(db):
 
 @pytest.mark.parametrize("chunk", [500, 1])
 async def test_lines_read_as_rows_make_the_document_the_models_make(db, monkeypatch, chunk):
-    monkeypatch.setattr(line_rows, "CHUNK", chunk)
+    monkeypatch.setattr(sql, "CHUNK", chunk)
     first, second, empty = await invoices(3)
     lines = [row(2, unit_shipping=Decimal("1.5")), row(1, vat_category="")]
     await insert_lines([(first.id, line) for line in lines] + [(second.id, row(1))])

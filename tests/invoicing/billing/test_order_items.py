@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from invoicing.billing import order_items
+from invoicing import sql
 from invoicing.billing.order_items import Item, items_by_order
 from invoicing.ingest.order_sync import ItemInput
 from models import OrderItem
@@ -13,7 +13,7 @@ from tests import factories as f
 
 @pytest.mark.parametrize("chunk", [500, 2])
 async def test_every_item_of_the_orders_asked_for_in_print_order(db, monkeypatch, chunk):
-    monkeypatch.setattr(order_items, "CHUNK", chunk)
+    monkeypatch.setattr(sql, "CHUNK", chunk)
     t = await f.tenant()
     c = await f.company(t)
     orders = [await f.order(c, items=[ItemInput("MUG", 1, "first"), ItemInput("TEE", 2), ItemInput("CAP", 3)])
